@@ -1,0 +1,32 @@
+# `make test`: set up .venv (if missing) and run lint + the test suite.
+# `make demo`: the same set-up, then the main example end to end.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo lint install clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# torch is pinned and installed first: an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+test: lint
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/python examples/guide.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

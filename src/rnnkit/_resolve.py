@@ -1,0 +1,40 @@
+"""One lookup used by the registries (initializers, activations, regularizers, constraints)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def resolve(identifier: Any, table: Mapping[str, Any], kind: str, argument: str) -> Any:
+    """Turn a string name or ``{"class_name", "config"}`` dict into an object from ``table``.
+
+    ``table`` maps names (snake_case aliases and class names) to classes or functions; a class
+    found by name is instantiated with the dict's config (or no arguments). Anything callable
+    passes through. Unknown names raise ``ValueError`` listing the valid ones.
+    """
+    if isinstance(identifier, Mapping):
+        name = identifier.get("class_name")
+        config = dict(identifier.get("config") or {})
+    elif isinstance(identifier, str):
+        name, config = identifier, {}
+    elif callable(identifier):
+        return identifier
+    else:
+        raise TypeError(
+            f"{argument}: expected a {kind} name, config dict or callable, "
+            f"received {identifier!r} of type {type(identifier).__name__}"
+        )
+    if name not in table:
+        from rnnkit.saving.serialization import get_registered_object
+
+        found = get_registered_object(name)
+        if found is None:
+            valid = ", ".join(sorted(k for k in table if k[:1].islower()))
+            raise ValueError(f"{argument}: unknown {kind} {name!r}. Valid names: {valid}")
+        target = found
+    else:
+        target = table[name]
+    if isinstance(target, type):
+        return target(**config)
+    return target

@@ -1,0 +1,5 @@
+"""Keras-style layers."""
+
+from rnnkit.layers.base import Layer as Layer
+from rnnkit.layers.input_layer import Input as Input
+from rnnkit.layers.input_layer import InputLayer as InputLayer
