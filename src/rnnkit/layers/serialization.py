@@ -1,0 +1,50 @@
+"""Layers to and from ``{"class_name": ..., "config": ...}`` dicts.
+
+Classes resolve through an allowlist: ``custom_objects``, classes registered with
+``rnnkit.saving.register_keras_serializable``, and rnnkit's own public layers. Nothing is
+imported by a module name found in a config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rnnkit.layers.base import Layer
+from rnnkit.saving.serialization import get_registered_name, get_registered_object
+
+
+def serialize(layer: Layer) -> dict[str, Any]:
+    """``{"class_name": "LSTM", "config": layer.get_config()}``."""
+    if not isinstance(layer, Layer):
+        raise TypeError(f"serialize: expected an rnnkit Layer, received {type(layer).__name__}")
+    return {"class_name": get_registered_name(layer), "config": layer.get_config()}
+
+
+def get_layer_class(class_name: str, custom_objects: Mapping[str, Any] | None = None) -> type:
+    """The Layer class named ``class_name`` from the allowlist, or ``ValueError``."""
+    import rnnkit.layers as public_layers
+
+    found = get_registered_object(class_name, custom_objects)
+    if found is None:
+        candidate = getattr(public_layers, class_name, None)
+        if isinstance(candidate, type) and issubclass(candidate, Layer):
+            found = candidate
+    if not (isinstance(found, type) and issubclass(found, Layer)):
+        raise ValueError(
+            f"unknown layer class {class_name!r}: it is not an rnnkit layer, not registered with "
+            "rnnkit.saving.register_keras_serializable and not in custom_objects"
+        )
+    return found
+
+
+def deserialize(
+    config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None = None
+) -> Layer:
+    """Rebuild a layer from :func:`serialize`'s output."""
+    if not isinstance(config, Mapping) or "class_name" not in config:
+        raise ValueError(
+            f"deserialize: expected a dict with 'class_name' and 'config', received {config!r}"
+        )
+    cls = get_layer_class(config["class_name"], custom_objects)
+    return cls.from_config(dict(config.get("config") or {}))
