@@ -38,14 +38,19 @@ def hard_sigmoid(x: Tensor) -> Tensor:
 def relu(
     x: Tensor, negative_slope: float = 0.0, max_value: float | None = None, threshold: float = 0.0
 ) -> Tensor:
-    """Rectified linear unit with Keras' optional slope, cap and threshold."""
+    """Rectified linear unit with Keras' optional slope, cap and threshold.
+
+    ``x`` above ``threshold`` (capped to ``[0, max_value]`` when ``max_value`` is given), 0
+    below it, minus ``negative_slope * relu(threshold - x)``: Keras 3's exact definition.
+    """
     if negative_slope == 0.0 and max_value is None and threshold == 0.0:
         return torch.relu(x)
-    below = x < threshold
-    y = torch.where(below, negative_slope * (x - threshold), x)
+    positive = x * (x > threshold).to(x.dtype) if threshold != 0.0 else torch.relu(x)
     if max_value is not None:
-        y = torch.clamp(y, max=max_value)
-    return y
+        positive = torch.clamp(positive, 0.0, max_value)
+    if negative_slope != 0.0:
+        positive = positive - negative_slope * torch.relu(threshold - x)
+    return positive
 
 
 def relu6(x: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from rnnkit._resolve import resolve
@@ -24,12 +25,28 @@ def _dtype(dtype: Any) -> torch.dtype:
         return torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
-    return getattr(torch, str(dtype))
+    if not isinstance(dtype, str):
+        dtype = np.dtype(dtype).name  # numpy dtypes and scalar types such as np.float32
+    found = getattr(torch, dtype, None)
+    if not isinstance(found, torch.dtype):
+        raise ValueError(f"dtype: unknown dtype {dtype!r}; expected e.g. 'float32' or 'float64'")
+    return found
 
 
-def compute_fans(shape: tuple[int, ...]) -> tuple[float, float]:
-    """Keras' fan-in and fan-out: ``(shape[-2] * rf, shape[-1] * rf)`` for kernels of rank >= 2."""
+def compute_fans(
+    shape: tuple[int, ...],
+    input_axes: list[int] | None = None,
+    output_axes: list[int] | None = None,
+) -> tuple[float, float]:
+    """Keras' fan-in and fan-out: ``(shape[-2] * rf, shape[-1] * rf)`` for kernels of rank >= 2
+    (``rf`` the product of the leading axes), or the products of the sizes on ``input_axes``
+    and ``output_axes`` when both are given."""
     shape = tuple(shape)
+    if input_axes is not None and output_axes is not None:
+        return (
+            float(math.prod(shape[a] for a in input_axes)),
+            float(math.prod(shape[a] for a in output_axes)),
+        )
     if len(shape) == 0:
         return 1.0, 1.0
     if len(shape) == 1:
@@ -148,6 +165,8 @@ class VarianceScaling(Initializer):
         mode: str = "fan_in",
         distribution: str = "truncated_normal",
         seed: int | None = None,
+        input_axes: list[int] | None = None,
+        output_axes: list[int] | None = None,
     ):
         super().__init__(seed)
         if scale <= 0.0:
@@ -162,9 +181,10 @@ class VarianceScaling(Initializer):
                 f"or uniform, received {distribution!r}"
             )
         self.scale, self.mode, self.distribution = scale, mode, distribution
+        self.input_axes, self.output_axes = input_axes, output_axes
 
     def __call__(self, shape, dtype=None):
-        fan_in, fan_out = compute_fans(shape)
+        fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         scale = self.scale / max(1.0, n)
         out = torch.empty(tuple(shape), dtype=_dtype(dtype))
@@ -184,15 +204,22 @@ class VarianceScaling(Initializer):
             "mode": self.mode,
             "distribution": self.distribution,
             "seed": self.seed,
+            "input_axes": self.input_axes,
+            "output_axes": self.output_axes,
         }
 
 
 def _variance_scaling(name: str, scale: float, mode: str, distribution: str) -> type:
-    def __init__(self, seed: int | None = None) -> None:
-        VarianceScaling.__init__(self, scale, mode, distribution, seed)
+    def __init__(
+        self,
+        seed: int | None = None,
+        input_axes: list[int] | None = None,
+        output_axes: list[int] | None = None,
+    ) -> None:
+        VarianceScaling.__init__(self, scale, mode, distribution, seed, input_axes, output_axes)
 
     def get_config(self) -> dict[str, Any]:
-        return {"seed": self.seed}
+        return {"seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
 
     return type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config})
 

@@ -1,0 +1,223 @@
+"""``BatchNormalization`` with Keras 3 semantics, weight order and defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from rnnkit import constraints, initializers, regularizers
+from rnnkit.layers.base import Layer
+from rnnkit.layers.core import drop_keras_only_keys
+from rnnkit.symbolic import in_symbolic_call
+
+# Keras' backend.epsilon(): keeps masked moments finite when every position is masked.
+_MASK_EPSILON = 1e-7
+
+
+class BatchNormalization(Layer):
+    """Normalizes the inputs over every axis except ``axis`` (the features ``C``).
+
+    ``outputs = gamma * (inputs - mean) / sqrt(variance + epsilon) + beta``
+
+    In training mode (``training=True`` and ``layer.trainable``), ``mean`` and ``variance`` are
+    the batch's moments (biased variance) over all axes but ``axis``, and the moving
+    statistics are updated without gradient::
+
+        moving_mean     = moving_mean * momentum + mean * (1 - momentum)
+        moving_variance = moving_variance * momentum + variance * (1 - momentum)
+
+    In inference mode the moving statistics are used. As in Keras 3, ``trainable = False``
+    means inference mode even when ``training=True``.
+
+    With a mask of shape ``inputs.shape[:-1]`` (e.g. ``(B, T)`` for ``(B, T, C)`` inputs), the
+    masked positions are left out of the batch moments; the mask passes through.
+
+    Args:
+        axis: the features axis (default -1).
+        momentum: of the moving averages (default 0.99).
+        epsilon: added to the variance (default 1e-3).
+        center / scale: whether to use ``beta`` / ``gamma``.
+        beta_initializer, gamma_initializer, moving_mean_initializer,
+        moving_variance_initializer: initializers of the four weights.
+        beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint: as in Dense.
+
+    Weights, in Keras order: ``gamma (C,)``, ``beta (C,)`` (trainable), ``moving_mean (C,)``,
+    ``moving_variance (C,)`` (non-trainable).
+    """
+
+    def __init__(
+        self,
+        axis: int = -1,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        moving_mean_initializer: Any = "zeros",
+        moving_variance_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise TypeError(f"BatchNormalization: axis must be an int, received {axis!r}")
+        if not 0.0 <= float(momentum) <= 1.0:
+            raise ValueError(f"BatchNormalization: momentum must be in [0, 1], received {momentum}")
+        if float(epsilon) <= 0.0:
+            raise ValueError(f"BatchNormalization: epsilon must be positive, received {epsilon}")
+        super().__init__(**kwargs)
+        self.axis = axis
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer, "beta_initializer")
+        self.gamma_initializer = initializers.get(gamma_initializer, "gamma_initializer")
+        self.moving_mean_initializer = initializers.get(
+            moving_mean_initializer, "moving_mean_initializer"
+        )
+        self.moving_variance_initializer = initializers.get(
+            moving_variance_initializer, "moving_variance_initializer"
+        )
+        self.beta_regularizer = regularizers.get(beta_regularizer, "beta_regularizer")
+        self.gamma_regularizer = regularizers.get(gamma_regularizer, "gamma_regularizer")
+        self.beta_constraint = constraints.get(beta_constraint, "beta_constraint")
+        self.gamma_constraint = constraints.get(gamma_constraint, "gamma_constraint")
+        self.supports_masking = True
+        self.gamma: torch.nn.Parameter | None = None
+        self.beta: torch.nn.Parameter | None = None
+
+    def _check_axis(self, rank: int) -> int:
+        if not -rank <= self.axis < rank:
+            raise ValueError(
+                f"BatchNormalization '{self.name}': axis {self.axis} is out of range for inputs "
+                f"of rank {rank}"
+            )
+        return self.axis % rank
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        axis = self._check_axis(len(input_shape))
+        if input_shape[axis] is None:
+            raise ValueError(
+                f"BatchNormalization '{self.name}': the size of axis {self.axis} must be known, "
+                f"received input shape {tuple(input_shape)}"
+            )
+        shape = (input_shape[axis],)
+        if self.scale:
+            self.gamma = self.add_weight(
+                shape=shape,
+                initializer=self.gamma_initializer,
+                regularizer=self.gamma_regularizer,
+                constraint=self.gamma_constraint,
+                name="gamma",
+            )
+        if self.center:
+            self.beta = self.add_weight(
+                shape=shape,
+                initializer=self.beta_initializer,
+                regularizer=self.beta_regularizer,
+                constraint=self.beta_constraint,
+                name="beta",
+            )
+        self.moving_mean = self.add_weight(
+            shape=shape,
+            initializer=self.moving_mean_initializer,
+            trainable=False,
+            name="moving_mean",
+        )
+        self.moving_variance = self.add_weight(
+            shape=shape,
+            initializer=self.moving_variance_initializer,
+            trainable=False,
+            name="moving_variance",
+        )
+
+    def _moments(
+        self, x: torch.Tensor, axis: int, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        dims = [d for d in range(x.ndim) if d != axis]
+        if mask is None:
+            variance, mean = torch.var_mean(x, dim=dims, correction=0)
+            return mean, variance
+        weights = mask.unsqueeze(-1).expand(x.shape).to(x.dtype)
+        total = weights.sum(dim=dims) + _MASK_EPSILON
+        mean = (x * weights).sum(dim=dims) / total
+        centered = (x - _broadcast(mean, x.ndim, axis)) * weights
+        variance = centered.square().sum(dim=dims) / total
+        return mean, variance
+
+    def call(self, inputs: torch.Tensor, training: bool = False, mask: Any = None) -> torch.Tensor:
+        axis = self._check_axis(inputs.ndim)
+        if inputs.shape[axis] != self.moving_mean.shape[0]:
+            raise ValueError(
+                f"BatchNormalization '{self.name}': inputs: expected size "
+                f"{self.moving_mean.shape[0]} on axis {self.axis}, received input shape "
+                f"{tuple(inputs.shape)}"
+            )
+        if mask is not None and mask.ndim != inputs.ndim - 1:
+            raise ValueError(
+                f"BatchNormalization '{self.name}': mask must have one dimension less than the "
+                f"inputs, received mask shape {tuple(mask.shape)} and input shape "
+                f"{tuple(inputs.shape)}"
+            )
+        out_dtype = inputs.dtype
+        # Statistics in at least float32, as Keras does for float16/bfloat16 inputs.
+        x = inputs.to(torch.promote_types(inputs.dtype, torch.float32))
+        if training and self.trainable:
+            mean, variance = self._moments(x, axis, mask)
+            if not in_symbolic_call():
+                with torch.no_grad():
+                    m = self.momentum
+                    self.moving_mean.copy_(self.moving_mean * m + mean.detach() * (1.0 - m))
+                    self.moving_variance.copy_(
+                        self.moving_variance * m + variance.detach() * (1.0 - m)
+                    )
+        else:
+            mean, variance = self.moving_mean.to(x.dtype), self.moving_variance.to(x.dtype)
+        scale = torch.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            scale = scale * self.gamma.to(x.dtype)
+        shift = -mean * scale
+        if self.beta is not None:
+            shift = shift + self.beta.to(x.dtype)
+        outputs = x * _broadcast(scale, x.ndim, axis) + _broadcast(shift, x.ndim, axis)
+        return outputs.to(out_dtype)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        self._check_axis(len(input_shape))
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+            "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "beta_constraint": constraints.serialize(self.beta_constraint),
+            "gamma_constraint": constraints.serialize(self.gamma_constraint),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> BatchNormalization:
+        """Also loads Keras configs (their synchronized/renorm keys must be off)."""
+        defaults = {"synchronized": False, "renorm": False, "renorm_clipping": None}
+        return cls(**drop_keras_only_keys(cls, config, defaults, ignored=("renorm_momentum",)))
+
+
+def _broadcast(vector: torch.Tensor, ndim: int, axis: int) -> torch.Tensor:
+    """A ``(C,)`` vector shaped to broadcast along ``axis`` of a rank-``ndim`` tensor."""
+    shape = [1] * ndim
+    shape[axis] = vector.shape[0]
+    return vector.reshape(shape)
