@@ -1,0 +1,533 @@
+"""``RNN``: run any cell over time; ``StackedRNNCells``: a stack of cells acting as one cell.
+
+Legend: ``N`` batch, ``T`` timesteps, ``...`` the per-step feature shape of one input.
+
+A cell is any object with ``call(inputs, states[, training][, constants])`` returning
+``(output, new_states)`` and a ``state_size``: an int (one state of shape ``(N, size)``), a
+shape (``torch.Size``, or a tuple of ints inside a list), or a list / namedtuple / dict of those
+(one entry per state). A top-level list or tuple of ints means one state per int, as in Keras
+(``LSTMCell.state_size == [units, units]``). Optional: ``output_size`` and
+``get_initial_state(batch_size=None, dtype=None)`` (the tf.keras form
+``get_initial_state(inputs=None, batch_size=None, dtype=None)`` is accepted too).
+
+>>> import torch
+>>> from rnnkit.layers.rnn_cells import LSTMCell
+>>> layer = RNN(LSTMCell(4), return_sequences=True, return_state=True)
+>>> seq, h, c = layer(torch.ones(2, 5, 3))
+>>> tuple(seq.shape), tuple(h.shape), tuple(c.shape)
+((2, 5, 4), (2, 4), (2, 4))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnkit import regularizers, tree
+from rnnkit.kernels.dispatch import GENERIC, KernelChoice, select
+from rnnkit.kernels.loop import run_loop
+from rnnkit.layers.base import Layer
+from rnnkit.layers.rnn_cells import (
+    accepts_argument,
+    cell_initial_state,
+    cell_output_shape,
+    check_cell,
+    reset_dropout_masks,
+    state_spec,
+)
+from rnnkit.symbolic import in_symbolic_call
+
+Tensor = torch.Tensor
+
+
+class StackedRNNCells(Layer):
+    """A list of cells run one after another at each step, acting as a single cell.
+
+    The output of cell ``k`` is the input of cell ``k + 1``; the states are one entry per cell
+    (``[[h1, c1], [h2, c2]]`` for two LSTM cells). ``RNN([cell1, cell2])`` builds one.
+
+    Args:
+        cells: the cells, bottom first.
+    """
+
+    def __init__(self, cells: list[Any], **kwargs: Any) -> None:
+        if not isinstance(cells, (list, tuple)) or not cells:
+            raise ValueError(
+                f"StackedRNNCells: cells must be a non-empty list of cells, received {cells!r}"
+            )
+        for cell in cells:
+            check_cell(cell, "StackedRNNCells", "every cell in cells")
+        super().__init__(**kwargs)
+        if all(isinstance(c, nn.Module) for c in cells):
+            self.cells = nn.ModuleList(cells)
+        else:
+            self.cells = list(cells)
+            for i, c in enumerate(cells):
+                if isinstance(c, nn.Module):
+                    self.add_module(f"cell_{i}", c)
+
+    @property
+    def state_size(self) -> list[Any]:
+        return [c.state_size for c in self.cells]
+
+    @property
+    def output_size(self) -> Any:
+        last = self.cells[-1]
+        return getattr(last, "output_size", None) or cell_output_shape(last)
+
+    def build(self, input_shape: Any) -> None:
+        for cell in self.cells:
+            if isinstance(cell, Layer) and not cell.built:
+                cell.build(input_shape)
+            batch = tree.flatten(input_shape)[0] if tree.is_nested(input_shape) else None
+            batch = input_shape[0] if batch is None and input_shape else batch
+            input_shape = (batch, *cell_output_shape(cell))
+
+    def get_initial_state(self, batch_size: int | None = None, dtype: Any = None) -> list[Any]:
+        dtype = dtype if isinstance(dtype, torch.dtype) else self.compute_dtype
+        device = next((p.device for p in self.parameters()), None)
+        states = []
+        for cell in self.cells:
+            state = cell_initial_state(cell, batch_size, dtype)
+            if state is None:
+                state = tree.map_structure(
+                    lambda s: torch.zeros((batch_size, *s.shape), dtype=dtype, device=device),
+                    state_spec(cell),
+                )
+            states.append(state)
+        return states
+
+    def call(
+        self, inputs: Any, states: Any, training: bool | None = None, constants: Any = None
+    ) -> tuple[Any, list[Any]]:
+        new_states = []
+        for cell, cell_states in zip(self.cells, states):
+            kwargs: dict[str, Any] = {}
+            if accepts_argument(cell.call, "training"):
+                kwargs["training"] = training
+            if constants is not None and accepts_argument(cell.call, "constants"):
+                kwargs["constants"] = constants
+            inputs, cell_states = cell.call(inputs, cell_states, **kwargs)
+            new_states.append(cell_states)
+        return inputs, new_states
+
+    def get_config(self) -> dict[str, Any]:
+        from rnnkit.layers.serialization import serialize
+
+        return {**super().get_config(), "cells": [serialize(c) for c in self.cells]}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> StackedRNNCells:
+        from rnnkit.layers.serialization import deserialize
+
+        config = dict(config)
+        cells = [deserialize(c, custom_objects) for c in config.pop("cells")]
+        return cls(cells, **config)
+
+
+class RNN(Layer):
+    """Run a cell over the time axis of a batch of sequences (Keras' ``RNN``).
+
+    Args:
+        cell: a cell (see the module docstring) or a list of cells, stacked with
+            :class:`StackedRNNCells`.
+        return_sequences: return the output of every step ``(N, T, ...)`` instead of only the
+            last one ``(N, ...)``.
+        return_state: also return the final states: ``(output, *states)``.
+        go_backwards: process the sequence in reverse; the output sequence is returned in
+            processing order (reversed), as in Keras.
+        stateful: the final state of sample ``i`` is the initial state of sample ``i`` of the
+            next call (same batch size required). The carried states are detached (truncated
+            backpropagation through time). See :attr:`states` and :meth:`reset_states`.
+        unroll: accepted for Keras compatibility; PyTorch runs eagerly, so the loop is the same
+            and the results are identical.
+        time_major: inputs, mask and sequence outputs are ``(T, N, ...)`` instead of
+            ``(N, T, ...)``.
+        zero_output_for_mask: masked steps output zeros instead of repeating the previous
+            output.
+
+    Call arguments:
+        inputs: a tensor ``(N, T, ...)`` or a nested structure of them (same ``N`` and ``T``).
+        initial_state: the initial states (a list, flat or nested like the cell's states);
+            zeros (or the cell's ``get_initial_state``) when None.
+        mask: ``(N, T)`` bool, True for the steps to use (``(T, N)`` when ``time_major``).
+            Masked steps keep the states and repeat the previous output.
+        training: passed to the cell when its ``call`` accepts it (dropout).
+        constants: tensors passed unchanged to ``cell.call(..., constants=...)`` at each step;
+            the cell is then built with ``[step_input_shape, *constant_shapes]`` (tf.keras).
+    """
+
+    supports_masking = True
+    _input_rank: int | None = None  # SimpleRNN / LSTM / GRU require exactly 3
+
+    def __init__(
+        self,
+        cell: Any,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        time_major: bool = False,
+        zero_output_for_mask: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        owner = f"{type(self).__name__}"
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(list(cell))
+        check_cell(cell, owner)
+        activity_regularizer = kwargs.pop("activity_regularizer", None)
+        super().__init__(**kwargs)
+        self.cell = cell
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        self.time_major = bool(time_major)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.activity_regularizer = regularizers.get(activity_regularizer, "activity_regularizer")
+        self._state_spec = state_spec(cell, f"{owner} '{self.name}'")
+        self._stored_states: list[Any] | None = None
+        batch_shape = self._batch_input_shape
+        self._expected_batch_size = batch_shape[0] if stateful and batch_shape else None
+        self._feature_shapes: list[tuple[int | None, ...]] | None = None
+        self._constant_shapes: list[tuple[int, ...]] | None = None
+        self.last_kernel: str | None = None
+        self.last_kernel_choice: KernelChoice | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def _error(self, message: str) -> ValueError:
+        return ValueError(f"{type(self).__name__} '{self.name}': {message}")
+
+    @property
+    def _time_axis(self) -> int:
+        return 0 if self.time_major else 1
+
+    def _check_input_shapes(self, shapes: list[tuple[Any, ...]]) -> None:
+        layout = "(timesteps, batch, features)" if self.time_major else "(batch, timesteps, ...)"
+        for shape in shapes:
+            rank = len(shape)
+            if self._input_rank is not None and rank != self._input_rank:
+                raise self._error(
+                    f"inputs must have rank {self._input_rank} {layout}, received shape "
+                    f"{tuple(shape)} of rank {rank}"
+                )
+            if rank < 3:
+                raise self._error(
+                    f"inputs must have rank >= 3 {layout}, received shape {tuple(shape)} "
+                    f"of rank {rank}"
+                )
+        first = shapes[0]
+        for shape in shapes[1:]:
+            if shape[0] != first[0] or shape[1] != first[1]:
+                raise self._error(
+                    "all nested inputs must share the batch and time axes, received shapes "
+                    f"{[tuple(s) for s in shapes]}"
+                )
+        if self._feature_shapes is not None:
+            received = [tuple(s[2:]) for s in shapes]
+            for expected, got in zip(self._feature_shapes, received):
+                if len(expected) != len(got) or any(
+                    e is not None and e != g for e, g in zip(expected, got)
+                ):
+                    raise self._error(
+                        f"inputs: the layer was built for per-step feature shape(s) "
+                        f"{self._feature_shapes}, received {received}"
+                    )
+
+    @staticmethod
+    def _flat_shapes(shapes: Any) -> list[tuple[Any, ...]]:
+        found: list[tuple[Any, ...]] = []
+        tree.map_shape_structure(lambda s: found.append(tuple(s)), shapes)
+        return found
+
+    # -------------------------------------------------------------------- build
+    def build(self, sequences_shape: Any) -> None:
+        """Check the input shapes and build the cell on one step's input shape(s)."""
+        flat = self._flat_shapes(sequences_shape)
+        self._check_input_shapes(flat)
+        self._feature_shapes = [tuple(s[2:]) for s in flat]
+        batch_axis = 1 if self.time_major else 0
+        step_shape = tree.map_shape_structure(
+            lambda s: (s[batch_axis], *tuple(s)[2:]), sequences_shape
+        )
+        if isinstance(self.cell, Layer) and not self.cell.built:
+            if self._constant_shapes and not isinstance(self.cell, StackedRNNCells):
+                self.cell.build([step_shape, *self._constant_shapes])
+            else:
+                self.cell.build(step_shape)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        constants = kwargs.get("constants")
+        if constants is not None and not self.built:
+            flat = tree.flatten(constants)
+            self._constant_shapes = [tuple(c.shape) for c in flat if hasattr(c, "shape")]
+        return super().__call__(*args, **kwargs)
+
+    # ------------------------------------------------------------------- states
+    @property
+    def states(self) -> list[Any] | None:
+        """The stored states of a stateful layer (a list nested like the cell's states), or
+        None before the first call. Usable as ``initial_state=`` of another layer."""
+        return None if self._stored_states is None else list(self._stored_states)
+
+    def _num_states(self) -> int:
+        return len(tree.flatten(self._state_spec))
+
+    def _to_state_tensor(self, value: Any, like: Tensor | None) -> Tensor:
+        if not isinstance(value, torch.Tensor):
+            value = torch.as_tensor(np.asarray(value))
+        if like is not None:
+            value = value.to(dtype=like.dtype, device=like.device)
+        elif value.is_floating_point():
+            value = value.to(self.compute_dtype)
+        return value
+
+    def _standardize_states(self, states: Any, batch: int | None, argument: str) -> list[Any]:
+        """Validate a user's states (flat or nested) and pack them like the cell's states."""
+        if not tree.is_nested(states):
+            states = [states]
+        flat = tree.flatten(states)
+        specs = tree.flatten(self._state_spec)
+        if len(flat) != len(specs):
+            raise self._error(
+                f"{argument}: expected {len(specs)} state tensor(s) with shapes "
+                f"{[(batch, *s.shape) for s in specs]}, received {len(flat)}"
+            )
+        for i, (value, spec) in enumerate(zip(flat, specs)):
+            shape = tuple(getattr(value, "shape", np.shape(value)))
+            expected = (batch, *spec.shape)
+            if len(shape) != len(expected) or any(
+                e is not None and e != g for e, g in zip(expected, shape)
+            ):
+                raise self._error(
+                    f"{argument}: state {i} must have shape {expected} (batch, *state_size), "
+                    f"received shape {shape}"
+                )
+        return tree.pack_sequence_as(self._state_spec, flat)
+
+    def _initial_states(self, sequences: Any, batch: int, like: Tensor) -> list[Any]:
+        state = cell_initial_state(self.cell, batch, like.dtype, inputs=sequences)
+        if state is None:
+            return tree.map_structure(
+                lambda s: torch.zeros((batch, *s.shape), dtype=like.dtype, device=like.device),
+                self._state_spec,
+            )
+        if not tree.is_nested(state):
+            state = [state]
+        flat = [self._to_state_tensor(s, like) for s in tree.flatten(state)]
+        return self._standardize_states(flat, batch, "cell.get_initial_state()")
+
+    def get_initial_state(self, batch_size: int) -> list[Any]:
+        """The states a call starts from without ``initial_state``: the cell's
+        ``get_initial_state`` or zeros, each ``(batch_size, *state_size)`` (Keras 3's API)."""
+        device = next((p.device for p in self.parameters()), None)
+        like = torch.empty(0, dtype=self.compute_dtype, device=device)
+        return self._initial_states(None, int(batch_size), like)
+
+    def reset_states(self, states: Any = None) -> None:
+        """Reset the stored states of a stateful layer to zeros, or to ``states`` (numpy arrays
+        or tensors, flat or nested like the cell's states, each ``(batch, *state_size)``)."""
+        if states is None:
+            if self._stored_states is not None:
+                self._stored_states = tree.map_structure(torch.zeros_like, self._stored_states)
+            return
+        if not self.stateful:
+            raise self._error("reset_states(states=...) needs a stateful layer (stateful=True)")
+        flat = tree.flatten(states if tree.is_nested(states) else [states])
+        batch = self._expected_batch_size
+        if batch is None and flat and len(np.shape(flat[0])) > 0:
+            batch = int(np.shape(flat[0])[0])
+        packed = self._standardize_states(flat, batch, "states")
+        device = next((p.device for p in self.parameters()), None)
+        like = torch.empty(0, dtype=self.compute_dtype, device=device)
+        self._stored_states = tree.map_structure(
+            lambda s: self._to_state_tensor(s, like).detach().clone(), packed
+        )
+        self._expected_batch_size = batch
+
+    reset_state = reset_states
+
+    # --------------------------------------------------------------------- call
+    def _standardize_mask(self, mask: Any, batch: int, timesteps: int) -> Tensor | None:
+        if mask is None:
+            return None
+        if tree.is_nested(mask):
+            found = [m for m in tree.flatten(mask) if m is not None]
+            if not found:
+                return None
+            mask = found[0]
+        if not isinstance(mask, torch.Tensor):
+            mask = torch.as_tensor(np.asarray(mask))
+        expected = (timesteps, batch) if self.time_major else (batch, timesteps)
+        if tuple(mask.shape) != expected:
+            layout = "(timesteps, batch)" if self.time_major else "(batch, timesteps)"
+            raise self._error(
+                f"mask must have shape {expected} {layout}, received shape {tuple(mask.shape)}"
+            )
+        mask = mask.to(torch.bool)
+        return mask.transpose(0, 1) if self.time_major else mask
+
+    def call(
+        self,
+        sequences: Any,
+        initial_state: Any = None,
+        mask: Any = None,
+        training: bool | None = None,
+        constants: Any = None,
+    ) -> Any:
+        flat_inputs = tree.flatten(sequences)
+        for x in flat_inputs:
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(
+                    f"{type(self).__name__} '{self.name}': inputs must be tensors or arrays, "
+                    f"received {type(x).__name__}"
+                )
+        self._check_input_shapes([tuple(x.shape) for x in flat_inputs])
+        first = flat_inputs[0]
+        if self.time_major:
+            timesteps, batch = first.shape[0], first.shape[1]
+        else:
+            batch, timesteps = first.shape[0], first.shape[1]
+        if timesteps == 0:
+            raise self._error(f"inputs must have at least one timestep, received {first.shape}")
+        mask = self._standardize_mask(mask, batch, timesteps)
+        symbolic = in_symbolic_call()
+
+        if self.stateful and not symbolic:
+            expected = self._expected_batch_size
+            if expected is not None and expected != batch:
+                raise self._error(
+                    f"stateful=True needs the same batch size at every call: expected batch "
+                    f"size {expected}, received {batch} (call reset_states(states) or build a "
+                    "new layer to change it)"
+                )
+        if initial_state is not None:
+            flat = [self._to_state_tensor(s, first) for s in tree.flatten(initial_state)]
+            states = self._standardize_states(flat, batch, "initial_state")
+        elif self.stateful and not symbolic and self._stored_states is not None:
+            states = tree.map_structure(
+                lambda s: s.to(dtype=first.dtype, device=first.device), self._stored_states
+            )
+        else:
+            states = self._initial_states(sequences, batch, first)
+
+        cell_kwargs: dict[str, Any] = {}
+        if accepts_argument(self.cell.call, "training"):
+            cell_kwargs["training"] = training
+        if constants is not None:
+            if not accepts_argument(self.cell.call, "constants"):
+                raise self._error(
+                    "constants were passed, but the cell's call() has no constants argument"
+                )
+            if not tree.is_nested(constants):
+                constants = [constants]
+            cell_kwargs["constants"] = tree.map_structure(
+                lambda c: (
+                    self._to_state_tensor(c, first)
+                    if not isinstance(c, torch.Tensor) or c.is_floating_point()
+                    else c
+                ),
+                constants,
+            )
+
+        choice = select(self, sequences, mask, training=bool(training))
+        self.last_kernel_choice = choice
+        self.last_kernel = choice.name
+        if self.time_major:
+            sequences = tree.map_structure(lambda x: x.transpose(0, 1), sequences)
+        reset_dropout_masks(self.cell)
+        try:
+            last_output, outputs, final_states = self._run(
+                choice, sequences, states, mask, cell_kwargs
+            )
+        finally:
+            reset_dropout_masks(self.cell)
+
+        if self.stateful and not symbolic:
+            self._stored_states = tree.map_structure(lambda s: s.detach(), final_states)
+            self._expected_batch_size = batch
+        if self.return_sequences:
+            output = outputs
+            if self.time_major:
+                output = tree.map_structure(lambda x: x.transpose(0, 1), output)
+        else:
+            output = last_output
+        if self.activity_regularizer is not None:
+            for o in tree.flatten(output):
+                self.add_loss(self.activity_regularizer(o))
+        if self.return_state:
+            return (output, *final_states)
+        return output
+
+    def _run(
+        self, choice: KernelChoice, sequences: Any, states: Any, mask: Any, cell_kwargs: dict
+    ) -> tuple[Any, Any, Any]:
+        """Run the chosen kernel on batch-major ``sequences``; returns (last, outputs, states)."""
+        if choice.name != GENERIC:
+            raise self._error(f"kernel {choice.name!r} is not available")
+        cell_call = self.cell.call
+
+        def step(x_t: Any, states_t: Any) -> tuple[Any, Any]:
+            return cell_call(x_t, states_t, **cell_kwargs)
+
+        return run_loop(
+            step,
+            sequences,
+            states,
+            mask=mask,
+            go_backwards=self.go_backwards,
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_sequences=self.return_sequences,
+        )
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """The output mask: the input mask with ``return_sequences``, else None; with
+        ``return_state``, one more None per state tensor."""
+        if tree.is_nested(mask):
+            found = [m for m in tree.flatten(mask) if m is not None]
+            mask = found[0] if found else None
+        if mask is not None and not isinstance(mask, torch.Tensor):
+            mask = torch.as_tensor(np.asarray(mask)).to(torch.bool)
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * self._num_states()
+        return output_mask
+
+    # ------------------------------------------------------------------- config
+    def get_config(self) -> dict[str, Any]:
+        from rnnkit.layers.serialization import serialize
+
+        config = {
+            **super().get_config(),
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "time_major": self.time_major,
+            "zero_output_for_mask": self.zero_output_for_mask,
+        }
+        if type(self) is RNN:
+            config["cell"] = serialize(self.cell)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> RNN:
+        from rnnkit.layers.serialization import deserialize
+
+        config = dict(config)
+        cell = deserialize(config.pop("cell"), custom_objects)
+        return cls(cell, **config)
+
+    def extra_repr(self) -> str:
+        flags = [
+            f
+            for f in ("return_sequences", "return_state", "go_backwards", "stateful")
+            if getattr(self, f)
+        ]
+        return ", ".join([f"name={self.name!r}", *flags])
