@@ -1,7 +1,31 @@
 """Keras-style layers."""
 
 from rnnkit.layers.base import Layer as Layer
+from rnnkit.layers.bidirectional import Bidirectional as Bidirectional
+from rnnkit.layers.cell_wrappers import DropoutCell as DropoutCell
+from rnnkit.layers.cell_wrappers import OutputProjectionCell as OutputProjectionCell
+from rnnkit.layers.core import Activation as Activation
+from rnnkit.layers.core import Dense as Dense
+from rnnkit.layers.core import Dropout as Dropout
+from rnnkit.layers.core import Embedding as Embedding
+from rnnkit.layers.core import Flatten as Flatten
+from rnnkit.layers.core import Masking as Masking
+from rnnkit.layers.core import Reshape as Reshape
 from rnnkit.layers.input_layer import Input as Input
 from rnnkit.layers.input_layer import InputLayer as InputLayer
+from rnnkit.layers.merging import Add as Add
+from rnnkit.layers.merging import Concatenate as Concatenate
+from rnnkit.layers.merging import add as add
+from rnnkit.layers.merging import concatenate as concatenate
+from rnnkit.layers.normalization import BatchNormalization as BatchNormalization
+from rnnkit.layers.recurrent import GRU as GRU
+from rnnkit.layers.recurrent import LSTM as LSTM
+from rnnkit.layers.recurrent import SimpleRNN as SimpleRNN
+from rnnkit.layers.rnn import RNN as RNN
+from rnnkit.layers.rnn import StackedRNNCells as StackedRNNCells
+from rnnkit.layers.rnn_cells import GRUCell as GRUCell
+from rnnkit.layers.rnn_cells import LSTMCell as LSTMCell
+from rnnkit.layers.rnn_cells import SimpleRNNCell as SimpleRNNCell
 from rnnkit.layers.serialization import deserialize as deserialize
 from rnnkit.layers.serialization import serialize as serialize
+from rnnkit.layers.time_distributed import TimeDistributed as TimeDistributed

@@ -1,0 +1,304 @@
+"""``Bidirectional``: run an RNN forwards and backwards over a sequence and merge the two.
+
+Under the hood (as the guide says) the wrapped RNN layer is copied from its config twice: a
+forward copy named ``forward_<name>`` and a backward copy named ``backward_<name>`` whose
+``go_backwards`` is flipped, so that it reads the input in reverse order. The backward copy
+returns its sequence in processing order; it is reversed back before merging, so that step
+``t`` of the result combines what both directions computed at input step ``t``.
+
+Shapes (legend: ``N`` batch, ``T`` time steps, ``F`` features, ``H`` the RNN's units):
+
+- inputs: ``(N, T, F)``;
+- output with ``return_sequences``: ``(N, T, 2H)`` for ``"concat"``, ``(N, T, H)`` for
+  ``"sum"``, ``"mul"``, ``"ave"``; without it ``(N, 2H)`` or ``(N, H)``;
+- ``merge_mode=None``: ``[forward_output, backward_output]``, each ``(N, [T,] H)``;
+- ``return_state``: the output(s), then the forward states, then the backward states.
+
+>>> import torch
+>>> from rnnkit.layers import LSTM
+>>> layer = Bidirectional(LSTM(4, return_sequences=True))
+>>> layer(torch.zeros(2, 5, 3)).shape
+torch.Size([2, 5, 8])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from rnnkit import tree
+from rnnkit.layers.base import Layer
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+_RNN_ATTRIBUTES = ("go_backwards", "return_sequences", "return_state")
+
+
+def _check_rnn_layer(layer: Any, argument: str) -> None:
+    missing = [a for a in _RNN_ATTRIBUTES if not hasattr(layer, a)]
+    if not isinstance(layer, Layer) or missing:
+        kind = f"{type(layer).__name__} '{layer.name}'" if isinstance(layer, Layer) else repr(layer)
+        raise ValueError(
+            f"Bidirectional: {argument} must be an RNN layer (RNN, SimpleRNN, LSTM, GRU, or a "
+            f"Layer with the attributes {', '.join(_RNN_ATTRIBUTES)}), received {kind}"
+        )
+
+
+def _remove_prefix(name: str, prefix: str) -> str:
+    return name[len(prefix) :] if name.startswith(prefix) else name
+
+
+def _clone(layer: Layer, name: str, flip_go_backwards: bool) -> Layer:
+    """A fresh (unbuilt) layer from ``layer``'s config, renamed, optionally going the other way."""
+    from rnnkit.layers.serialization import deserialize, serialize
+
+    config = serialize(layer)
+    inner = dict(config["config"])
+    if flip_go_backwards:
+        if "go_backwards" not in inner:
+            raise ValueError(
+                f"Bidirectional: layer {type(layer).__name__} '{layer.name}' has no "
+                "'go_backwards' in its get_config(), so its backward copy cannot be made; "
+                "pass backward_layer explicitly"
+            )
+        inner["go_backwards"] = not inner["go_backwards"]
+    inner["name"] = name
+    return deserialize({**config, "config": inner})
+
+
+class Bidirectional(Layer):
+    """Bidirectional wrapper for RNN layers.
+
+    Args:
+        layer: an RNN layer (``RNN``, ``SimpleRNN``, ``LSTM``, ``GRU`` or any layer with
+            ``go_backwards``, ``return_sequences`` and ``return_state``, serializable through
+            ``get_config``). It is used as a template only: the wrapper makes a fresh forward
+            copy (named ``forward_<name>``), so weights of ``layer`` are not reused.
+        merge_mode: how the two directions combine: ``"concat"`` (default, along the last
+            axis), ``"sum"``, ``"mul"``, ``"ave"`` (the mean), or ``None`` (a list of both).
+        weights: optional initial weights, the forward layer's then the backward layer's,
+            applied when the wrapper is built.
+        backward_layer: optional layer to process the input backwards instead of a copy of
+            ``layer``; it must have a different ``go_backwards`` and the same ``stateful``,
+            ``return_sequences`` and ``return_state`` as ``layer``. It is used as given.
+        **kwargs: base :class:`~rnnkit.layers.Layer` arguments (``name``, ``input_shape``, ...).
+
+    Call arguments:
+        inputs: ``(N, T, F)``.
+        initial_state: the forward layer's initial states followed by the backward layer's
+            (the list is split in halves).
+        mask: ``(N, T)`` boolean, passed to both directions.
+        training: passed to both directions.
+        constants: passed unchanged to both directions.
+
+    As Keras, with ``return_sequences`` both directions output zeros at masked steps (their
+    ``zero_output_for_mask`` is set to True), so that the merged output is defined at every
+    step; without ``return_sequences`` it is False.
+
+    Weights: the forward layer's, then the backward layer's.
+    """
+
+    def __init__(
+        self,
+        layer: Layer,
+        merge_mode: str | None = "concat",
+        weights: list[Any] | None = None,
+        backward_layer: Layer | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(
+                "Bidirectional: merge_mode must be one of 'concat', 'sum', 'mul', 'ave' or None, "
+                f"received {merge_mode!r}"
+            )
+        _check_rnn_layer(layer, "layer")
+        if backward_layer is not None:
+            _check_rnn_layer(backward_layer, "backward_layer")
+        super().__init__(**kwargs)
+        forward = _clone(layer, f"forward_{_remove_prefix(layer.name, 'forward_')}", False)
+        if backward_layer is None:
+            backward_layer = _clone(
+                layer, f"backward_{_remove_prefix(layer.name, 'backward_')}", True
+            )
+        self.forward_layer = forward
+        self.backward_layer = backward_layer
+        self._verify_layer_config()
+        for sublayer in (self.forward_layer, self.backward_layer):
+            if hasattr(sublayer, "zero_output_for_mask"):
+                sublayer.zero_output_for_mask = bool(sublayer.return_sequences)
+        self.merge_mode = merge_mode
+        self._initial_weights = list(weights) if weights else None
+        self.stateful = bool(getattr(forward, "stateful", False))
+        self.return_sequences = bool(forward.return_sequences)
+        self.return_state = bool(forward.return_state)
+        self.supports_masking = True
+        self._num_states: int | None = None
+        self._defer_sublayer_build = False
+
+    def _verify_layer_config(self) -> None:
+        forward, backward = self.forward_layer, self.backward_layer
+        if forward.go_backwards == backward.go_backwards:
+            raise ValueError(
+                "Bidirectional: the forward and backward layers must have different "
+                f"go_backwards; received forward_layer.go_backwards={forward.go_backwards}, "
+                f"backward_layer.go_backwards={backward.go_backwards}"
+            )
+        for attribute in ("stateful", "return_sequences", "return_state"):
+            f, b = getattr(forward, attribute, False), getattr(backward, attribute, False)
+            if f != b:
+                raise ValueError(
+                    f"Bidirectional: the forward and backward layers must have the same "
+                    f"{attribute}; received {f} for the forward layer and {b} for the "
+                    "backward layer"
+                )
+
+    # ------------------------------------------------------------------- build
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # With constants, the RNN layers must build themselves on their first call (their
+        # cells are built on [step_shape, *constant_shapes]), so build() leaves them alone.
+        self._defer_sublayer_build = kwargs.get("constants") is not None
+        return super().__call__(*args, **kwargs)
+
+    def build(self, input_shape: Any) -> None:
+        """Build both directions for sequences of ``input_shape``, then apply ``weights``."""
+        if getattr(self, "_defer_sublayer_build", False):
+            return
+        for sublayer in (self.forward_layer, self.backward_layer):
+            if not sublayer.built:
+                sublayer.build(input_shape)
+                sublayer.built = True
+        self._apply_initial_weights()
+
+    def _apply_initial_weights(self) -> None:
+        if self._initial_weights is None:
+            return
+        weights, self._initial_weights = self._initial_weights, None
+        half = len(weights) // 2
+        self.forward_layer.set_weights(weights[:half])
+        self.backward_layer.set_weights(weights[half:])
+
+    # -------------------------------------------------------------------- call
+    def _split_initial_state(self, initial_state: Any) -> tuple[Any, Any]:
+        if initial_state is None:
+            return None, None
+        if isinstance(initial_state, torch.Tensor) or not isinstance(initial_state, (list, tuple)):
+            raise ValueError(
+                f"Bidirectional '{self.name}': initial_state must be a list of the forward "
+                "states followed by the backward states, received a single "
+                f"{type(initial_state).__name__}"
+            )
+        states = list(initial_state)
+        if len(states) % 2:
+            raise ValueError(
+                f"Bidirectional '{self.name}': initial_state must hold as many backward states "
+                f"as forward states (an even count), received {len(states)} states"
+            )
+        half = len(states) // 2
+        return states[:half], states[half:]
+
+    def _merge(self, y: Any, y_rev: Any) -> Any:
+        if self.merge_mode == "concat":
+            return tree.map_structure(lambda a, b: torch.cat([a, b], dim=-1), y, y_rev)
+        if self.merge_mode == "sum":
+            return tree.map_structure(lambda a, b: a + b, y, y_rev)
+        if self.merge_mode == "ave":
+            return tree.map_structure(lambda a, b: (a + b) / 2, y, y_rev)
+        if self.merge_mode == "mul":
+            return tree.map_structure(lambda a, b: a * b, y, y_rev)
+        return [y, y_rev]
+
+    def call(
+        self,
+        inputs: Any,
+        initial_state: Any = None,
+        mask: Any = None,
+        training: bool | None = None,
+        constants: Any = None,
+    ) -> Any:
+        forward_state, backward_state = self._split_initial_state(initial_state)
+        kwargs: dict[str, Any] = {"training": training, "mask": mask}
+        if constants is not None:
+            kwargs["constants"] = constants
+        y = self.forward_layer(inputs, initial_state=forward_state, **kwargs)
+        y_rev = self.backward_layer(inputs, initial_state=backward_state, **kwargs)
+        if self._initial_weights is not None:
+            # Built on this first call (constants): apply ``weights`` and run again.
+            self._apply_initial_weights()
+            if self.stateful:
+                self.forward_layer.reset_states()
+                self.backward_layer.reset_states()
+            y = self.forward_layer(inputs, initial_state=forward_state, **kwargs)
+            y_rev = self.backward_layer(inputs, initial_state=backward_state, **kwargs)
+        states: list[Any] = []
+        if self.return_state:
+            states = [*y[1:], *y_rev[1:]]
+            y, y_rev = y[0], y_rev[0]
+        self._num_states = len(states)
+        if self.return_sequences:
+            time_axis = 0 if getattr(self.backward_layer, "time_major", False) else 1
+            y_rev = tree.map_structure(lambda t: torch.flip(t, dims=[time_axis]), y_rev)
+        output = self._merge(y, y_rev)
+        if not self.return_state:
+            return output
+        if self.merge_mode is None:
+            return (*output, *states)
+        return (output, *states)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """The input mask for sequence outputs (both, with ``merge_mode=None``); ``None`` for
+        last-step outputs and for states."""
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0] if mask else None
+        output_mask: Any = mask if self.return_sequences else None
+        masks = [output_mask, output_mask] if self.merge_mode is None else [output_mask]
+        if self.return_state:
+            return [*masks, *([None] * (self._num_states or 0))]
+        return masks if self.merge_mode is None else output_mask
+
+    # ------------------------------------------------------------------ states
+    @property
+    def states(self) -> list[Any] | None:
+        """The forward layer's states then the backward layer's (stateful layers only)."""
+        forward = getattr(self.forward_layer, "states", None)
+        backward = getattr(self.backward_layer, "states", None)
+        if forward is None or backward is None:
+            return None
+        return [*forward, *backward]
+
+    def reset_states(self, states: list[Any] | None = None) -> None:
+        """Reset both directions' states to zeros, or to ``states`` (forward then backward)."""
+        if not self.stateful:
+            raise ValueError(
+                f"Bidirectional '{self.name}': reset_states() needs a stateful layer "
+                "(construct the wrapped RNN with stateful=True)"
+            )
+        if states is None:
+            self.forward_layer.reset_states()
+            self.backward_layer.reset_states()
+            return
+        forward, backward = self._split_initial_state(states)
+        self.forward_layer.reset_states(forward)
+        self.backward_layer.reset_states(backward)
+
+    reset_state = reset_states
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict[str, Any]:
+        from rnnkit.layers.serialization import serialize
+
+        return {
+            **super().get_config(),
+            "merge_mode": self.merge_mode,
+            "layer": serialize(self.forward_layer),
+            "backward_layer": serialize(self.backward_layer),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Bidirectional:
+        from rnnkit.layers.serialization import deserialize
+
+        config = dict(config)
+        layer = deserialize(config.pop("layer"), custom_objects)
+        backward = config.pop("backward_layer", None)
+        backward_layer = deserialize(backward, custom_objects) if backward is not None else None
+        return cls(layer, backward_layer=backward_layer, **config)
