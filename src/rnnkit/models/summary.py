@@ -42,13 +42,12 @@ _BREAKS = ("),", "},", "],", "',")
 
 
 def readable_memory_size(size: float) -> str:
-    """``656424`` -> ``"641.04 KB"`` (binary units B, KB, MB, GB, TB, PB; thousands
-    separated)."""
+    """``656424`` -> ``"641.04 KB"`` (binary units B, KB, MB, GB, TB, PB), as Keras prints it."""
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if size / 1024 < 1:
-            return f"{size:,.2f} {unit}"
+            return f"{size:.2f} {unit}"
         size /= 1024
-    return f"{size:,.2f} PB"
+    return f"{size:.2f} PB"
 
 
 def _format_shapes(shapes: list[tuple[int | None, ...]], as_list: bool = False) -> str:
