@@ -7,6 +7,7 @@ imported by a module name found in a config.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,4 +48,7 @@ def deserialize(
             f"deserialize: expected a dict with 'class_name' and 'config', received {config!r}"
         )
     cls = get_layer_class(config["class_name"], custom_objects)
-    return cls.from_config(dict(config.get("config") or {}))
+    inner = dict(config.get("config") or {})
+    if custom_objects and "custom_objects" in inspect.signature(cls.from_config).parameters:
+        return cls.from_config(inner, custom_objects=custom_objects)
+    return cls.from_config(inner)
