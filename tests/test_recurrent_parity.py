@@ -82,7 +82,9 @@ def test_unroll(kind, go_backwards):
     for name, mask in MASKS.items():
         reference = theirs if (go_backwards and name is not None) else theirs_unrolled
         assert_same(unrolled(X, mask=mask), reference(X, mask=mask))
-        assert_same(unrolled(X, mask=mask), ours(X, mask=mask), atol=0)
+        # ``ours`` may run the fused kernel (use_cudnn="auto"), ``unrolled`` the loop: equal
+        # up to float rounding.
+        assert_same(unrolled(X, mask=mask), ours(X, mask=mask), atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", list(PAIRS))

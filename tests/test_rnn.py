@@ -70,17 +70,29 @@ def test_harness_stacked_cells():
 )
 def test_rnn_of_cell_equals_layer(cell_cls, layer_cls):
     generic = layers.RNN(cell_cls(4), return_sequences=True, return_state=True)
-    builtin = layer_cls(4, return_sequences=True, return_state=True)
+    builtin = layer_cls(4, return_sequences=True, return_state=True, use_cudnn=False)
+    auto = layer_cls(4, return_sequences=True, return_state=True)
     generic(X)
     builtin(X)
+    auto(X)
     builtin.set_weights(generic.get_weights())
+    auto.set_weights(generic.get_weights())
     mask = np.array([[1, 1, 0, 1], [0, 1, 1, 1]], bool)
     for m in (None, mask):
-        for a, b in zip(
-            rnnkit.tree.flatten(generic(X, mask=m)), rnnkit.tree.flatten(builtin(X, mask=m))
+        for a, b, c in zip(
+            rnnkit.tree.flatten(generic(X, mask=m)),
+            rnnkit.tree.flatten(builtin(X, mask=m)),
+            rnnkit.tree.flatten(auto(X, mask=m)),
         ):
+            # The same loop: bit-identical. The fused / no-cliff kernels: equal up to rounding.
             torch.testing.assert_close(a, b, rtol=0, atol=0)
+            torch.testing.assert_close(a, c, rtol=0, atol=1e-6)
     assert builtin.last_kernel == "generic" and generic.last_kernel == "generic"
+    # The last call had a mask with a hole: the fused kernel cannot run it (the reason says
+    # so); the no-cliff kernel did.
+    assert auto.last_kernel == "noclift" and "holes" in auto.last_kernel_choice.reason
+    auto(X)
+    assert auto.last_kernel == "fused"
 
 
 def test_hand_written_loop_reference():
@@ -415,12 +427,14 @@ def test_tf_keras_get_initial_state_form():
 def test_dispatch_records_the_kernel_and_use_cudnn_true_raises():
     layer = layers.LSTM(2)
     layer(X)
-    assert layer.last_kernel == "generic"
+    assert layer.last_kernel == "fused"
     assert "auto" in layer.last_kernel_choice.reason
-    assert rnnkit.kernels.select(layer, None, None).name == "generic"
-    with pytest.raises(ValueError, match="use_cudnn=True"):
-        layers.GRU(2, use_cudnn=True)(X)
-    assert layers.GRU(2, use_cudnn=False)(X).shape == (2, 2)
+    assert rnnkit.kernels.select(layer, torch.as_tensor(X), None).name == "fused"
+    assert layers.GRU(2, use_cudnn=True)(X).shape == (2, 2)
+    with pytest.raises(ValueError, match="use_cudnn=True.*reset_after=False"):
+        layers.GRU(2, use_cudnn=True, reset_after=False)(X)
+    no_cudnn = layers.GRU(2, use_cudnn=False)
+    assert no_cudnn(X).shape == (2, 2) and no_cudnn.last_kernel == "generic"
 
 
 def test_config_round_trip_and_properties():

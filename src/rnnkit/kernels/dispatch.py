@@ -1,12 +1,30 @@
 """The one place that decides which kernel runs a recurrent layer's call.
 
-:func:`select` is a pure function of the layer's configuration, the inputs, the mask and the
-device. It returns a :class:`KernelChoice`; the layer records it as ``layer.last_kernel`` (the
-name) and ``layer.last_kernel_choice`` (name and reason) so that tests can ask which path ran.
+:func:`select` is a pure function of the layer's configuration, the inputs, the mask, the
+training flag and the device. It returns a :class:`KernelChoice`; the layer records it as
+``layer.last_kernel`` (the name) and ``layer.last_kernel_choice`` (name and reason) so that tests
+can ask which path ran.
 
-Today only the generic time loop (:mod:`rnnkit.kernels.loop`) exists. Fused kernels (cuDNN on
-CUDA, oneDNN on CPU) plug in here: ``select`` will return their name when the configuration
-allows it, and the layer will run them instead of the loop.
+Kernels:
+
+- ``"fused"``: :mod:`rnnkit.kernels.fused`, the ``torch._VF`` LSTM / GRU / RNN kernels (cuDNN
+  on CUDA, oneDNN or ATen's C++ loop on CPU). Default activations only (SimpleRNN tanh or
+  relu), GRU ``reset_after=True``, no recurrent dropout while training, masks whose valid
+  steps form one run per row (right or left padding). Which calls qualify is answered by
+  :func:`rnnkit.kernels.fused.can_fuse`; this module adds the layer-level conditions
+  (``unroll``, a built-in cell whose step is not overridden, matching float dtypes).
+- ``"noclift"``: :mod:`rnnkit.kernels.noclift`, a custom ``torch.autograd.Function`` for what
+  the fused kernel cannot express (other built-in activations, masks with holes, recurrent
+  dropout, GRU ``reset_after=False``) on a built-in cell; answered by
+  :func:`rnnkit.kernels.noclift.can_run`. Custom activation callables stay on the loop.
+- ``"generic"``: :mod:`rnnkit.kernels.loop`, any cell, any configuration; the oracle.
+
+The user's request is the layer's ``use_cudnn``: ``"auto"`` takes the fused kernel when the
+call qualifies, else the no-cliff kernel when it does, else the generic loop (the reason says
+why a faster kernel was not allowed); ``True`` raises
+``ValueError`` with the reason when the fused kernel cannot run the call; ``False`` forces the
+generic loop. A plain ``RNN(cell)`` has no ``use_cudnn`` and always runs the generic loop, as
+in Keras. There is no try/except fallback: a call either qualifies here or runs the loop.
 
 >>> from rnnkit.layers.rnn_cells import LSTMCell
 >>> from rnnkit.layers.rnn import RNN
@@ -19,34 +37,131 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 GENERIC = "generic"
+FUSED = "fused"
+NOCLIFT = "noclift"
+
+_FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
 @dataclass(frozen=True)
 class KernelChoice:
-    """Which kernel runs a call (``name``, e.g. ``"generic"``) and why (``reason``)."""
+    """Which kernel runs a call (``name``: ``"fused"``, ``"noclift"`` or ``"generic"``) and why
+    (``reason``)."""
 
     name: str
     reason: str
 
 
+def _activation_id(fn: Any) -> Any:
+    """A built-in activation's name (readable reasons), else the callable itself."""
+    from rnnkit import activations
+
+    return next((name for name, f in activations._TABLE.items() if f is fn), fn)
+
+
+def fused_config(cell: Any, training: bool) -> dict[str, Any] | None:
+    """The :func:`rnnkit.kernels.fused.can_fuse` configuration of a built-in cell, or None for
+    any other cell (including a subclass of a built-in cell that overrides ``call``)."""
+    from rnnkit.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, supports_projection
+
+    if not supports_projection(cell):
+        return None
+    config: dict[str, Any] = {
+        "activation": _activation_id(cell.activation),
+        "recurrent_dropout": cell.recurrent_dropout,
+        "training": bool(training),
+    }
+    if isinstance(cell, LSTMCell):
+        config.update(cell="lstm", recurrent_activation=_activation_id(cell.recurrent_activation))
+    elif isinstance(cell, GRUCell):
+        config.update(
+            cell="gru",
+            recurrent_activation=_activation_id(cell.recurrent_activation),
+            reset_after=cell.reset_after,
+        )
+    elif isinstance(cell, SimpleRNNCell):
+        config.update(cell="simple_rnn")
+    else:
+        return None
+    return config
+
+
+def _layer_blocker(layer: Any, inputs: Any, config: dict[str, Any] | None) -> str | None:
+    """Why no kernel but the generic loop can run this layer and input, or None."""
+    if config is None:
+        return f"the cell {type(layer.cell).__name__} is not a built-in cell with a fused kernel"
+    if getattr(layer, "unroll", False):
+        return "unroll=True asks for the step-by-step loop"
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3:
+        return "the fused kernel takes one 3-D input tensor"
+    if inputs.dtype not in _FLOAT_DTYPES:
+        return f"inputs of dtype {inputs.dtype} (the fused kernel runs float32 and float64)"
+    kernel = getattr(layer.cell, "kernel", None)
+    if kernel is not None and kernel.dtype != inputs.dtype:
+        return f"inputs of dtype {inputs.dtype} with weights of dtype {kernel.dtype}"
+    return None
+
+
+def _noclift_blocker(config: dict[str, Any]) -> str | None:
+    """Why the no-cliff kernel cannot run a configuration the fused kernel rejected."""
+    from rnnkit.kernels.noclift import can_run
+
+    for key in ("activation", "recurrent_activation"):
+        if key in config and not isinstance(config[key], str):
+            # A user's callable may act across units (the cell applies it gate by gate); the
+            # no-cliff kernel needs a known elementwise activation.
+            return f"the no-cliff kernel needs a built-in {key}, received a custom callable"
+    ok, reason = can_run(config)
+    return None if ok else reason
+
+
 def select(layer: Any, inputs: Any, mask: Any, training: bool = False) -> KernelChoice:
     """Choose the kernel for ``layer(inputs, mask=mask, training=training)``.
 
-    ``use_cudnn`` on the layer (``"auto"``, True or False; absent on a plain ``RNN``) is the
-    user's request: ``"auto"`` takes a fused kernel when one fits and the generic loop
-    otherwise; ``True`` raises ``ValueError`` when no fused kernel can run the call.
+    Args:
+        layer: the recurrent layer (its ``cell``, ``use_cudnn``, ``unroll`` are read).
+        inputs: the batch-major ``(N, T, H_in)`` input tensor (nested inputs run the loop).
+        mask: ``(N, T)`` bool tensor or None (batch-major).
+        training: whether dropout is active in this call.
+
+    Returns:
+        A :class:`KernelChoice`. Raises ``ValueError`` (naming the layer and the reason) when
+        ``use_cudnn=True`` and the fused kernel cannot run the call.
     """
     use_cudnn = getattr(layer, "use_cudnn", None)
     if use_cudnn is None:
         return KernelChoice(GENERIC, "a generic RNN(cell) layer always runs the generic loop")
+    if use_cudnn is False:
+        return KernelChoice(GENERIC, "use_cudnn=False")
+    from rnnkit.kernels.fused import can_fuse
+
+    config = fused_config(layer.cell, training)
+    blocker = _layer_blocker(layer, inputs, config)
+    if blocker is None:
+        assert config is not None
+        ok, reason = can_fuse(config, mask, inputs.device)
+        if ok:
+            device = inputs.device.type
+            backend = "cuDNN" if device == "cuda" else "oneDNN/ATen"
+            return KernelChoice(
+                FUSED, f"use_cudnn={use_cudnn!r}: fused {backend} kernel on {device}"
+            )
+        blocker = reason
+        if use_cudnn == "auto":
+            noclift_blocker = _noclift_blocker(config)
+            if noclift_blocker is None:
+                return KernelChoice(
+                    NOCLIFT, f"use_cudnn='auto': {blocker}; the no-cliff kernel runs it"
+                )
+            blocker = f"{blocker}; {noclift_blocker}"
     if use_cudnn is True:
         raise ValueError(
             f"{type(layer).__name__} '{getattr(layer, 'name', '?')}': use_cudnn=True was "
-            "requested, but no fused cuDNN kernel is available in this version of rnnkit (only "
-            "the generic time loop is implemented). Pass use_cudnn='auto' to run the generic "
-            "loop, or use_cudnn=False."
+            f"requested, but the fused (cuDNN/oneDNN) kernel cannot run this call: {blocker}. "
+            "Pass use_cudnn='auto' to fall back to the generic loop for such calls, or "
+            "use_cudnn=False."
         )
-    if use_cudnn is False:
-        return KernelChoice(GENERIC, "use_cudnn=False")
-    return KernelChoice(GENERIC, "use_cudnn='auto': no fused kernel is implemented yet")
+    return KernelChoice(GENERIC, f"use_cudnn='auto': {blocker}")

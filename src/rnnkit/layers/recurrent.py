@@ -4,7 +4,11 @@ Each takes its cell's arguments flattened into the layer (``LSTM(64, dropout=0.1
 return_sequences=True)``), exposes them as read-only properties (``layer.units``) and lists them
 all in ``get_config``. ``use_cudnn`` (``"auto"``, True, False) asks for a fused kernel;
 :func:`rnnkit.kernels.dispatch.select` decides per call and ``layer.last_kernel`` says which
-ran. Input ``(N, T, H_in)`` (``(T, N, H_in)`` with ``time_major``); output ``(N, u)``, or
+ran: ``"fused"`` (``torch._VF``: cuDNN on CUDA, oneDNN/ATen on CPU), ``"noclift"`` (a custom
+autograd Function for other activations, masks with holes, recurrent dropout, GRU
+``reset_after=False``) or ``"generic"`` (the time loop). ``"auto"`` picks the fastest allowed,
+``True`` raises ``ValueError`` when the fused kernel cannot run a call, ``False`` forces the
+loop. Input ``(N, T, H_in)`` (``(T, N, H_in)`` with ``time_major``); output ``(N, u)``, or
 ``(N, T, u)`` with ``return_sequences``.
 
 >>> import torch

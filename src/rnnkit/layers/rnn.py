@@ -20,6 +20,7 @@ shape (``torch.Size``, or a tuple of ints inside a list), or a list / namedtuple
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -27,16 +28,19 @@ import torch
 from torch import nn
 
 from rnnkit import regularizers, tree
-from rnnkit.kernels.dispatch import GENERIC, KernelChoice, select
-from rnnkit.kernels.loop import run_loop
+from rnnkit.kernels.dispatch import FUSED, GENERIC, NOCLIFT, KernelChoice, select
+from rnnkit.kernels.layer_kernels import run_fused, run_noclift
+from rnnkit.kernels.loop import run_loop, run_projected_loop
 from rnnkit.layers.base import Layer
 from rnnkit.layers.rnn_cells import (
     accepts_argument,
     cell_initial_state,
     cell_output_shape,
     check_cell,
+    has_zero_initial_state,
     reset_dropout_masks,
     state_spec,
+    supports_projection,
 )
 from rnnkit.symbolic import in_symbolic_call
 
@@ -143,11 +147,20 @@ class RNN(Layer):
             next call (same batch size required). The carried states are detached (truncated
             backpropagation through time). See :attr:`states` and :meth:`reset_states`.
         unroll: accepted for Keras compatibility; PyTorch runs eagerly, so the loop is the same
-            and the results are identical.
+            and the results are identical (on ``LSTM``/``GRU``/``SimpleRNN`` it keeps the call
+            off the fused kernels, as in Keras).
         time_major: inputs, mask and sequence outputs are ``(T, N, ...)`` instead of
             ``(N, T, ...)``.
         zero_output_for_mask: masked steps output zeros instead of repeating the previous
             output.
+
+    Kernels: a plain ``RNN(cell)`` runs the generic loop (:mod:`rnnkit.kernels.loop`); with a
+    built-in cell (``LSTMCell``, ``GRUCell``, ``SimpleRNNCell``, ``call`` not overridden) the
+    lean form of it, which projects every step's input in one matmul
+    (``cell.input_projection``) and steps only the recurrent half
+    (``cell.step_from_projection``). ``SimpleRNN``/``LSTM``/``GRU`` may run a fused or no-cliff
+    kernel instead (``use_cudnn``); ``layer.last_kernel`` and ``layer.last_kernel_choice`` say
+    which kernel ran the last call and why.
 
     Call arguments:
         inputs: a tensor ``(N, T, ...)`` or a nested structure of them (same ``N`` and ``T``).
@@ -311,6 +324,11 @@ class RNN(Layer):
         return tree.pack_sequence_as(self._state_spec, flat)
 
     def _initial_states(self, sequences: Any, batch: int, like: Tensor) -> list[Any]:
+        if has_zero_initial_state(self.cell):  # a built-in cell: zeros, one per state
+            return [
+                torch.zeros((batch, *spec.shape), dtype=like.dtype, device=like.device)
+                for spec in self._state_spec
+            ]
         state = cell_initial_state(self.cell, batch, like.dtype, inputs=sequences)
         if state is None:
             return tree.map_structure(
@@ -468,9 +486,33 @@ class RNN(Layer):
         self, choice: KernelChoice, sequences: Any, states: Any, mask: Any, cell_kwargs: dict
     ) -> tuple[Any, Any, Any]:
         """Run the chosen kernel on batch-major ``sequences``; returns (last, outputs, states)."""
+        training = bool(cell_kwargs.get("training"))
+        if choice.name == FUSED:
+            return run_fused(self, sequences, tree.flatten(states), mask, training)
+        if choice.name == NOCLIFT:
+            return run_noclift(self, sequences, tree.flatten(states), mask, training)
         if choice.name != GENERIC:
             raise self._error(f"kernel {choice.name!r} is not available")
-        cell_call = self.cell.call
+        cell = self.cell
+        if (
+            isinstance(sequences, Tensor)
+            and sequences.dim() == 3
+            and "constants" not in cell_kwargs
+            and supports_projection(cell)
+        ):
+            # The lean loop: one matmul projects every step's input, then only the recurrent
+            # half runs per step (see rnnkit.kernels.loop.run_projected_loop).
+            projected = cell.input_projection(sequences.transpose(0, 1), training)
+            return run_projected_loop(
+                functools.partial(cell.step_from_projection, training=training),
+                projected,
+                tree.flatten(states),
+                mask=mask,
+                go_backwards=self.go_backwards,
+                zero_output_for_mask=self.zero_output_for_mask,
+                return_sequences=self.return_sequences,
+            )
+        cell_call = cell.call
 
         def step(x_t: Any, states_t: Any) -> tuple[Any, Any]:
             return cell_call(x_t, states_t, **cell_kwargs)

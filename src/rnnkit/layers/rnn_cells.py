@@ -29,10 +29,8 @@ fresh masks. Departure from Keras 3, on purpose: Keras draws one mask per gate w
 recurrent mask across the gates (Keras' default "implementation 2" behaviour), which keeps the
 step a single fused matmul.
 
-This module also holds the cell protocol helpers the RNN layer uses for any cell:
-:func:`state_spec` (a cell's ``state_size`` as a structure of :class:`StateSpec` shapes),
-:func:`cell_initial_state` (``get_initial_state`` in its Keras 3 or tf.keras form),
-:func:`cell_output_shape` and :func:`reset_dropout_masks`.
+The cell protocol helpers the RNN layer uses for any cell live in
+:mod:`rnnkit.layers.cell_protocol` (re-exported here).
 
 >>> import torch
 >>> cell = LSTMCell(4)
@@ -43,14 +41,20 @@ This module also holds the cell protocol helpers the RNN layer uses for any cell
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-import numpy as np
 import torch
 
 from rnnkit import activations, constraints, initializers, regularizers, tree
 from rnnkit.layers.base import Layer
+from rnnkit.layers.cell_protocol import DropoutRNNCell as DropoutRNNCell
+from rnnkit.layers.cell_protocol import StateSpec as StateSpec
+from rnnkit.layers.cell_protocol import accepts_argument as accepts_argument
+from rnnkit.layers.cell_protocol import cell_initial_state as cell_initial_state
+from rnnkit.layers.cell_protocol import cell_output_shape as cell_output_shape
+from rnnkit.layers.cell_protocol import check_cell as check_cell
+from rnnkit.layers.cell_protocol import reset_dropout_masks as reset_dropout_masks
+from rnnkit.layers.cell_protocol import state_spec as state_spec
 
 Tensor = torch.Tensor
 
@@ -67,181 +71,6 @@ def _check_rate(rate: Any, argument: str, owner: str) -> float:
             f"{owner}: {argument} must be a float in [0, 1), received {argument}={rate!r}"
         )
     return float(rate)
-
-
-class DropoutRNNCell:
-    """Variational dropout masks for a cell (a mixin, as Keras' ``DropoutRNNCell``).
-
-    The mixing class sets ``dropout``, ``recurrent_dropout`` and ``seed``. A mask is drawn on
-    the first request after a reset and then reused, so every time step of one sequence sees
-    the same mask. Masks are scaled by ``1 / (1 - rate)`` (inverted dropout).
-    """
-
-    dropout: float
-    recurrent_dropout: float
-    seed: int | None
-
-    def _draw_mask(self, like: Tensor, rate: float) -> Tensor:
-        keep = 1.0 - rate
-        generator = getattr(self, "_dropout_generator", None)
-        if generator is None and self.seed is not None:
-            generator = torch.Generator().manual_seed(int(self.seed))
-            self._dropout_generator = generator
-        if generator is not None:  # seeded: draw on the CPU generator, then move
-            probs = torch.full(like.shape, keep, dtype=like.dtype)
-            mask = torch.bernoulli(probs, generator=generator).to(like.device)
-        else:
-            mask = torch.bernoulli(torch.full_like(like, keep))
-        return mask / keep
-
-    def get_dropout_mask(self, step_input: Tensor) -> Tensor | None:
-        """The input mask shaped like ``step_input`` (``None`` when ``dropout == 0``)."""
-        if getattr(self, "_dropout_mask", None) is None and self.dropout > 0:
-            self._dropout_mask = self._draw_mask(step_input, self.dropout)
-        return getattr(self, "_dropout_mask", None)
-
-    def get_recurrent_dropout_mask(self, step_state: Tensor) -> Tensor | None:
-        """The recurrent mask shaped like ``step_state`` (``None`` when the rate is 0)."""
-        if getattr(self, "_recurrent_dropout_mask", None) is None and self.recurrent_dropout > 0:
-            self._recurrent_dropout_mask = self._draw_mask(step_state, self.recurrent_dropout)
-        return getattr(self, "_recurrent_dropout_mask", None)
-
-    def reset_dropout_mask(self) -> None:
-        self._dropout_mask = None
-
-    def reset_recurrent_dropout_mask(self) -> None:
-        self._recurrent_dropout_mask = None
-
-
-def reset_dropout_masks(cell: Any) -> None:
-    """Clear the cached dropout masks of ``cell`` and of any cells it wraps or stacks."""
-    if isinstance(cell, DropoutRNNCell):
-        cell.reset_dropout_mask()
-        cell.reset_recurrent_dropout_mask()
-    for inner in getattr(cell, "cells", None) or ():
-        reset_dropout_masks(inner)
-    inner = getattr(cell, "cell", None)
-    if inner is not None and inner is not cell:
-        reset_dropout_masks(inner)
-
-
-# ------------------------------------------------------------------ the cell protocol
-class StateSpec:
-    """The shape of one state without the batch axis (a leaf in a state structure)."""
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = tuple(int(d) for d in shape)
-
-    def __repr__(self) -> str:
-        return f"StateSpec({self.shape})"
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def _as_shape(x: Any) -> tuple[int, ...] | None:
-    """``x`` as a shape when it is one (int, torch.Size, TensorShape-like), else None."""
-    if _is_int(x):
-        return (int(x),)
-    if isinstance(x, torch.Size):
-        return tuple(x)
-    if hasattr(x, "as_list") and callable(x.as_list):
-        return tuple(x.as_list())
-    return None
-
-
-def _inner_spec(x: Any, owner: str) -> Any:
-    shape = _as_shape(x)
-    if shape is not None:
-        return StateSpec(shape)
-    if isinstance(x, (list, tuple)) and not hasattr(x, "_fields") and all(_is_int(d) for d in x):
-        return StateSpec(tuple(x))  # a tuple of ints inside a structure is one state's shape
-    if isinstance(x, dict):
-        return {k: _inner_spec(v, owner) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        items = [_inner_spec(v, owner) for v in x]
-        return type(x)(*items) if hasattr(x, "_fields") else type(x)(items)
-    raise ValueError(
-        f"{owner}: the cell's state_size must be an int, a shape or a list/tuple/dict of them, "
-        f"received an entry {x!r}"
-    )
-
-
-def state_spec(cell: Any, owner: str = "RNN") -> Any:
-    """The canonical state structure of ``cell`` with :class:`StateSpec` leaves.
-
-    An int or a shape gives ``[spec]``; a list, tuple or namedtuple gives a list (one entry
-    per state); a dict stays a dict; a :class:`StackedRNNCells` gives one entry per cell.
-    """
-    from rnnkit.layers.rnn import StackedRNNCells
-
-    if isinstance(cell, StackedRNNCells):
-        return [state_spec(c, owner) for c in cell.cells]
-    size = getattr(cell, "state_size", None)
-    if size is None:
-        raise ValueError(
-            f"{owner}: the cell {type(cell).__name__} must define state_size (an int, a shape "
-            "or a list of them), received state_size=None"
-        )
-    if _as_shape(size) is not None:
-        return [StateSpec(_as_shape(size))]
-    if isinstance(size, dict):
-        return {k: _inner_spec(v, owner) for k, v in size.items()}
-    if isinstance(size, (list, tuple)):
-        return [_inner_spec(v, owner) for v in size]
-    raise ValueError(
-        f"{owner}: the cell's state_size must be an int, a shape or a list of them, "
-        f"received {size!r}"
-    )
-
-
-def accepts_argument(fn: Any, argument: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return argument in params or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
-    )
-
-
-def check_cell(cell: Any, owner: str, argument: str = "cell") -> None:
-    if not callable(getattr(cell, "call", None)):
-        raise ValueError(
-            f"{owner}: {argument} must have a call(inputs, states) method, received "
-            f"{type(cell).__name__}"
-        )
-    if getattr(cell, "state_size", None) is None:
-        raise ValueError(
-            f"{owner}: {argument} must have a state_size attribute (an int, a shape or a list "
-            f"of them, one per state), received {type(cell).__name__} without one"
-        )
-
-
-def cell_output_shape(cell: Any) -> tuple[int, ...]:
-    """The per-sample output shape of ``cell``: ``output_size``, else its first state's."""
-    size = getattr(cell, "output_size", None)
-    if size is not None and _as_shape(size) is not None:
-        return _as_shape(size)
-    if isinstance(size, (list, tuple)) and size and all(_is_int(d) for d in size):
-        return tuple(int(d) for d in size)
-    return tree.flatten(state_spec(cell))[0].shape
-
-
-def cell_initial_state(cell: Any, batch_size: int, dtype: torch.dtype, inputs: Any = None) -> Any:
-    """``cell.get_initial_state`` called in whichever form it has; None when it has none."""
-    fn = getattr(cell, "get_initial_state", None)
-    if fn is None:
-        return None
-    kwargs: dict[str, Any] = {}
-    if accepts_argument(fn, "inputs") and "inputs" in inspect.signature(fn).parameters:
-        kwargs["inputs"] = inputs
-    if accepts_argument(fn, "batch_size"):
-        kwargs["batch_size"] = batch_size
-    if accepts_argument(fn, "dtype"):
-        kwargs["dtype"] = dtype
-    return fn(**kwargs)
 
 
 class _Cell(DropoutRNNCell, Layer):
@@ -324,19 +153,62 @@ class _Cell(DropoutRNNCell, Layer):
             constraint=self.bias_constraint,
         )
 
-    def _dropped(self, inputs: Tensor, h_tm1: Tensor, training: bool | None) -> tuple:
-        """Inputs and previous output with this sequence's dropout masks applied."""
-        if training:
-            if self.dropout > 0:
-                inputs = inputs * self.get_dropout_mask(inputs)
-            if self.recurrent_dropout > 0:
-                h_tm1 = h_tm1 * self.get_recurrent_dropout_mask(h_tm1)
-        return inputs, h_tm1
+    # The step is split in two so that the RNN layer can run the input half for all time
+    # steps at once: ``call(x_t, states) == step_from_projection(input_projection(x_t),
+    # states)``. Only the split differs from a per-step matmul (float rounding).
+    def _input_bias(self) -> Tensor | None:
+        """The bias added to the input projection (all of it, except GRU's recurrent row)."""
+        return self.bias
+
+    def input_projection(self, inputs: Tensor, training: bool | None = None) -> Tensor:
+        """The input half of the step, ``x W + b_in``, for one step or all steps at once.
+
+        Args:
+            inputs: ``(N, H_in)`` (one step) or ``(T, N, H_in)`` (every step, time-major).
+            training: apply this sequence's input dropout mask (one ``(N, H_in)`` mask,
+                shared by every step).
+
+        Returns:
+            ``(N, G u)`` or ``(T, N, G u)`` with ``G`` the number of gates (1, 4 or 3).
+        """
+        if training and self.dropout > 0:
+            step = inputs if inputs.dim() == 2 else inputs.reshape(-1, *inputs.shape[-2:])[0]
+            inputs = inputs * self.get_dropout_mask(step)
+        bias = self._input_bias()
+        flat = inputs.reshape(-1, inputs.shape[-1])
+        projected = flat @ self.kernel if bias is None else torch.addmm(bias, flat, self.kernel)
+        return projected.view(*inputs.shape[:-1], projected.shape[-1])
+
+    def _recurrent_dropped(self, h_tm1: Tensor, training: bool | None) -> Tensor:
+        """The previous output with this sequence's recurrent dropout mask applied."""
+        if training and self.recurrent_dropout > 0:
+            return h_tm1 * self.get_recurrent_dropout_mask(h_tm1)
+        return h_tm1
+
+    def step_from_projection(
+        self, projected: Tensor, states: list[Tensor], training: bool | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """The recurrent half of the step: ``projected`` ``(N, G u)`` from
+        :meth:`input_projection`, ``states`` a flat list of ``(N, u)`` tensors; returns
+        ``(output, new_states)``."""
+        raise NotImplementedError
+
+    def call(self, inputs: Tensor, states: Any, training: bool | None = None) -> tuple:
+        """One step: ``inputs`` ``(N, H_in)``, ``states`` a list of ``(N, u)`` tensors (or one
+        tensor for the single-state cells); returns ``(output, new_states)`` with the new states
+        in the same form."""
+        nested = tree.is_nested(states)
+        flat = list(states) if nested else [states]
+        output, new_states = self.step_from_projection(
+            self.input_projection(inputs, training), flat, training
+        )
+        return output, (new_states if nested else new_states[0])
 
     def get_initial_state(self, batch_size: int | None = None, dtype: Any = None) -> list[Tensor]:
         """Zero states, one ``(batch_size, units)`` tensor per entry of ``state_size``."""
         sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
-        device = next((p.device for p in self.parameters()), None)
+        kernel = self._parameters.get("kernel")  # None before build
+        device = kernel.device if kernel is not None else None
         dtype = dtype if isinstance(dtype, torch.dtype) else self.compute_dtype
         return [torch.zeros((batch_size, d), dtype=dtype, device=device) for d in sizes]
 
@@ -364,8 +236,26 @@ class _Cell(DropoutRNNCell, Layer):
         return f"name={self.name!r}, units={self.units}"
 
 
-def _first_state(states: Any) -> Tensor:
-    return states[0] if tree.is_nested(states) else states
+def supports_projection(cell: Any) -> bool:
+    """Whether ``cell`` is a built-in cell whose step is ``input_projection`` followed by
+    ``step_from_projection`` (a subclass that overrides ``call`` is stepped as any cell)."""
+    return isinstance(cell, _Cell) and type(cell).call is _Cell.call
+
+
+def has_zero_initial_state(cell: Any) -> bool:
+    """Whether ``cell`` is a built-in cell whose ``get_initial_state`` is the zeros default."""
+    return isinstance(cell, _Cell) and type(cell).get_initial_state is _Cell.get_initial_state
+
+
+# Activations known to act elementwise: the cells may apply them to several gates at once.
+_ELEMENTWISE = (
+    activations.sigmoid,
+    activations.tanh,
+    activations.hard_sigmoid,
+    activations.linear,
+    torch.sigmoid,
+    torch.tanh,
+)
 
 
 class SimpleRNNCell(_Cell):
@@ -397,14 +287,12 @@ class SimpleRNNCell(_Cell):
         else:
             self.bias = None
 
-    def call(self, inputs: Tensor, states: Any, training: bool | None = None) -> tuple:
-        prev_output = _first_state(states)
-        inputs, prev_output = self._dropped(inputs, prev_output, training)
-        h = inputs @ self.kernel
-        if self.bias is not None:
-            h = h + self.bias
-        output = self.activation(h + prev_output @ self.recurrent_kernel)
-        return output, ([output] if tree.is_nested(states) else output)
+    def step_from_projection(
+        self, projected: Tensor, states: list[Tensor], training: bool | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
+        h_tm1 = self._recurrent_dropped(states[0], training)
+        output = self.activation(torch.addmm(projected, h_tm1, self.recurrent_kernel))
+        return output, [output]
 
 
 class LSTMCell(_Cell):
@@ -462,17 +350,21 @@ class LSTMCell(_Cell):
         else:
             self._add_bias((4 * self.units,), self.bias_initializer)
 
-    def call(self, inputs: Tensor, states: Any, training: bool | None = None) -> tuple:
+    def step_from_projection(
+        self, projected: Tensor, states: list[Tensor], training: bool | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
         h_tm1, c_tm1 = states[0], states[1]
-        inputs, h_dropped = self._dropped(inputs, h_tm1, training)
-        z = inputs @ self.kernel + h_dropped @ self.recurrent_kernel
-        if self.bias is not None:
-            z = z + self.bias
-        i, f, c, o = z.chunk(4, dim=-1)
-        i = self.recurrent_activation(i)
-        f = self.recurrent_activation(f)
-        o = self.recurrent_activation(o)
-        c = f * c_tm1 + i * self.activation(c)
+        z = torch.addmm(projected, self._recurrent_dropped(h_tm1, training), self.recurrent_kernel)
+        z_i, z_f, z_c, z_o = z.chunk(4, dim=-1)
+        if self.recurrent_activation in _ELEMENTWISE:
+            # One call over the four gates (the candidate block is computed and unused): fewer,
+            # larger ops are faster than four small ones.
+            i, f, _, o = self.recurrent_activation(z).chunk(4, dim=-1)
+        else:
+            i = self.recurrent_activation(z_i)
+            f = self.recurrent_activation(z_f)
+            o = self.recurrent_activation(z_o)
+        c = torch.addcmul(f * c_tm1, i, self.activation(z_c))
         h = o * self.activation(c)
         return h, [h, c]
 
@@ -524,36 +416,37 @@ class GRUCell(_Cell):
         else:
             self._add_bias((3 * self.units,), self.bias_initializer)
 
-    def call(self, inputs: Tensor, states: Any, training: bool | None = None) -> tuple:
-        h_tm1 = _first_state(states)
-        inputs, h_dropped = self._dropped(inputs, h_tm1, training)
+    def _input_bias(self) -> Tensor | None:
+        if self.bias is not None and self.reset_after:
+            return self.bias[0]
+        return self.bias
+
+    def step_from_projection(
+        self, projected: Tensor, states: list[Tensor], training: bool | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
+        h_tm1 = states[0]
+        h_dropped = self._recurrent_dropped(h_tm1, training)
         u = self.units
-        if self.bias is None:
-            input_bias = recurrent_bias = None
-        elif self.reset_after:
-            input_bias, recurrent_bias = self.bias[0], self.bias[1]
-        else:
-            input_bias, recurrent_bias = self.bias, None
-        matrix_x = inputs @ self.kernel
-        if input_bias is not None:
-            matrix_x = matrix_x + input_bias
-        x_z, x_r, x_h = matrix_x.split(u, dim=-1)
         if self.reset_after:
-            matrix_inner = h_dropped @ self.recurrent_kernel
-            if recurrent_bias is not None:
-                matrix_inner = matrix_inner + recurrent_bias
+            if self.bias is not None:
+                inner = torch.addmm(self.bias[1], h_dropped, self.recurrent_kernel)
+            else:
+                inner = h_dropped @ self.recurrent_kernel
         else:
-            matrix_inner = h_dropped @ self.recurrent_kernel[:, : 2 * u]
-        rec_z, rec_r = matrix_inner[:, :u], matrix_inner[:, u : 2 * u]
-        z = self.recurrent_activation(x_z + rec_z)
-        r = self.recurrent_activation(x_r + rec_r)
+            inner = h_dropped @ self.recurrent_kernel[:, : 2 * u]
+        gates_zr = projected[:, : 2 * u] + inner[:, : 2 * u]
+        if self.recurrent_activation in _ELEMENTWISE:
+            z, r = self.recurrent_activation(gates_zr).chunk(2, dim=-1)
+        else:
+            z_in, r_in = gates_zr.chunk(2, dim=-1)
+            z, r = self.recurrent_activation(z_in), self.recurrent_activation(r_in)
         if self.reset_after:
-            rec_h = r * matrix_inner[:, 2 * u :]
+            rec_h = r * inner[:, 2 * u :]
         else:
             rec_h = (r * h_dropped) @ self.recurrent_kernel[:, 2 * u :]
-        hh = self.activation(x_h + rec_h)
-        h = z * h_tm1 + (1 - z) * hh
-        return h, ([h] if tree.is_nested(states) else h)
+        hh = self.activation(projected[:, 2 * u :] + rec_h)
+        h = torch.lerp(hh, h_tm1, z)  # z * h_tm1 + (1 - z) * hh
+        return h, [h]
 
     def get_config(self) -> dict[str, Any]:
         return {
