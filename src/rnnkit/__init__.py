@@ -2,12 +2,20 @@
 
 from rnnkit import activations as activations
 from rnnkit import constraints as constraints
+from rnnkit import datasets as datasets
 from rnnkit import initializers as initializers
 from rnnkit import layers as layers
+from rnnkit import models as models
 from rnnkit import regularizers as regularizers
 from rnnkit import saving as saving
 from rnnkit import tree as tree
 from rnnkit.layers import Input as Input
 from rnnkit.layers.base import clear_session as clear_session
+from rnnkit.models import Model as Model
+from rnnkit.models import Sequential as Sequential
+from rnnkit.training import callbacks as callbacks
+from rnnkit.training import losses as losses
+from rnnkit.training import metrics as metrics
+from rnnkit.training import optimizers as optimizers
 
 __version__ = "0.1.0"

@@ -1,7 +1,591 @@
-"""Keras-style training methods (compile/fit/evaluate/predict) as a mixin for models."""
+"""Keras-style training methods (compile/fit/evaluate/predict) as a mixin for models.
+
+``class Model(Trainer, Layer)`` gets ``compile``, ``fit``, ``evaluate``, ``predict``,
+``train_on_batch``, ``test_on_batch`` and ``predict_on_batch``. The mixin uses only the
+layer's call (``self(x, training=True/False)``), ``trainable_weights``, ``parameters()``,
+``losses`` and ``apply_constraints()``.
+
+One training step on a batch ``(x, y, sample_weight)`` is exactly::
+
+    y_pred = model(x, training=True)
+    loss = sum_k loss_weights[k] * loss_k(y_k, y_pred_k, sample_weight) + sum(model.losses)
+    loss.backward(); optimizer.step(); model.apply_constraints()
+
+where each ``loss_k`` is reduced as Keras does (the mean over samples and positions, see
+:mod:`rnnkit.training.losses`) and ``model.losses`` are the regularization penalties. Metrics
+are updated with the ``y_pred`` of that forward pass. Nothing else touches the weights, so a
+hand-written torch loop with the same optimizer gives the same weights.
+
+Logged values are running means over the epoch, each batch weighted by its size. Batches move
+to the device of the model's parameters.
+
+>>> # model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+>>> # history = model.fit(x, y, batch_size=32, epochs=3, validation_split=0.2)
+>>> # history.history.keys()  ->  loss, mae, val_loss, val_mae
+"""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from rnnkit import tree
+from rnnkit.training import callbacks as callbacks_module
+from rnnkit.training import data as data_module
+from rnnkit.training import metrics as metrics_module
+from rnnkit.training import optimizers as optimizers_module
+from rnnkit.training.compiled import CompiledLoss, CompiledMetrics, dedupe_names
+from rnnkit.training.progress import ProgressBar, resolve_verbose
 
 
 class Trainer:
     """Mixin that gives a model ``compile``, ``fit``, ``evaluate`` and ``predict``."""
+
+    # ------------------------------------------------------------------------ compile
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        loss_weights: Any = None,
+        metrics: Any = None,
+        weighted_metrics: Any = None,
+        run_eagerly: bool = False,
+        steps_per_execution: int = 1,
+        jit_compile: Any = "auto",
+    ) -> None:
+        """Configure training.
+
+        Args:
+            optimizer: a name (``"sgd"``, ``"adam"``, ``"rmsprop"``, ``"adagrad"``,
+                ``"adamw"``), an :mod:`rnnkit.optimizers` object or a ``torch.optim``
+                optimizer over this model's parameters.
+            loss: a name (``"mse"``, ``"sparse_categorical_crossentropy"``, ...), a loss object
+                or ``fn(y_true, y_pred)``; for several outputs also a list or a dict by output
+                name. ``None`` trains on ``model.losses`` alone.
+            loss_weights: per-output factors of the total loss (list or dict).
+            metrics: names (``"accuracy"``, ``"mae"``, ``"mse"``, ...) or metric objects; see
+                :mod:`rnnkit.training.compiled` for several outputs.
+            weighted_metrics: metrics updated with the batches' ``sample_weight``.
+            run_eagerly: accepted for Keras compatibility; rnnkit always runs eagerly.
+            steps_per_execution: must be 1.
+            jit_compile: ``"auto"`` or False; compilation is not supported.
+        """
+        if steps_per_execution != 1:
+            raise ValueError(
+                f"compile: steps_per_execution must be 1 in rnnkit, received {steps_per_execution}"
+            )
+        if jit_compile not in ("auto", False, None):
+            raise ValueError(
+                f'compile: jit_compile is not supported by rnnkit; pass "auto" or False, '
+                f"received {jit_compile!r}"
+            )
+        if isinstance(loss, str):
+            from rnnkit.training import losses as losses_module
+
+            losses_module.get(loss)  # unknown names fail here, not at the first batch
+        for name in _metric_names([metrics, weighted_metrics]):
+            if name.lower() not in ("accuracy", "acc"):
+                metrics_module.get(name)
+        object.__setattr__(self, "optimizer", optimizers_module.get(optimizer))
+        object.__setattr__(self, "loss", loss)
+        self._compiled_loss = CompiledLoss(loss, loss_weights) if loss is not None else None
+        self._compiled_metrics = CompiledMetrics(metrics)
+        self._compiled_weighted_metrics = CompiledMetrics(weighted_metrics, weighted=True)
+        self._loss_tracker = metrics_module.Mean(name="loss")
+        self.run_eagerly = run_eagerly
+        self.compiled = True
+        self.stop_training = False
+
+    def _assert_compiled(self, method: str) -> None:
+        if not getattr(self, "compiled", False):
+            raise ValueError(
+                f"{method}: the model '{getattr(self, 'name', type(self).__name__)}' must be "
+                "compiled first; call model.compile(optimizer=..., loss=...) before "
+                f"{method}()"
+            )
+
+    # ------------------------------------------------------------------- metrics
+    @property
+    def metrics(self) -> list[Any]:
+        """The loss tracker, the per-output loss trackers, then the compiled metrics: the
+        guide's log order (``loss - rnn_1_loss - rnn_1_1_loss - rnn_1_accuracy - ...``)."""
+        if not getattr(self, "compiled", False):
+            return []
+        out: list[Any] = [self._loss_tracker]
+        if self._compiled_loss is not None:
+            out += self._compiled_loss.metrics
+        out += self._compiled_metrics.metrics
+        out += self._compiled_weighted_metrics.metrics
+        return out
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self) -> None:
+        for m in self.metrics:
+            m.reset_state()
+
+    def get_metrics_result(self) -> dict[str, float]:
+        """``{name: value}`` of every metric, in :attr:`metrics` order."""
+        return {m.name: float(m.result()) for m in self.metrics}
+
+    # ------------------------------------------------------------- steps (overridable)
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> torch.Tensor:
+        """The total loss of a batch: the weighted compiled losses plus ``self.losses``."""
+        total = None
+        if self._compiled_loss is not None:
+            flat_true, flat_pred = self._match_targets(y, y_pred)
+            if not self._compiled_loss.built:
+                self._compiled_loss.build(self._output_names(y_pred))
+            total = self._compiled_loss(flat_true, flat_pred, sample_weight)
+        extra = [loss for loss in self.losses if isinstance(loss, torch.Tensor)]
+        if extra:
+            reg = torch.stack([loss.reshape(()).to(extra[0].dtype) for loss in extra]).sum()
+            total = reg if total is None else total + reg.to(total.device)
+        if total is None:
+            raise ValueError(
+                "compute_loss: nothing to optimize; compile with a loss or add losses in call()"
+            )
+        return total
+
+    def train_step(self, data: tuple[Any, Any, Any]) -> dict[str, float]:
+        """One optimizer step on a batch ``(x, y, sample_weight)``; returns the running logs."""
+        x, y, sample_weight = data
+        y_pred = self(x, training=True)
+        loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
+        for p in self.parameters():
+            p.grad = None
+        loss.backward()
+        optimizer = self.optimizer
+        if isinstance(optimizer, optimizers_module.Optimizer) and not optimizer.built:
+            optimizer.build(self._trainable_parameters())
+        optimizer.step()
+        self.apply_constraints()
+        self._update_metrics(x, y, y_pred, loss, sample_weight)
+        return self.get_metrics_result()
+
+    def test_step(self, data: tuple[Any, Any, Any]) -> dict[str, float]:
+        """Loss and metrics of a batch in inference mode; returns the running logs."""
+        x, y, sample_weight = data
+        with torch.no_grad():
+            y_pred = self(x, training=False)
+            loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
+        self._update_metrics(x, y, y_pred, loss, sample_weight)
+        return self.get_metrics_result()
+
+    def predict_step(self, data: Any) -> Any:
+        """The model's outputs for a batch ``(x,)`` (or ``(x, y)``...) in inference mode."""
+        x, _, _ = data_module.unpack_x_y_sample_weight(data)
+        with torch.no_grad():
+            return self(x, training=False)
+
+    # ------------------------------------------------------------------------- fit
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: Any = "auto",
+        callbacks: list[callbacks_module.Callback] | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        class_weight: dict[int, float] | None = None,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int = 1,
+    ) -> callbacks_module.History:
+        """Train for ``epochs`` epochs (Keras semantics; ``batch_size`` defaults to 32).
+
+        ``x``/``y``: arrays (numpy or torch; lists/dicts for several inputs/outputs), or a
+        DataLoader / iterable of ``(x, y)`` batches as ``x``. ``validation_split`` keeps the
+        last fraction of the arrays for validation; ``validation_data`` is ``(x_val, y_val)``
+        or an iterable of batches. ``shuffle=False`` keeps the sample order (needed for
+        stateful RNNs). Returns the :class:`~rnnkit.callbacks.History`, whose ``history``
+        holds ``loss``, the metrics and their ``val_`` versions per epoch.
+        """
+        self._assert_compiled("fit")
+        verbose = resolve_verbose(verbose)
+        if not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"fit: epochs must be a non-negative int, received {epochs!r}")
+        if validation_split and validation_data is None:
+            if not data_module.is_array_data(x):
+                raise ValueError(
+                    "fit: validation_split needs array data (numpy or torch); with a DataLoader "
+                    "or iterable pass validation_data instead"
+                )
+            (x, y, sample_weight), validation_data = data_module.split_validation(
+                x, y, sample_weight, validation_split
+            )
+        if class_weight is not None:
+            sample_weight = _class_weight_to_sample_weight(y, sample_weight, class_weight)
+        adapter = data_module.get_adapter(x, y, sample_weight, batch_size, shuffle, "fit")
+        if isinstance(adapter, data_module.ArrayAdapter):
+            self._check_inputs(adapter.x, "fit")
+        iterator = data_module.EpochIterator(adapter, steps_per_epoch)
+        val_iterator = None
+        if validation_data is not None:
+            val_iterator = data_module.EpochIterator(
+                self._validation_adapter(validation_data, validation_batch_size or batch_size),
+                validation_steps,
+            )
+        history = callbacks_module.History()
+        cbs = [*(callbacks or [])]
+        if verbose:
+            cbs.insert(0, callbacks_module.ProgbarLogger())
+        cbs.append(history)
+        params = {"epochs": epochs, "steps": iterator.num_steps, "verbose": verbose}
+        callback_list = callbacks_module.CallbackList(cbs, self, params)
+        self.stop_training = False
+        callback_list.call("on_train_begin", None)
+        try:
+            epoch_logs = self._fit_epochs(
+                iterator, val_iterator, callback_list, initial_epoch, epochs, validation_freq
+            )
+        except BaseException:
+            for cb in cbs:  # leave the terminal clean: stop a live progress bar
+                if isinstance(cb, callbacks_module.ProgbarLogger):
+                    cb.on_train_end(None)
+            raise
+        callback_list.call("on_train_end", epoch_logs)
+        return history
+
+    def _fit_epochs(
+        self,
+        iterator: data_module.EpochIterator,
+        val_iterator: data_module.EpochIterator | None,
+        callback_list: callbacks_module.CallbackList,
+        initial_epoch: int,
+        epochs: int,
+        validation_freq: int,
+    ) -> dict[str, float]:
+        epoch_logs: dict[str, float] = {}
+        with self._mode(training=True):
+            for epoch in range(initial_epoch, epochs):
+                self.reset_metrics()
+                callback_list.call("on_epoch_begin", epoch, None)
+                logs: dict[str, float] = {}
+                for step, batch in iterator.epoch():
+                    callback_list.call("on_train_batch_begin", step, None)
+                    logs = self.train_step(data_module.to_device(batch, self._device()))
+                    callback_list.call("on_train_batch_end", step, logs)
+                    if self.stop_training:
+                        break
+                if iterator.exhausted and not logs:
+                    break
+                epoch_logs = dict(logs)
+                if val_iterator is not None and (epoch + 1) % validation_freq == 0:
+                    with self._mode(training=False):
+                        val_logs = self._run_test(val_iterator, callback_list, 0)
+                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                callback_list.call("on_epoch_end", epoch, epoch_logs)
+                if self.stop_training or iterator.exhausted:
+                    break
+        return epoch_logs
+
+    def _validation_adapter(self, validation_data: Any, batch_size: int | None) -> Any:
+        is_batches = data_module.is_list_of_batches(validation_data, None, "fit")
+        if (
+            not is_batches
+            and isinstance(validation_data, (tuple, list))
+            and data_module.is_array_data(validation_data[0])
+        ):
+            if len(validation_data) not in (2, 3):
+                raise ValueError(
+                    "fit: validation_data must be (x_val, y_val) or (x_val, y_val, "
+                    f"sample_weight), received a sequence of {len(validation_data)} items"
+                )
+            vx, vy, vsw = data_module.unpack_x_y_sample_weight(tuple(validation_data))
+            self._check_inputs(vx, "fit (validation_data)")
+            return data_module.get_adapter(vx, vy, vsw, batch_size, False, "fit")
+        return data_module.get_adapter(validation_data, None, None, batch_size, False, "fit")
+
+    # -------------------------------------------------------------------- evaluate
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        sample_weight: Any = None,
+        steps: int | None = None,
+        callbacks: list[callbacks_module.Callback] | None = None,
+        return_dict: bool = False,
+    ) -> Any:
+        """The loss and metrics over the data in inference mode: a float when there is only
+        the loss, else ``[loss, *metrics]`` (or a dict with ``return_dict=True``)."""
+        self._assert_compiled("evaluate")
+        verbose = resolve_verbose(verbose)
+        adapter = data_module.get_adapter(x, y, sample_weight, batch_size, False, "evaluate")
+        if isinstance(adapter, data_module.ArrayAdapter):
+            self._check_inputs(adapter.x, "evaluate")
+        iterator = data_module.EpochIterator(adapter, steps)
+        callback_list = callbacks_module.CallbackList(
+            callbacks or [], self, {"steps": iterator.num_steps, "verbose": verbose}
+        )
+        with self._mode(training=False):
+            logs = self._run_test(iterator, callback_list, verbose)
+        return logs if return_dict else _flatten_logs(logs)
+
+    def _run_test(
+        self, iterator: data_module.EpochIterator, callback_list: Any, verbose: int
+    ) -> dict[str, float]:
+        self.reset_metrics()
+        bar = ProgressBar(iterator.num_steps, verbose) if verbose else None
+        callback_list.call("on_test_begin", None)
+        logs: dict[str, float] = {}
+        seen = 0
+        try:
+            for step, batch in iterator.epoch():
+                callback_list.call("on_test_batch_begin", step, None)
+                logs = self.test_step(data_module.to_device(batch, self._device()))
+                callback_list.call("on_test_batch_end", step, logs)
+                seen = step + 1
+                if bar is not None and verbose == 1:
+                    bar.update(seen, logs)
+        finally:
+            if bar is not None:
+                bar.update(seen, logs, finalize=True)
+        callback_list.call("on_test_end", logs)
+        return logs
+
+    # --------------------------------------------------------------------- predict
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        steps: int | None = None,
+        callbacks: list[callbacks_module.Callback] | None = None,
+    ) -> Any:
+        """The outputs for all samples as numpy arrays (batches concatenated), structured like
+        the model's outputs."""
+        verbose = resolve_verbose(verbose)
+        adapter = data_module.get_adapter(x, None, None, batch_size, False, "predict")
+        if isinstance(adapter, data_module.ArrayAdapter):
+            self._check_inputs(adapter.x, "predict")
+        iterator = data_module.EpochIterator(adapter, steps)
+        callback_list = callbacks_module.CallbackList(
+            callbacks or [], self, {"steps": iterator.num_steps, "verbose": verbose}
+        )
+        bar = ProgressBar(iterator.num_steps, verbose) if verbose else None
+        outputs = []
+        callback_list.call("on_predict_begin", None)
+        seen = 0
+        try:
+            with self._mode(training=False):
+                for step, batch in iterator.epoch():
+                    callback_list.call("on_predict_batch_begin", step, None)
+                    x_batch = data_module.to_device(batch[0], self._device())
+                    out = tree.map_structure(_to_numpy, self.predict_step((x_batch,)))
+                    outputs.append(out)
+                    callback_list.call("on_predict_batch_end", step, {"outputs": out})
+                    seen = step + 1
+                    if bar is not None and verbose == 1:
+                        bar.update(seen)
+        finally:
+            if bar is not None:
+                bar.update(seen, finalize=True)
+        callback_list.call("on_predict_end", None)
+        if not outputs:
+            raise ValueError("predict: the data produced no batches")
+        return tree.map_structure(lambda *xs: np.concatenate(xs, axis=0), *outputs)
+
+    # ---------------------------------------------------------------- on_batch API
+    def train_on_batch(
+        self,
+        x: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        class_weight: dict[int, float] | None = None,
+        return_dict: bool = False,
+    ) -> Any:
+        """One training step on one batch (metrics reset first); returns the logs."""
+        self._assert_compiled("train_on_batch")
+        if class_weight is not None:
+            sample_weight = _class_weight_to_sample_weight(y, sample_weight, class_weight)
+        data_module.num_samples(x, y, sample_weight)
+        self._check_inputs(x, "train_on_batch")
+        self.reset_metrics()
+        with self._mode(training=True):
+            logs = self.train_step(data_module.to_device((x, y, sample_weight), self._device()))
+        return logs if return_dict else _flatten_logs(logs)
+
+    def test_on_batch(
+        self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False
+    ) -> Any:
+        """Loss and metrics of one batch in inference mode (metrics reset first)."""
+        self._assert_compiled("test_on_batch")
+        data_module.num_samples(x, y, sample_weight)
+        self._check_inputs(x, "test_on_batch")
+        self.reset_metrics()
+        with self._mode(training=False):
+            logs = self.test_step(data_module.to_device((x, y, sample_weight), self._device()))
+        return logs if return_dict else _flatten_logs(logs)
+
+    def predict_on_batch(self, x: Any) -> Any:
+        """The outputs for one batch as numpy arrays."""
+        self._check_inputs(x, "predict_on_batch")
+        with self._mode(training=False):
+            out = self.predict_step((data_module.to_device(x, self._device()),))
+        return tree.map_structure(_to_numpy, out)
+
+    # --------------------------------------------------------------------- helpers
+    def _device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def _trainable_parameters(self) -> list[torch.nn.Parameter]:
+        params = list(self.trainable_weights)
+        seen = {id(p) for p in self.weights}
+        params += [p for p in self.parameters() if p.requires_grad and id(p) not in seen]
+        return params
+
+    @contextlib.contextmanager
+    def _mode(self, training: bool) -> Iterator[None]:
+        """Put every submodule in train/eval mode, restoring the previous modes afterwards."""
+        previous = [(m, m.training) for m in self.modules()]
+        self.train(training)
+        try:
+            yield
+        finally:
+            for module, mode in previous:
+                module.training = mode
+
+    def _symbolic_inputs(self) -> list[Any] | None:
+        inputs = getattr(self, "inputs", None)
+        if inputs is None:
+            return None
+        from rnnkit.symbolic import KerasTensor
+
+        flat = tree.flatten(inputs)
+        return flat if flat and all(isinstance(t, KerasTensor) for t in flat) else None
+
+    def _check_inputs(self, x: Any, method: str) -> None:
+        """A functional model's inputs: the number of arrays must match."""
+        expected = self._symbolic_inputs()
+        if expected is None or isinstance(x, dict) or not data_module.is_array_data(x):
+            return
+        received = [a for a in tree.flatten(x) if a is not None]
+        if len(received) != len(expected):
+            names = [t.name for t in expected]
+            raise ValueError(
+                f"{method}: model '{getattr(self, 'name', '')}' expects {len(expected)} input(s) "
+                f"{names}, received {len(received)} array(s) with shapes "
+                f"{[tuple(a.shape) for a in received]}"
+            )
+
+    def _output_names(self, y_pred: Any) -> list[str]:
+        flat = tree.flatten(y_pred)
+        if isinstance(y_pred, dict):
+            names = sorted(y_pred)
+            if len(names) == len(flat):
+                return names
+        given = getattr(self, "output_names", None)
+        if isinstance(given, (list, tuple)) and len(given) == len(flat):
+            return dedupe_names([str(n) for n in given])
+        outputs = getattr(self, "outputs", None)
+        if outputs is not None:
+            flat_sym = tree.flatten(outputs)
+            history = [getattr(t, "_keras_history", None) for t in flat_sym]
+            if len(flat_sym) == len(flat) and all(h is not None for h in history):
+                return dedupe_names([h[0].name for h in history])
+        if len(flat) == 1:
+            return ["output"]
+        return [f"output_{i}" for i in range(len(flat))]
+
+    def _match_targets(self, y: Any, y_pred: Any) -> tuple[list[Any], list[Any]]:
+        """Flat targets aligned with the flat outputs (dict targets matched by output name)."""
+        flat_pred = tree.flatten(y_pred)
+        names = self._output_names(y_pred)
+        if isinstance(y, dict):
+            unknown = sorted(set(y) - set(names))
+            if unknown:
+                raise ValueError(
+                    f"fit: y has keys {unknown} that are not output names; the model's outputs "
+                    f"are {names}"
+                )
+            return [y.get(n) for n in names], flat_pred
+        flat_true = [] if y is None else tree.flatten(y)
+        if len(flat_true) != len(flat_pred):
+            raise ValueError(
+                f"fit: the model has {len(flat_pred)} output(s) {names} but y holds "
+                f"{len(flat_true)} target array(s); pass one target per output"
+            )
+        return flat_true, flat_pred
+
+    def _update_metrics(
+        self, x: Any, y: Any, y_pred: Any, loss: torch.Tensor, sample_weight: Any = None
+    ) -> None:
+        batch = next(
+            (int(a.shape[0]) for a in tree.flatten(x) if hasattr(a, "shape") and len(a.shape)),
+            1,
+        )
+        self._loss_tracker.update_state(loss.detach(), sample_weight=batch)
+        compiled = [m for m in (self._compiled_metrics, self._compiled_weighted_metrics) if m.spec]
+        if not compiled or y is None:
+            return
+        flat_true, flat_pred = self._match_targets(y, y_pred)
+        flat_pred = [p.detach() if isinstance(p, torch.Tensor) else p for p in flat_pred]
+        for p, orig in zip(flat_pred, tree.flatten(y_pred)):
+            mask = getattr(orig, "_keras_mask", None)
+            if mask is not None:
+                p._keras_mask = mask
+        if not all(m.built for m in compiled):
+            taken = {m.name for m in self.metrics}
+            for m in compiled:
+                m.build(self._output_names(y_pred), flat_true, flat_pred, taken)
+        for m in compiled:
+            m.update_state(flat_true, flat_pred, sample_weight)
+
+
+def _to_numpy(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return x
+
+
+def _flatten_logs(logs: dict[str, float]) -> Any:
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+def _metric_names(metrics: Any) -> list[str]:
+    return [m for m in tree.flatten(metrics) if isinstance(m, str)]
+
+
+def _class_weight_to_sample_weight(
+    y: Any, sample_weight: Any, class_weight: dict[int, float]
+) -> np.ndarray:
+    """Per-sample weights ``class_weight[label]`` for one array of labels (or one-hot)."""
+    if sample_weight is not None:
+        raise ValueError("fit: pass class_weight or sample_weight, not both")
+    if y is None or tree.is_nested(y) or not data_module.is_array_data(y):
+        raise ValueError(
+            "fit: class_weight needs y as a single array of labels (one output, array data)"
+        )
+    labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+    if labels.ndim > 1 and labels.shape[-1] > 1:
+        labels = labels.argmax(axis=-1)
+    labels = labels.reshape(labels.shape[0], -1)[:, 0].astype(np.int64)
+    missing = sorted(set(labels.tolist()) - set(class_weight))
+    if missing:
+        raise ValueError(f"fit: class_weight has no weight for class(es) {missing}")
+    return np.asarray([class_weight[int(c)] for c in labels], dtype=np.float32)

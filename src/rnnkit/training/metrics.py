@@ -1,0 +1,311 @@
+"""Metrics with Keras 3 semantics (``rnnkit.metrics``).
+
+A metric accumulates over batches: ``update_state(y_true, y_pred, sample_weight=None)``,
+``result()`` (a Python float) and ``reset_state()``. Mean-based metrics average per-sample
+values, each sample weighted by ``sample_weight`` (and by the mask on ``y_pred``):
+
+    result = sum_i(w_i * v_i) / sum_i(w_i)
+
+where ``v_i`` is the sample's value averaged over its non-batch axes.
+
+``"accuracy"`` in ``compile(metrics=...)`` is resolved from the shapes like Keras 3 does
+(:func:`get_metric`): binary when ``y_pred`` has one unit, sparse categorical when ``y_true``
+has one axis fewer (or a trailing 1), categorical otherwise.
+
+>>> m = MeanAbsoluteError()
+>>> m.update_state([[0.0, 1.0]], [[1.0, 1.0]])
+>>> m.result()
+0.5
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from rnnkit.training import losses as losses_module
+from rnnkit.training.losses import _as_tensor, squeeze_or_expand_to_same_rank
+
+
+class Metric:
+    """Base class: subclasses implement ``update_state``, ``result`` and ``reset_state``."""
+
+    def __init__(self, name: str | None = None, dtype: Any = None) -> None:
+        from rnnkit.layers.base import to_snake_case
+
+        self.name = name or to_snake_case(type(self).__name__)
+        self.dtype = dtype
+
+    def update_state(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError
+
+    def result(self) -> float:
+        raise NotImplementedError
+
+    def reset_state(self) -> None:
+        raise NotImplementedError
+
+    def __call__(self, *args: Any, **kwargs: Any) -> float:
+        """Update with one batch and return the running result (as Keras' ``Metric.__call__``)."""
+        self.update_state(*args, **kwargs)
+        return self.result()
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Metric:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}>"
+
+
+class Mean(Metric):
+    """The weighted mean of the values passed to ``update_state(values, sample_weight)``."""
+
+    def __init__(self, name: str = "mean", dtype: Any = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        self._total = 0.0
+        self._count = 0.0
+
+    def update_state(self, values: Any, sample_weight: Any = None) -> None:
+        values = _as_tensor(values).detach()
+        if not values.is_floating_point():
+            values = values.to(torch.float32)
+        if sample_weight is not None:
+            weight = _as_tensor(sample_weight, values.dtype, values.device).detach()
+            values, weight = squeeze_or_expand_to_same_rank(values, weight)
+            if values.ndim > weight.ndim:  # average the axes the weight does not cover
+                values = values.mean(dim=tuple(range(weight.ndim, values.ndim)))
+            weight = torch.broadcast_to(weight, values.shape)
+            values = values * weight
+            if weight.ndim > 1:
+                weight = weight.mean(dim=tuple(range(1, weight.ndim)))
+            count = weight.sum()
+        else:
+            count = values.shape[0] if values.ndim >= 1 else 1
+        if values.ndim > 1:
+            values = values.mean(dim=tuple(range(1, values.ndim)))
+        self._total = self._total + values.sum()
+        self._count = self._count + count
+
+    def result(self) -> float:
+        total = float(self._total.item() if isinstance(self._total, torch.Tensor) else self._total)
+        count = float(self._count.item() if isinstance(self._count, torch.Tensor) else self._count)
+        return total / count if count else 0.0
+
+
+class MeanMetricWrapper(Mean):
+    """The mean of ``fn(y_true, y_pred, **kwargs)`` (per-sample values) over all samples seen."""
+
+    def __init__(
+        self,
+        fn: Callable[..., torch.Tensor],
+        name: str | None = None,
+        dtype: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=name or getattr(fn, "__name__", "mean_metric_wrapper"), dtype=dtype)
+        self._fn = fn
+        self._fn_kwargs = kwargs
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        mask = getattr(y_pred, "_keras_mask", None)
+        with torch.no_grad():
+            values = self._fn(y_true, y_pred, **self._fn_kwargs)
+        if mask is not None:
+            mask = _as_tensor(mask, values.dtype, values.device)
+            mask, _ = squeeze_or_expand_to_same_rank(mask, values)
+            if sample_weight is not None:
+                weight = _as_tensor(sample_weight, values.dtype, values.device)
+                while weight.ndim < mask.ndim:
+                    weight = weight.unsqueeze(-1)
+                mask = mask * weight
+            sample_weight = mask
+        super().update_state(values, sample_weight=sample_weight)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, **self._fn_kwargs}
+
+
+# ------------------------------------------------------------------------ value functions
+def binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> torch.Tensor:
+    """1.0 where ``(y_pred > threshold) == y_true``, elementwise."""
+    y_pred = _as_tensor(y_pred)
+    y_true = _as_tensor(y_true, device=y_pred.device)
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+    predicted = (y_pred > threshold).to(y_true.dtype)
+    return (predicted == y_true).to(torch.float32)
+
+
+def categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    """1.0 where ``argmax(y_true) == argmax(y_pred)`` (one-hot targets)."""
+    y_true = torch.argmax(_as_tensor(y_true), dim=-1)
+    return sparse_categorical_accuracy(y_true, y_pred)
+
+
+def sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    """1.0 where ``y_true == argmax(y_pred)`` (integer targets)."""
+    y_pred = _as_tensor(y_pred)
+    y_true = _as_tensor(y_true, device=y_pred.device)
+    if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
+        y_true = y_true.squeeze(-1)
+    predicted = torch.argmax(y_pred, dim=-1)
+    return (predicted == y_true.to(predicted.dtype)).to(torch.float32)
+
+
+# ---------------------------------------------------------------------------------- classes
+class BinaryAccuracy(MeanMetricWrapper):
+    """How often ``y_pred > threshold`` equals the 0/1 target."""
+
+    def __init__(self, name: str = "binary_accuracy", dtype: Any = None, threshold: float = 0.5):
+        super().__init__(binary_accuracy, name=name, dtype=dtype, threshold=threshold)
+
+
+class CategoricalAccuracy(MeanMetricWrapper):
+    """How often the argmax of ``y_pred`` equals the argmax of the one-hot target."""
+
+    def __init__(self, name: str = "categorical_accuracy", dtype: Any = None):
+        super().__init__(categorical_accuracy, name=name, dtype=dtype)
+
+
+class SparseCategoricalAccuracy(MeanMetricWrapper):
+    """How often the argmax of ``y_pred`` equals the integer target."""
+
+    def __init__(self, name: str = "sparse_categorical_accuracy", dtype: Any = None):
+        super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
+
+
+class MeanSquaredError(MeanMetricWrapper):
+    """The mean of ``mean((y_true - y_pred) ** 2, axis=-1)`` over samples."""
+
+    def __init__(self, name: str = "mean_squared_error", dtype: Any = None):
+        super().__init__(losses_module.mean_squared_error, name=name, dtype=dtype)
+
+
+class MeanAbsoluteError(MeanMetricWrapper):
+    """The mean of ``mean(|y_true - y_pred|, axis=-1)`` over samples."""
+
+    def __init__(self, name: str = "mean_absolute_error", dtype: Any = None):
+        super().__init__(losses_module.mean_absolute_error, name=name, dtype=dtype)
+
+
+class RootMeanSquaredError(Mean):
+    """``sqrt(mean((y_true - y_pred) ** 2))`` over all elements seen."""
+
+    def __init__(self, name: str = "root_mean_squared_error", dtype: Any = None):
+        super().__init__(name=name, dtype=dtype)
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        y_true, y_pred = losses_module._prepare(y_true, y_pred)
+        super().update_state(torch.square(y_true - y_pred), sample_weight=sample_weight)
+
+    def result(self) -> float:
+        return super().result() ** 0.5
+
+
+class SparseCategoricalCrossentropy(MeanMetricWrapper):
+    def __init__(
+        self, name: str = "sparse_categorical_crossentropy", dtype: Any = None, **kwargs: Any
+    ):
+        super().__init__(
+            losses_module.sparse_categorical_crossentropy, name=name, dtype=dtype, **kwargs
+        )
+
+
+class CategoricalCrossentropy(MeanMetricWrapper):
+    def __init__(self, name: str = "categorical_crossentropy", dtype: Any = None, **kwargs: Any):
+        super().__init__(losses_module.categorical_crossentropy, name=name, dtype=dtype, **kwargs)
+
+
+class BinaryCrossentropy(MeanMetricWrapper):
+    def __init__(self, name: str = "binary_crossentropy", dtype: Any = None, **kwargs: Any):
+        super().__init__(losses_module.binary_crossentropy, name=name, dtype=dtype, **kwargs)
+
+
+_BY_NAME: dict[str, Callable[[], Metric]] = {
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "rmse": RootMeanSquaredError,
+    "root_mean_squared_error": RootMeanSquaredError,
+    "binary_accuracy": BinaryAccuracy,
+    "categorical_accuracy": CategoricalAccuracy,
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+}
+_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        Mean,
+        MeanAbsoluteError,
+        MeanSquaredError,
+        RootMeanSquaredError,
+        BinaryAccuracy,
+        CategoricalAccuracy,
+        SparseCategoricalAccuracy,
+        BinaryCrossentropy,
+        CategoricalCrossentropy,
+        SparseCategoricalCrossentropy,
+    )
+}
+
+
+def get(identifier: Any) -> Metric:
+    """A metric from a name (``"mae"``, ``"mse"``, ``"binary_accuracy"``, a class name), a
+    :class:`Metric`, or a function ``fn(y_true, y_pred) -> per-sample values`` (wrapped in
+    :class:`MeanMetricWrapper`). ``"accuracy"`` needs shapes: use :func:`get_metric`."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier in _BY_NAME:
+            return _BY_NAME[identifier]()
+        if identifier in _CLASSES:
+            return _CLASSES[identifier]()
+        valid = ["accuracy", "acc", *sorted(_BY_NAME), *sorted(_CLASSES)]
+        raise ValueError(f"metrics: unknown metric {identifier!r}. Valid names: {', '.join(valid)}")
+    if all(hasattr(identifier, a) for a in ("update_state", "result", "reset_state")):
+        return identifier
+    if callable(identifier):
+        return MeanMetricWrapper(identifier)
+    raise TypeError(
+        f"metrics: expected a metric name, Metric object or callable, received {identifier!r} "
+        f"of type {type(identifier).__name__}"
+    )
+
+
+def get_metric(identifier: Any, y_true: torch.Tensor, y_pred: torch.Tensor) -> Any:
+    """Resolve ``identifier`` for one output, ``"accuracy"``/``"acc"`` by the shapes of
+    ``y_true`` and ``y_pred`` (Keras 3). String identifiers name the metric in the logs."""
+    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+        true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+        if pred_shape[-1:] == (1,):
+            metric: Any = BinaryAccuracy(name=identifier)
+        elif len(true_shape) < len(pred_shape) or (
+            true_shape[-1:] == (1,) and pred_shape[-1:] != (1,)
+        ):
+            metric = SparseCategoricalAccuracy(name=identifier)
+        else:
+            metric = CategoricalAccuracy(name=identifier)
+        return metric
+    metric = get(identifier)
+    if isinstance(identifier, str):
+        metric.name = identifier
+    return metric
+
+
+def clone_metric(metric: Any) -> Any:
+    """A fresh copy of a metric object (for applying one metric list to several outputs)."""
+    fresh = copy.deepcopy(metric)
+    fresh.reset_state()
+    return fresh
