@@ -363,6 +363,27 @@ class Model(Trainer, Layer):
             show_trainable=show_trainable,
         )
 
+    # ------------------------------------------------------------------ saving
+    def save(self, filepath: Any, overwrite: bool = True, include_optimizer: bool = True) -> None:
+        """Save to a ``.keras`` file (see :func:`rnnkit.saving.save_model`)."""
+        from rnnkit.saving.model_file import save_model
+
+        save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
+        """Save the weights to a ``.weights.safetensors`` file (see
+        :func:`rnnkit.saving.save_weights`)."""
+        from rnnkit.saving.weights_file import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath: Any) -> None:
+        """Load a ``.weights.safetensors`` file or a Keras 3 ``.weights.h5`` file (see
+        :func:`rnnkit.saving.load_weights`)."""
+        from rnnkit.saving.weights_file import load_weights
+
+        load_weights(self, filepath)
+
 
 def _layer_deserializer(custom_objects: Mapping[str, Any] | None) -> Callable[[Any], Layer]:
     from rnnkit.layers.serialization import deserialize

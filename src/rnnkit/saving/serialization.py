@@ -51,7 +51,8 @@ def get_registered_object(
 
 def get_registered_name(obj: Any) -> str:
     cls = obj if isinstance(obj, type) else type(obj)
-    return getattr(cls, "_registered_name", None) or cls.__name__
+    # only the class's own registration: a subclass of a registered class is not registered
+    return cls.__dict__.get("_registered_name") or cls.__name__
 
 
 def serialize_keras_object(obj: Any) -> Any:

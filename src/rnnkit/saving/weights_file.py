@@ -1,0 +1,176 @@
+"""Weights files: ``model.save_weights("m.weights.safetensors")`` and ``load_weights``.
+
+Format: a `safetensors <https://github.com/huggingface/safetensors>`_ file (no pickle) with
+one tensor per weight, in :attr:`Layer.weights` order (Keras' order), keyed
+``"{index:05d}/{path}"`` where ``path`` is the weight's Keras-style name
+(``"lstm/lstm_cell/kernel"``). The header metadata says ``{"format": "rnnkit.weights",
+"count": "<n>"}``.
+
+Loading matches weights by position, so a model rebuilt with other automatic layer names
+(``lstm_1``) loads the file; the number of weights and every shape must match the model, else
+``ValueError`` names the first mismatch. Nothing is copied until every tensor is checked.
+
+``load_weights`` also reads Keras 3's ``.weights.h5`` files (see
+:mod:`rnnkit.saving.keras_import`; needs ``h5py``, the ``keras-import`` extra).
+
+>>> # model.save_weights("m.weights.safetensors"); other.load_weights("m.weights.safetensors")
+"""
+
+from __future__ import annotations
+
+import os
+from typing import IO, Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from rnnkit.layers.base import Layer
+from rnnkit.saving.files import _fspath, atomic_write, check_overwrite
+
+WEIGHTS_SUFFIX = ".weights.safetensors"
+KERAS_WEIGHTS_SUFFIX = ".weights.h5"
+_FORMAT = "rnnkit.weights"
+
+
+def _check_layer(model: Any, where: str) -> Layer:
+    if not isinstance(model, Layer):
+        raise TypeError(
+            f"{where}: expected an rnnkit model or layer, received {type(model).__name__}"
+        )
+    return model
+
+
+def weights_to_tensors(model: Layer) -> dict[str, torch.Tensor]:
+    """The model's weights as ``{"00000/dense/kernel": tensor}`` (CPU, contiguous copies)."""
+    weights = model.weights
+    paths = model.weight_paths()
+    return {
+        f"{i:05d}/{path}": w.detach().to("cpu").contiguous().clone()
+        for i, (path, w) in enumerate(zip(paths, weights))
+    }
+
+
+def weights_to_bytes(model: Layer) -> bytes:
+    """The safetensors bytes of :func:`weights_to_tensors`."""
+    tensors = weights_to_tensors(model)
+    return st_save(tensors, metadata={"format": _FORMAT, "count": str(len(tensors))})
+
+
+def bytes_to_tensors(data: bytes, source: str) -> dict[str, torch.Tensor]:
+    """Parse safetensors bytes; a truncated or corrupted file raises ``ValueError``."""
+    try:
+        return st_load(data)
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise ValueError(
+            f"{source}: not a valid safetensors weights file; it may be truncated or "
+            f"corrupted ({e})"
+        ) from e
+
+
+def assign_tensors(model: Layer, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Copy ``tensors`` (keyed ``"{index:05d}/{path}"``) into ``model.weights`` by position.
+
+    Raises ``ValueError`` before copying anything when a key is malformed, the count differs or
+    a shape differs.
+    """
+    params = model.weights
+    paths = model.weight_paths()
+    if not model.built and not params:
+        raise ValueError(
+            f"{source}: the model '{model.name}' is not built, so it has no weights to load "
+            "into; call it on data or build(input_shape) first"
+        )
+    ordered: dict[int, tuple[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        index, sep, saved_path = key.partition("/")
+        if not sep or not index.isdigit():
+            raise ValueError(
+                f"{source}: unexpected tensor name {key!r}; an rnnkit weights file names its "
+                "tensors '<index>/<weight path>'"
+            )
+        ordered[int(index)] = (saved_path, value)
+    if sorted(ordered) != list(range(len(ordered))) or len(ordered) != len(params):
+        raise ValueError(
+            f"{source}: the file holds {len(ordered)} weights, but the model '{model.name}' "
+            f"has {len(params)} ({', '.join(paths) or 'none'})"
+        )
+    for i, (path, param) in enumerate(zip(paths, params)):
+        saved_path, value = ordered[i]
+        if tuple(value.shape) != tuple(param.shape):
+            raise ValueError(
+                f"{source}: weight {i} ('{saved_path}' in the file, '{path}' in the model) has "
+                f"shape {tuple(value.shape)} in the file, but the model expects "
+                f"{tuple(param.shape)}"
+            )
+        if value.dtype.is_floating_point != param.dtype.is_floating_point:
+            raise ValueError(
+                f"{source}: weight {i} ('{path}') has dtype {value.dtype} in the file, the "
+                f"model's is {param.dtype}"
+            )
+    with torch.no_grad():
+        for i, param in enumerate(params):
+            param.copy_(ordered[i][1].to(dtype=param.dtype, device=param.device))
+
+
+def save_weights(model: Any, filepath: str | os.PathLike, overwrite: bool = True) -> None:
+    """Write ``model``'s weights to ``filepath`` (must end in ``.weights.safetensors``),
+    atomically.
+
+    Args:
+        model: an rnnkit model or layer (built).
+        filepath: the file, ending in ``.weights.safetensors``.
+        overwrite: when False, an existing file raises ``ValueError``.
+    """
+    model = _check_layer(model, "save_weights")
+    path = _fspath(filepath)
+    if not path.endswith(WEIGHTS_SUFFIX):
+        raise ValueError(
+            f"save_weights: filepath must end in '{WEIGHTS_SUFFIX}', received {path!r}"
+        )
+    if not model.weights:
+        raise ValueError(
+            f"save_weights: the model '{model.name}' has no weights (is it built?); call it on "
+            "data or build(input_shape) first"
+        )
+    check_overwrite(path, overwrite)
+    data = weights_to_bytes(model)
+
+    def write(f: IO[bytes]) -> None:
+        f.write(data)
+
+    atomic_write(path, write)
+
+
+def load_weights(model: Any, filepath: str | os.PathLike, max_bytes: int = 4 * 1024**3) -> None:
+    """Load weights saved by :func:`save_weights` (``.weights.safetensors``) or by Keras 3
+    (``.weights.h5``) into ``model``; shapes must match, else ``ValueError``.
+
+    Args:
+        model: an rnnkit model or layer, built with the same architecture.
+        filepath: a ``.weights.safetensors`` or Keras ``.weights.h5`` file.
+        max_bytes: refuse larger files.
+    """
+    model = _check_layer(model, "load_weights")
+    path = _fspath(filepath)
+    if path.endswith(KERAS_WEIGHTS_SUFFIX):
+        from rnnkit.saving.keras_import import load_keras_weights
+
+        load_keras_weights(model, path)
+        return
+    if not path.endswith(WEIGHTS_SUFFIX):
+        raise ValueError(
+            f"load_weights: filepath must end in '{WEIGHTS_SUFFIX}' (rnnkit) or "
+            f"'{KERAS_WEIGHTS_SUFFIX}' (Keras 3), received {path!r}"
+        )
+    if not os.path.isfile(path):
+        raise ValueError(f"load_weights: no such file {path!r}")
+    size = os.path.getsize(path)
+    if size > max_bytes:
+        raise ValueError(
+            f"load_weights: {path!r} has {size} bytes, more than max_bytes={max_bytes}"
+        )
+    with open(path, "rb") as f:
+        data = f.read()
+    assign_tensors(model, bytes_to_tensors(data, repr(path)), repr(path))
