@@ -25,7 +25,12 @@ lint: $(STAMP)
 test: lint
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q
 
-demo: $(STAMP)
+# The demo also installs the optional `demo` extra (matplotlib, for the time-series plot), once.
+$(VENV)/.installed-demo: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,demo]"
+	touch $(VENV)/.installed-demo
+
+demo: $(VENV)/.installed-demo
 	$(BIN)/python examples/guide.py
 
 clean:
