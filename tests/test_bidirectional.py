@@ -270,5 +270,7 @@ def test_bad_initial_state():
         layer(x, initial_state=[torch.zeros(2, 3)] * 3)
     with pytest.raises(ValueError, match="initial_state must be a list"):
         layer(x, initial_state=torch.zeros(2, 3))
-    with pytest.raises(ValueError, match=r"initial_state: state 1 must have shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"'bi'.*initial_state\[1\] has shape \(2, 4\), expected \(2, 3\)"
+    ):
         layer(x, initial_state=[torch.zeros(2, 3), torch.zeros(2, 4)] * 2)

@@ -438,9 +438,13 @@ def test_dropout_rate_out_of_range(rate):
 def test_dense_wrong_feature_size_after_build():
     layer = layers.Dense(3, name="proj")
     layer(np.ones((2, 4), "float32"))
-    with pytest.raises(ValueError, match=r"Dense 'proj'.*expected last dimension 4.*\(2, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"Dense 'proj': inputs has shape \(2, 5\), expected \(None, 4\)"
+    ):
         layer(np.ones((2, 5), "float32"))
-    with pytest.raises(ValueError, match=r"Dense 'proj'.*rank >= 2.*\(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"Dense 'proj': inputs has shape \(4,\), expected rank >= 2"
+    ):
         layer(np.ones((4,), "float32"))
     with pytest.raises(ValueError, match=r"rank >= 2"):
         layers.Dense(2)(np.ones((4,), "float32"))
@@ -472,5 +476,5 @@ def test_bad_call_inputs():
         layers.Add()(torch.ones(2, 3))
     bn = layers.BatchNormalization()
     bn(torch.ones(2, 3))
-    with pytest.raises(ValueError, match=r"expected size 3 on axis -1.*\(2, 4\)"):
+    with pytest.raises(ValueError, match=r"inputs has shape \(2, 4\), expected \(None, 3\)"):
         bn(torch.ones(2, 4))

@@ -101,10 +101,12 @@ def test_wrong_number_of_initial_states():
 def test_wrong_state_shape_names_expected_and_received():
     layer = built_lstm()
     with pytest.raises(
-        ValueError, match=r"initial_state: state 1 must have shape \(2, 2\).*\(2, 3\)"
+        ValueError, match=r"initial_state\[1\] has shape \(2, 3\), expected \(2, 2\)"
     ):
         layer(X, initial_state=[torch.zeros(2, 2), torch.zeros(2, 3)])
-    with pytest.raises(ValueError, match=r"state 0 must have shape \(2, 2\).*\(3, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"initial_state\[0\] has shape \(3, 2\), expected \(2, 2\)"
+    ):
         layer(X, initial_state=[np.zeros((3, 2)), np.zeros((3, 2))])
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from rnnkit import tree
-from rnnkit.layers.base import Layer
+from rnnkit.layers.base import Layer, layer_label
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 _RNN_ATTRIBUTES = ("go_backwards", "return_sequences", "return_state")
@@ -122,6 +122,11 @@ class Bidirectional(Layer):
             )
         self.forward_layer = forward
         self.backward_layer = backward_layer
+        for role, sublayer in (("forward", forward), ("backward", backward_layer)):
+            # The errors of each direction (wrong input shape, mask, state) name this layer.
+            sublayer._error_label = (
+                f"Bidirectional '{self.name}' ({role} layer {layer_label(sublayer)})"
+            )
         self._verify_layer_config()
         for sublayer in (self.forward_layer, self.backward_layer):
             if hasattr(sublayer, "zero_output_for_mask"):
@@ -178,19 +183,21 @@ class Bidirectional(Layer):
         self.backward_layer.set_weights(weights[half:])
 
     # -------------------------------------------------------------------- call
-    def _split_initial_state(self, initial_state: Any) -> tuple[Any, Any]:
+    def _split_initial_state(
+        self, initial_state: Any, argument: str = "initial_state"
+    ) -> tuple[Any, Any]:
         if initial_state is None:
             return None, None
         if isinstance(initial_state, torch.Tensor) or not isinstance(initial_state, (list, tuple)):
             raise ValueError(
-                f"Bidirectional '{self.name}': initial_state must be a list of the forward "
+                f"Bidirectional '{self.name}': {argument} must be a list of the forward "
                 "states followed by the backward states, received a single "
                 f"{type(initial_state).__name__}"
             )
         states = list(initial_state)
         if len(states) % 2:
             raise ValueError(
-                f"Bidirectional '{self.name}': initial_state must hold as many backward states "
+                f"Bidirectional '{self.name}': {argument} must hold as many backward states "
                 f"as forward states (an even count), received {len(states)} states"
             )
         half = len(states) // 2
@@ -276,7 +283,7 @@ class Bidirectional(Layer):
             self.forward_layer.reset_states()
             self.backward_layer.reset_states()
             return
-        forward, backward = self._split_initial_state(states)
+        forward, backward = self._split_initial_state(states, "states")
         self.forward_layer.reset_states(forward)
         self.backward_layer.reset_states(backward)
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from rnnkit import activations, constraints, initializers, regularizers
-from rnnkit.layers.base import Layer
+from rnnkit.layers.base import Layer, check_input_shape
 
 
 def _positive_int(value: Any, argument: str, layer: str) -> int:
@@ -130,17 +130,10 @@ class Dense(Layer):
             self.bias = None
 
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
-        expected = self.kernel.shape[0]
-        if inputs.ndim < 2:
-            raise ValueError(
-                f"Dense '{self.name}': inputs must have rank >= 2 (batch, ..., features), "
-                f"received input shape {tuple(inputs.shape)}"
-            )
-        if inputs.shape[-1] != expected:
-            raise ValueError(
-                f"Dense '{self.name}': inputs: expected last dimension {expected} (the layer was "
-                f"built for it), received input shape {tuple(inputs.shape)}"
-            )
+        features = self.kernel.shape[0]
+        check_input_shape(
+            self, inputs.shape, min_rank=2, axes={-1: features}, legend="(batch, ..., features)"
+        )
         if not inputs.is_floating_point():
             inputs = inputs.to(self.kernel.dtype)
         outputs = torch.matmul(inputs, self.kernel)
@@ -402,6 +395,7 @@ class Masking(Layer):
         return torch.any(inputs != self.mask_value, dim=-1)
 
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
+        check_input_shape(self, inputs.shape, min_rank=2, legend="(batch, ..., features)")
         keep = torch.any(inputs != self.mask_value, dim=-1, keepdim=True)
         return torch.where(keep, inputs, torch.zeros((), dtype=inputs.dtype))
 

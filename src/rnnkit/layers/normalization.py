@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from rnnkit import constraints, initializers, regularizers
-from rnnkit.layers.base import Layer
+from rnnkit.layers.base import Layer, check_input_shape
 from rnnkit.layers.core import drop_keras_only_keys
 from rnnkit.symbolic import in_symbolic_call
 
@@ -90,6 +91,7 @@ class BatchNormalization(Layer):
         self.supports_masking = True
         self.gamma: torch.nn.Parameter | None = None
         self.beta: torch.nn.Parameter | None = None
+        self._input_rank: int | None = None
 
     def _check_axis(self, rank: int) -> int:
         if not -rank <= self.axis < rank:
@@ -101,6 +103,7 @@ class BatchNormalization(Layer):
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         axis = self._check_axis(len(input_shape))
+        self._input_rank = len(input_shape)
         if input_shape[axis] is None:
             raise ValueError(
                 f"BatchNormalization '{self.name}': the size of axis {self.axis} must be known, "
@@ -151,18 +154,21 @@ class BatchNormalization(Layer):
         return mean, variance
 
     def call(self, inputs: torch.Tensor, training: bool = False, mask: Any = None) -> torch.Tensor:
+        features = self.moving_mean.shape[0]
+        legend = f"(axis {self.axis} holds the {features} features the layer was built for)"
+        check_input_shape(self, inputs.shape, rank=self._input_rank, legend="(as built)")
         axis = self._check_axis(inputs.ndim)
-        if inputs.shape[axis] != self.moving_mean.shape[0]:
-            raise ValueError(
-                f"BatchNormalization '{self.name}': inputs: expected size "
-                f"{self.moving_mean.shape[0]} on axis {self.axis}, received input shape "
-                f"{tuple(inputs.shape)}"
-            )
-        if mask is not None and mask.ndim != inputs.ndim - 1:
-            raise ValueError(
-                f"BatchNormalization '{self.name}': mask must have one dimension less than the "
-                f"inputs, received mask shape {tuple(mask.shape)} and input shape "
-                f"{tuple(inputs.shape)}"
+        check_input_shape(self, inputs.shape, axes={axis: features}, legend=legend)
+        if mask is not None:
+            if not isinstance(mask, torch.Tensor):
+                mask = torch.as_tensor(np.asarray(mask), device=inputs.device)
+            check_input_shape(
+                self,
+                mask.shape,
+                rank=inputs.ndim - 1,
+                axes=dict(enumerate(inputs.shape[:-1])),
+                argument="mask",
+                legend="(the inputs' shape without the last axis)",
             )
         out_dtype = inputs.dtype
         # Statistics in at least float32, as Keras does for float16/bfloat16 inputs.

@@ -21,6 +21,7 @@ shape (``torch.Size``, or a tuple of ints inside a list), or a list / namedtuple
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from rnnkit import regularizers, tree
 from rnnkit.kernels.dispatch import FUSED, GENERIC, NOCLIFT, KernelChoice, select
 from rnnkit.kernels.layer_kernels import run_fused, run_noclift
 from rnnkit.kernels.loop import run_loop, run_projected_loop
-from rnnkit.layers.base import Layer
+from rnnkit.layers.base import Layer, layer_label
 from rnnkit.layers.rnn_cells import (
     accepts_argument,
     cell_initial_state,
@@ -45,6 +46,15 @@ from rnnkit.layers.rnn_cells import (
 from rnnkit.symbolic import in_symbolic_call
 
 Tensor = torch.Tensor
+
+
+def _requires_constants(cell: Any) -> bool:
+    """Whether ``cell.call`` has a ``constants`` argument without a default."""
+    try:
+        parameter = inspect.signature(cell.call).parameters.get("constants")
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.default is inspect.Parameter.empty
 
 
 class StackedRNNCells(Layer):
@@ -166,7 +176,8 @@ class RNN(Layer):
         inputs: a tensor ``(N, T, ...)`` or a nested structure of them (same ``N`` and ``T``).
         initial_state: the initial states (a list, flat or nested like the cell's states);
             zeros (or the cell's ``get_initial_state``) when None.
-        mask: ``(N, T)`` bool, True for the steps to use (``(T, N)`` when ``time_major``).
+        mask: ``(N, T)`` bool (or integer 0/1), True for the steps to use (``(T, N)`` when
+            ``time_major``); a float mask raises ``ValueError``.
             Masked steps keep the states and repeat the previous output.
         training: passed to the cell when its ``call`` accepts it (dropout).
         constants: tensors passed unchanged to ``cell.call(..., constants=...)`` at each step;
@@ -214,7 +225,7 @@ class RNN(Layer):
 
     # ------------------------------------------------------------------ helpers
     def _error(self, message: str) -> ValueError:
-        return ValueError(f"{type(self).__name__} '{self.name}': {message}")
+        return ValueError(f"{layer_label(self)}: {message}")
 
     @property
     def _time_axis(self) -> int:
@@ -276,6 +287,10 @@ class RNN(Layer):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         constants = kwargs.get("constants")
+        if constants is not None and not accepts_argument(self.cell.call, "constants"):
+            raise self._error(
+                "constants were passed, but the cell's call() has no constants argument"
+            )
         if constants is not None and not self.built:
             flat = tree.flatten(constants)
             self._constant_shapes = [tuple(c.shape) for c in flat if hasattr(c, "shape")]
@@ -318,8 +333,7 @@ class RNN(Layer):
                 e is not None and e != g for e, g in zip(expected, shape)
             ):
                 raise self._error(
-                    f"{argument}: state {i} must have shape {expected} (batch, *state_size), "
-                    f"received shape {shape}"
+                    f"{argument}[{i}] has shape {shape}, expected {expected} (batch, *state_size)"
                 )
         return tree.pack_sequence_as(self._state_spec, flat)
 
@@ -387,8 +401,40 @@ class RNN(Layer):
             raise self._error(
                 f"mask must have shape {expected} {layout}, received shape {tuple(mask.shape)}"
             )
+        if mask.is_floating_point() or mask.is_complex():
+            raise self._error(
+                f"mask has dtype {str(mask.dtype).removeprefix('torch.')}, expected bool (True: "
+                "process the step) or integer 0/1; convert it with mask != 0"
+            )
         mask = mask.to(torch.bool)
         return mask.transpose(0, 1) if self.time_major else mask
+
+    def _check_constants(self, constants: Any, batch: int) -> None:
+        """``constants`` against the shapes the layer was built with (the cell's weights may
+        depend on them) and the batch size of the inputs."""
+        expected = self._constant_shapes or []
+        if constants is None:
+            if expected and _requires_constants(self.cell):
+                raise self._error(
+                    f"constants: the layer was built with {len(expected)} constant(s) of "
+                    f"shape(s) {expected}, received none"
+                )
+            return
+        flat = tree.flatten(constants)
+        if expected and len(flat) != len(expected):
+            raise self._error(
+                f"constants: expected {len(expected)} tensor(s) with shape(s) {expected}, "
+                f"received {len(flat)}"
+            )
+        for i, value in enumerate(flat):
+            shape = tuple(value.shape) if hasattr(value, "shape") else tuple(np.shape(value))
+            want = (batch, *(expected[i] if expected else shape)[1:])
+            if len(shape) != len(want) or any(
+                w is not None and g is not None and w != g for w, g in zip(want, shape)
+            ):
+                raise self._error(
+                    f"constants[{i}] has shape {shape}, expected {want} (batch, *features as built)"
+                )
 
     def call(
         self,
@@ -437,11 +483,8 @@ class RNN(Layer):
         cell_kwargs: dict[str, Any] = {}
         if accepts_argument(self.cell.call, "training"):
             cell_kwargs["training"] = training
+        self._check_constants(constants, batch)
         if constants is not None:
-            if not accepts_argument(self.cell.call, "constants"):
-                raise self._error(
-                    "constants were passed, but the cell's call() has no constants argument"
-                )
             if not tree.is_nested(constants):
                 constants = [constants]
             cell_kwargs["constants"] = tree.map_structure(

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from rnnkit import tree
-from rnnkit.layers.base import Layer
+from rnnkit.layers.base import Layer, check_input_shape
 
 
 def _describe(layer: Layer) -> str:
@@ -62,6 +62,7 @@ class TimeDistributed(Layer):
             )
         super().__init__(**kwargs)
         self.layer = layer
+        self._step_shapes: list[tuple[int | None, ...]] | None = None
 
     # ------------------------------------------------------------------ shapes
     def _leaf_shapes(self, input_shape: Any) -> list[tuple[int | None, ...]]:
@@ -95,6 +96,7 @@ class TimeDistributed(Layer):
     def build(self, input_shape: Any) -> None:
         """Build the wrapped layer for one step: ``(N * T, *F)``."""
         child_shape = self._child_shape(input_shape)
+        self._step_shapes = [shape[2:] for shape in self._leaf_shapes(input_shape)]
         if not self.layer.built:
             self.layer.build(child_shape)
             self.layer.built = True
@@ -105,6 +107,18 @@ class TimeDistributed(Layer):
         if not leaves:
             raise TypeError(f"{_describe(self)}: inputs must be tensors, received {inputs!r}")
         shapes = self._leaf_shapes([tuple(x.shape) for x in leaves])
+        if self._step_shapes is not None and any(True for _ in self.layer.parameters()):
+            # The wrapped layer's weights were built for these per-step shapes: say so here,
+            # with the caller's shape, rather than from inside with the (N * T, ...) shape.
+            for i, (shape, step) in enumerate(zip(shapes, self._step_shapes)):
+                check_input_shape(
+                    self,
+                    shape,
+                    rank=len(step) + 2,
+                    axes={axis + 2: size for axis, size in enumerate(step)},
+                    argument="inputs" if len(shapes) == 1 else f"inputs[{i}]",
+                    legend="(batch, timesteps, *features), as built",
+                )
         n, t = shapes[0][:2]
         return n, t
 

@@ -51,30 +51,41 @@ def squeeze_or_expand_to_same_rank(
     return x1, x2
 
 
-def _prepare(y_true: Any, y_pred: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def _broadcastable(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return all(x == y or x == 1 or y == 1 for x, y in zip(reversed(a), reversed(b)))
+
+
+def _prepare(y_true: Any, y_pred: Any, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
     y_pred = _as_tensor(y_pred)
     if not y_pred.is_floating_point():
         y_pred = y_pred.to(torch.float32)
     y_true = _as_tensor(y_true, y_pred.dtype, y_pred.device)
-    return squeeze_or_expand_to_same_rank(y_true, y_pred)
+    given = tuple(y_true.shape)
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+    if not _broadcastable(tuple(y_true.shape), tuple(y_pred.shape)):
+        raise ValueError(
+            f"{loss}: y_true has shape {given}, expected {tuple(y_pred.shape)} (the shape of "
+            "y_pred; axes of size 1 broadcast)"
+        )
+    return y_true, y_pred
 
 
 # --------------------------------------------------------------------- functions (per sample)
 def mean_squared_error(y_true: Any, y_pred: Any) -> torch.Tensor:
     """``mean((y_true - y_pred) ** 2, axis=-1)``: shape ``y_pred.shape[:-1]``."""
-    y_true, y_pred = _prepare(y_true, y_pred)
+    y_true, y_pred = _prepare(y_true, y_pred, "mean_squared_error")
     return torch.mean(torch.square(y_true - y_pred), dim=-1)
 
 
 def mean_absolute_error(y_true: Any, y_pred: Any) -> torch.Tensor:
     """``mean(|y_true - y_pred|, axis=-1)``."""
-    y_true, y_pred = _prepare(y_true, y_pred)
+    y_true, y_pred = _prepare(y_true, y_pred, "mean_absolute_error")
     return torch.mean(torch.abs(y_true - y_pred), dim=-1)
 
 
 def huber(y_true: Any, y_pred: Any, delta: float = 1.0) -> torch.Tensor:
     """``mean(0.5 e**2 if |e| <= delta else delta |e| - 0.5 delta**2, axis=-1)``, e = error."""
-    y_true, y_pred = _prepare(y_true, y_pred)
+    y_true, y_pred = _prepare(y_true, y_pred, "huber")
     error = y_pred - y_true
     abs_error = torch.abs(error)
     quadratic = 0.5 * torch.square(error)
@@ -141,6 +152,14 @@ def sparse_categorical_crossentropy(
     if ignore_class is not None:
         valid = y_true != ignore_class
         y_true = torch.where(valid, y_true, torch.zeros_like(y_true))
+    classes = y_pred.shape[-1]
+    if y_true.numel() and bool(((y_true < 0) | (y_true >= classes)).any()):
+        # Checked here: an out-of-range gather is a device-side assert on CUDA.
+        bad = y_true[(y_true < 0) | (y_true >= classes)][0].item()
+        raise ValueError(
+            f"sparse_categorical_crossentropy: y_true holds the label {bad}, expected labels in "
+            f"[0, {classes}) (y_pred has {classes} classes on its last axis)"
+        )
     log_probs = _log_probs(y_pred, from_logits)
     values = -torch.gather(log_probs, -1, y_true.unsqueeze(-1)).squeeze(-1)
     if valid is not None:
@@ -169,6 +188,12 @@ def reduce_weighted_values(
     weight = None
     if sample_weight is not None:
         weight = _as_tensor(sample_weight, values.dtype, values.device)
+        if not _broadcastable(tuple(_broadcast_weight(weight, values).shape), tuple(values.shape)):
+            raise ValueError(
+                f"sample_weight has shape {tuple(weight.shape)}, expected "
+                f"{tuple(values.shape[:1])} (one weight per sample) or a shape that broadcasts "
+                f"to the per-sample loss values {tuple(values.shape)}"
+            )
     if mask is not None:
         mask = _as_tensor(mask, device=values.device).bool()
         mask, _ = squeeze_or_expand_to_same_rank(mask, values)

@@ -204,7 +204,7 @@ class RootMeanSquaredError(Mean):
         super().__init__(name=name, dtype=dtype)
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        y_true, y_pred = losses_module._prepare(y_true, y_pred)
+        y_true, y_pred = losses_module._prepare(y_true, y_pred, self.name)
         super().update_state(torch.square(y_true - y_pred), sample_weight=sample_weight)
 
     def result(self) -> float:
