@@ -3,6 +3,7 @@
 from rnnkit import activations as activations
 from rnnkit import constraints as constraints
 from rnnkit import datasets as datasets
+from rnnkit import distributed as distributed
 from rnnkit import initializers as initializers
 from rnnkit import layers as layers
 from rnnkit import models as models

@@ -5,6 +5,9 @@
 metrics), then validation (``on_test_*``) and ``on_epoch_end(epoch, logs)`` with the epoch's
 metrics and ``val_``-prefixed validation metrics; finally ``on_train_end``. A callback stops
 training by setting ``self.model.stop_training = True`` (checked after every batch and epoch).
+
+Under data parallelism (:mod:`rnnkit.distributed`) every rank runs the callbacks with the
+same logs; only rank 0 prints and writes files.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rnnkit import distributed
 from rnnkit.training.optimizers import get_learning_rate, set_learning_rate
 from rnnkit.training.progress import ProgressBar
 
@@ -72,6 +76,16 @@ class Callback:
     # Keras 2 aliases
     def on_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
+
+    def _abort(self) -> None:
+        """Called instead of ``on_train_end`` when ``fit`` raises: release what the callback
+        holds (not a Keras hook)."""
+
+
+def _print(message: str) -> None:
+    """Print on rank 0 only (see :mod:`rnnkit.distributed`)."""
+    if distributed.is_chief():
+        print(message, flush=True)
 
 
 class CallbackList:
@@ -147,6 +161,9 @@ class ProgbarLogger(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+    def _abort(self) -> None:
+        self.on_train_end(None)  # leave the terminal clean: stop a live progress bar
 
 
 # ------------------------------------------------------------------------ monitoring helpers
@@ -241,10 +258,10 @@ class EarlyStopping(_Monitor):
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self.stopped_epoch > 0 and self.verbose > 0:
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+            _print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose > 0:
-                print(
+                _print(
                     f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}."
                 )
             self.model.set_weights(self.best_weights)
@@ -298,7 +315,7 @@ class ReduceLROnPlateau(_Monitor):
                     new = max(old * self.factor, self.min_lr)
                     set_learning_rate(optimizer, new)
                     if self.verbose > 0:
-                        print(
+                        _print(
                             f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}."
                         )
                     self.cooldown_counter = self.cooldown
@@ -311,7 +328,7 @@ class TerminateOnNaN(Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
-            print(f"Batch {batch}: Invalid loss, terminating training")
+            _print(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True
 
 
@@ -333,7 +350,8 @@ class LambdaCallback(Callback):
 
 
 class CSVLogger(Callback):
-    """Write each epoch's logs as a CSV row: ``epoch`` then the log keys (sorted).
+    """Write each epoch's logs as a CSV row: ``epoch`` then the log keys (sorted); on rank 0
+    only under data parallelism.
 
     Args:
         filename: the CSV file.
@@ -351,6 +369,8 @@ class CSVLogger(Callback):
         self._writer: Any = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        if not distributed.is_chief():
+            return
         has_header = self.append and os.path.exists(self.filename)
         if has_header:
             with open(self.filename) as f:
@@ -360,6 +380,8 @@ class CSVLogger(Callback):
         self.keys = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self._file is None:  # not rank 0
+            return
         logs = dict(logs or {})
         if self.keys is None:
             self.keys = sorted(logs)
@@ -387,6 +409,7 @@ class ModelCheckpoint(_Monitor):
     ``save_weights(path)`` when it has one, otherwise as ``torch.save(model.state_dict(),
     path)`` (load with ``model.load_state_dict(torch.load(path))``). A full model is saved with
     ``model.save(path)``, which the model must provide (else use ``save_weights_only=True``).
+    Under data parallelism only rank 0 saves.
     """
 
     def __init__(
@@ -427,8 +450,12 @@ class ModelCheckpoint(_Monitor):
             if current is None or not self._improved(current, self.best):
                 return
             if self.verbose > 0:
-                print(f"Epoch {epoch + 1}: {self.monitor} improved to {current:.5f}, saving {path}")
+                _print(
+                    f"Epoch {epoch + 1}: {self.monitor} improved to {current:.5f}, saving {path}"
+                )
             self.best = current
+        if not distributed.is_chief():
+            return
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
@@ -438,3 +465,7 @@ class ModelCheckpoint(_Monitor):
             self.model.save_weights(path)
         else:
             torch.save(self.model.state_dict(), path)
+
+
+# BackupAndRestore lives in its own module, which imports Callback from this one.
+from rnnkit.training.backup import BackupAndRestore as BackupAndRestore  # noqa: E402

@@ -18,13 +18,14 @@ Batches become tensors on the model's device: float64 numpy arrays as float32 (K
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
 from rnnkit import tree
+from rnnkit.training import rng
 
 
 def _is_array(x: Any) -> bool:
@@ -136,9 +137,16 @@ class ArrayAdapter:
         self.shuffle = shuffle
         self.num_batches: int | None = -(-self.size // batch_size)
         self.reiterable = True
+        # set by fit under data parallelism: every rank takes rank 0's shuffled order
+        self.share_order: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __iter__(self) -> Iterator[tuple[Any, Any, Any]]:
-        order = torch.randperm(self.size).numpy() if self.shuffle else None
+        order = None
+        if self.shuffle:
+            permutation = torch.randperm(self.size)
+            if self.share_order is not None:
+                permutation = self.share_order(permutation)
+            order = permutation.numpy()
         for start in range(0, self.size, self.batch_size):
             stop = min(start + self.batch_size, self.size)
             index: np.ndarray | slice = (
@@ -211,6 +219,11 @@ class EpochIterator:
     takes that many batches, continuing where the previous epoch stopped; when data of known
     length runs out the epoch ends early and the next epoch starts a new pass. When a one-shot
     iterable runs out, a warning is issued and training stops (``exhausted`` becomes True).
+
+    :meth:`state` and :meth:`restore` let an interrupted fit continue a pass over the data
+    exactly: each pass records the random generators' states from just before it began (the
+    shuffled order, a DataLoader's sampler and its workers' seeds are drawn from them), and
+    :meth:`restore` replays them and skips the batches the pass had already given.
     """
 
     def __init__(self, adapter: ArrayAdapter | IterableAdapter, steps: int | None) -> None:
@@ -221,6 +234,9 @@ class EpochIterator:
         self._iterator: Iterator[Any] | None = None
         self._used_once = False
         self.exhausted = False
+        self._pass_rng: dict[str, Any] | None = None  # generators' states as the pass began
+        self._pass_batches = 0  # batches taken from the current pass
+        self._resumed = False
 
     @property
     def num_steps(self) -> int | None:
@@ -230,15 +246,24 @@ class EpochIterator:
         if self._used_once and not self.adapter.reiterable:
             return None
         self._used_once = True
+        return self._begin_pass()
+
+    def _begin_pass(self) -> Iterator[Any]:
+        self._pass_rng = rng.get_state()
+        self._pass_batches = 0
         return iter(self.adapter)
 
-    def epoch(self) -> Iterator[tuple[int, Any]]:
-        if self.steps is None or self._iterator is None:
+    def epoch(self, first_step: int = 0) -> Iterator[tuple[int, Any]]:
+        """``(step, batch)`` pairs of one epoch; ``first_step`` > 0 resumes an epoch (after
+        :meth:`restore`), numbering its remaining steps from there."""
+        if self._resumed:
+            self._resumed = False
+        elif self.steps is None or self._iterator is None:
             self._iterator = self._fresh()
         if self._iterator is None:
             self._warn_exhausted()
             return
-        step, restarted = 0, False
+        step, restarted = first_step, False
         while self.steps is None or step < self.steps:
             try:
                 batch = next(self._iterator)
@@ -246,13 +271,44 @@ class EpochIterator:
                 self._iterator = None
                 if step == 0 and not restarted and self.steps and self.adapter.reiterable:
                     restarted = True
-                    self._iterator = iter(self.adapter)  # the last epoch ended the pass
+                    self._iterator = self._begin_pass()  # the last epoch ended the pass
                     continue
                 if self.steps is not None and not self.adapter.reiterable:
                     self._warn_exhausted()
                 return
+            self._pass_batches += 1
             yield step, batch
             step += 1
+
+    def state(self) -> dict[str, Any] | None:
+        """Where the iteration stands: None between passes, else the generators' states from
+        just before the current pass began and the number of batches taken from it."""
+        if self._iterator is None:
+            return None
+        return {"rng": self._pass_rng, "batches": self._pass_batches}
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        """Continue the pass described by ``state`` (from :meth:`state` on an iterator over the
+        same data): the pass is started again under its recorded generator states and its
+        first ``state["batches"]`` batches are skipped; the generators are then put back as
+        they were. The next :meth:`epoch` continues this pass."""
+        if state is None:
+            return
+        current = rng.get_state()
+        rng.set_state(state["rng"])
+        self._used_once = True
+        self._iterator = self._begin_pass()
+        for taken in range(state["batches"]):
+            try:
+                next(self._iterator)
+            except StopIteration:
+                raise ValueError(
+                    f"cannot resume: the data gave {taken} batches where the interrupted run "
+                    f"had taken {state['batches']}; resume with the same data and batch_size"
+                ) from None
+        self._pass_batches = state["batches"]
+        rng.set_state(current)
+        self._resumed = True
 
     def _warn_exhausted(self) -> None:
         self.exhausted = True

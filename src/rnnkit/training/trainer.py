@@ -19,6 +19,11 @@ hand-written torch loop with the same optimizer gives the same weights.
 Logged values are running means over the epoch, each batch weighted by its size. Batches move
 to the device of the model's parameters.
 
+Non-finite inputs and losses stop training by default (``compile(nan_policy=...)``, see
+:mod:`rnnkit.training.nan_policy`). ``fit`` runs data-parallel while a ``torch.distributed``
+process group exists (:mod:`rnnkit.distributed`), and resumes interrupted training with
+:class:`~rnnkit.callbacks.BackupAndRestore`.
+
 >>> # model.compile(optimizer="adam", loss="mse", metrics=["mae"])
 >>> # history = model.fit(x, y, batch_size=32, epochs=3, validation_split=0.2)
 >>> # history.history.keys()  ->  loss, mae, val_loss, val_mae
@@ -27,16 +32,19 @@ to the device of the model's parameters.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
+from rnnkit import distributed as distributed_module
 from rnnkit import tree
 from rnnkit.training import callbacks as callbacks_module
 from rnnkit.training import data as data_module
 from rnnkit.training import metrics as metrics_module
+from rnnkit.training import nan_policy as nan_policy_module
 from rnnkit.training import optimizers as optimizers_module
 from rnnkit.training.compiled import CompiledLoss, CompiledMetrics, dedupe_names
 from rnnkit.training.progress import ProgressBar, resolve_verbose
@@ -56,6 +64,7 @@ class Trainer:
         run_eagerly: bool = False,
         steps_per_execution: int = 1,
         jit_compile: Any = "auto",
+        nan_policy: str = "raise",
     ) -> None:
         """Configure training.
 
@@ -73,6 +82,11 @@ class Trainer:
             run_eagerly: accepted for Keras compatibility; rnnkit always runs eagerly.
             steps_per_execution: must be 1.
             jit_compile: ``"auto"`` or False; compilation is not supported.
+            nan_policy: what training does with NaN/infinite inputs or losses (not a Keras
+                argument): ``"raise"`` (default) raises naming the array, the epoch and the
+                batch before the weights are touched; ``"warn"`` warns and stops training;
+                ``"ignore"`` trains on, as Keras does. See
+                :mod:`rnnkit.training.nan_policy`.
         """
         if steps_per_execution != 1:
             raise ValueError(
@@ -90,6 +104,7 @@ class Trainer:
         for name in _metric_names([metrics, weighted_metrics]):
             if name.lower() not in ("accuracy", "acc"):
                 metrics_module.get(name)
+        self._nan_policy = nan_policy_module.check_policy(nan_policy)
         object.__setattr__(self, "optimizer", optimizers_module.get(optimizer))
         object.__setattr__(self, "loss", loss)
         self._compiled_loss = CompiledLoss(loss, loss_weights) if loss is not None else None
@@ -161,20 +176,69 @@ class Trainer:
         return total
 
     def train_step(self, data: tuple[Any, Any, Any]) -> dict[str, float]:
-        """One optimizer step on a batch ``(x, y, sample_weight)``; returns the running logs."""
+        """One optimizer step on a batch ``(x, y, sample_weight)``; returns the running logs.
+
+        A non-finite loss skips the step (see ``compile(nan_policy=...)``); under data
+        parallelism the gradients are all-reduced before the step.
+        """
         x, y, sample_weight = data
         y_pred = self(x, training=True)
         loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
         for p in self.parameters():
             p.grad = None
         loss.backward()
+        if self._gradients_ready(loss):
+            self._apply_gradients()
+            self._update_metrics(x, y, y_pred, loss, sample_weight)
+        return self.get_metrics_result()
+
+    def _gradients_ready(self, loss: torch.Tensor | None) -> bool:
+        """After backward: all-reduce the gradients under data parallelism, then apply the
+        nan policy to a non-finite loss (on any rank). True when the step may go ahead."""
+        check = getattr(self, "_nan_policy", "raise") != "ignore"
+        finite = loss is None or not check or bool(torch.isfinite(loss.detach()).all())
+        parallel = getattr(self, "_data_parallel", None)
+        if parallel is not None:
+            finite = parallel.reduce_gradients(self._trainable_parameters(), finite)
+        return finite or nan_policy_module.check_loss(self, loss)
+
+    def _apply_gradients(self) -> None:
         optimizer = self.optimizer
         if isinstance(optimizer, optimizers_module.Optimizer) and not optimizer.built:
             optimizer.build(self._trainable_parameters())
         optimizer.step()
         self.apply_constraints()
-        self._update_metrics(x, y, y_pred, loss, sample_weight)
-        return self.get_metrics_result()
+
+    def _inputs_finite(self, batch: tuple[Any, Any, Any]) -> bool:
+        """Apply the nan policy to a training batch; False when it stopped training."""
+        if getattr(self, "_nan_policy", "raise") == "ignore":
+            return True
+        inputs = self._symbolic_inputs()
+        return nan_policy_module.check_inputs(self, batch, [t.name for t in inputs or []])
+
+    def _fit_batch(self, batch: tuple[Any, Any, Any]) -> dict[str, float]:
+        """Train on a batch, or under data parallelism on this rank's slice of it."""
+        parallel = getattr(self, "_data_parallel", None)
+        if parallel is None:
+            return self.train_step(data_module.to_device(batch, self._device()))
+        shard = parallel.shard(batch, data_module.num_samples(*batch))
+        if shard is None:  # no samples for this rank: it adds zero gradients, and steps
+            for p in self.parameters():
+                p.grad = None
+            if self._gradients_ready(None):
+                self._apply_gradients()
+        else:
+            self.train_step(data_module.to_device(shard, self._device()))
+        return parallel.reduce_metrics(self.metrics, float(self._loss_tracker._count))
+
+    def _test_batch(self, batch: tuple[Any, Any, Any]) -> dict[str, float]:
+        parallel = getattr(self, "_data_parallel", None)
+        if parallel is None:
+            return self.test_step(data_module.to_device(batch, self._device()))
+        shard = parallel.shard(batch, data_module.num_samples(*batch))
+        if shard is not None:
+            self.test_step(data_module.to_device(shard, self._device()))
+        return parallel.reduce_metrics(self.metrics, float(self._loss_tracker._count))
 
     def test_step(self, data: tuple[Any, Any, Any]) -> dict[str, float]:
         """Loss and metrics of a batch in inference mode; returns the running logs."""
@@ -219,6 +283,12 @@ class Trainer:
         or an iterable of batches. ``shuffle=False`` keeps the sample order (needed for
         stateful RNNs). Returns the :class:`~rnnkit.callbacks.History`, whose ``history``
         holds ``loss``, the metrics and their ``val_`` versions per epoch.
+
+        Training batches with NaN/infinite values and non-finite losses raise by default
+        (``compile(nan_policy=...)``). A callback may move the start to a later epoch and
+        batch in ``on_train_begin`` (:class:`~rnnkit.callbacks.BackupAndRestore` does, to
+        resume). While a ``torch.distributed`` process group exists, training is
+        data-parallel and ``batch_size`` is the global batch size (:mod:`rnnkit.distributed`).
         """
         self._assert_compiled("fit")
         verbose = resolve_verbose(verbose)
@@ -245,6 +315,34 @@ class Trainer:
                 self._validation_adapter(validation_data, validation_batch_size or batch_size),
                 validation_steps,
             )
+        with distributed_module.data_parallel(self) as parallel:
+            if parallel is not None:
+                if type(self).train_step is not Trainer.train_step:
+                    warnings.warn(
+                        "fit: train_step is overridden; under data parallelism only the built-in "
+                        "train_step all-reduces the gradients (see rnnkit.distributed)",
+                        UserWarning,
+                        stacklevel=2,
+                    )
+                parallel.broadcast_weights(self)
+                if isinstance(adapter, data_module.ArrayAdapter):
+                    adapter.share_order = parallel.share_order
+                verbose = verbose if parallel.rank == 0 else 0
+            return self._run_fit(
+                iterator, val_iterator, callbacks, verbose, initial_epoch, epochs, validation_freq
+            )
+
+    def _run_fit(
+        self,
+        iterator: data_module.EpochIterator,
+        val_iterator: data_module.EpochIterator | None,
+        callbacks: list[callbacks_module.Callback] | None,
+        verbose: int,
+        initial_epoch: int,
+        epochs: int,
+        validation_freq: int,
+    ) -> callbacks_module.History:
+        """The callbacks around the epochs; returns the History."""
         history = callbacks_module.History()
         cbs = [*(callbacks or [])]
         if verbose:
@@ -253,16 +351,23 @@ class Trainer:
         params = {"epochs": epochs, "steps": iterator.num_steps, "verbose": verbose}
         callback_list = callbacks_module.CallbackList(cbs, self, params)
         self.stop_training = False
-        callback_list.call("on_train_begin", None)
+        self._train_iterator = iterator  # BackupAndRestore saves and restores its position
+        self._initial_epoch, self._initial_step = None, 0  # a resuming callback sets them
         try:
+            callback_list.call("on_train_begin", None)
+            if self._initial_epoch is not None:
+                initial_epoch = self._initial_epoch
+            start = (initial_epoch, self._initial_step)
             epoch_logs = self._fit_epochs(
-                iterator, val_iterator, callback_list, initial_epoch, epochs, validation_freq
+                iterator, val_iterator, callback_list, start, epochs, validation_freq
             )
         except BaseException:
-            for cb in cbs:  # leave the terminal clean: stop a live progress bar
-                if isinstance(cb, callbacks_module.ProgbarLogger):
-                    cb.on_train_end(None)
+            for cb in cbs:  # release what callbacks hold: a progress bar, a signal handler
+                cb._abort()
             raise
+        finally:
+            self._train_iterator = None
+            self._batch_label = "train_step"
         callback_list.call("on_train_end", epoch_logs)
         return history
 
@@ -271,24 +376,34 @@ class Trainer:
         iterator: data_module.EpochIterator,
         val_iterator: data_module.EpochIterator | None,
         callback_list: callbacks_module.CallbackList,
-        initial_epoch: int,
+        start: tuple[int, int],
         epochs: int,
         validation_freq: int,
     ) -> dict[str, float]:
+        """The epochs from ``start`` = (epoch, batch): a resumed first epoch keeps the
+        restored metric states and runs only its remaining batches."""
         epoch_logs: dict[str, float] = {}
+        num_steps = iterator.num_steps or "?"
         with self._mode(training=True):
-            for epoch in range(initial_epoch, epochs):
-                self.reset_metrics()
+            for epoch in range(start[0], epochs):
+                first_step = start[1] if epoch == start[0] else 0
+                if not first_step:
+                    self.reset_metrics()
                 callback_list.call("on_epoch_begin", epoch, None)
-                logs: dict[str, float] = {}
-                for step, batch in iterator.epoch():
+                logs: dict[str, float] = self.get_metrics_result() if first_step else {}
+                for step, batch in iterator.epoch(first_step):
+                    self._batch_label = (
+                        f"fit (epoch {epoch + 1}/{epochs}, batch {step + 1}/{num_steps})"
+                    )
+                    if not self._inputs_finite(batch):
+                        break  # nan_policy="warn" stopped training before this batch
                     callback_list.call("on_train_batch_begin", step, None)
-                    logs = self.train_step(data_module.to_device(batch, self._device()))
+                    logs = self._fit_batch(batch)
                     callback_list.call("on_train_batch_end", step, logs)
                     if self.stop_training:
                         break
-                if iterator.exhausted and not logs:
-                    break
+                if not logs and (iterator.exhausted or self.stop_training):
+                    break  # no batch ran: there is no epoch to report
                 epoch_logs = dict(logs)
                 if val_iterator is not None and (epoch + 1) % validation_freq == 0:
                     with self._mode(training=False):
@@ -336,11 +451,13 @@ class Trainer:
         if isinstance(adapter, data_module.ArrayAdapter):
             self._check_inputs(adapter.x, "evaluate")
         iterator = data_module.EpochIterator(adapter, steps)
-        callback_list = callbacks_module.CallbackList(
-            callbacks or [], self, {"steps": iterator.num_steps, "verbose": verbose}
-        )
-        with self._mode(training=False):
-            logs = self._run_test(iterator, callback_list, verbose)
+        with distributed_module.data_parallel(self) as parallel:
+            verbose = 0 if parallel is not None and parallel.rank != 0 else verbose
+            callback_list = callbacks_module.CallbackList(
+                callbacks or [], self, {"steps": iterator.num_steps, "verbose": verbose}
+            )
+            with self._mode(training=False):
+                logs = self._run_test(iterator, callback_list, verbose)
         return logs if return_dict else _flatten_logs(logs)
 
     def _run_test(
@@ -354,7 +471,7 @@ class Trainer:
         try:
             for step, batch in iterator.epoch():
                 callback_list.call("on_test_batch_begin", step, None)
-                logs = self.test_step(data_module.to_device(batch, self._device()))
+                logs = self._test_batch(batch)
                 callback_list.call("on_test_batch_end", step, logs)
                 seen = step + 1
                 if bar is not None and verbose == 1:
@@ -423,8 +540,12 @@ class Trainer:
         data_module.num_samples(x, y, sample_weight)
         self._check_inputs(x, "train_on_batch")
         self.reset_metrics()
+        self._batch_label = "train_on_batch"
         with self._mode(training=True):
-            logs = self.train_step(data_module.to_device((x, y, sample_weight), self._device()))
+            if self._inputs_finite((x, y, sample_weight)):
+                logs = self.train_step(data_module.to_device((x, y, sample_weight), self._device()))
+            else:  # nan_policy="warn": the batch is not trained on
+                logs = self.get_metrics_result()
         return logs if return_dict else _flatten_logs(logs)
 
     def test_on_batch(

@@ -1,0 +1,108 @@
+"""What training does with NaN and infinite numbers: ``compile(nan_policy=...)``.
+
+- ``"raise"`` (the default): a training batch whose inputs (``x``, ``y`` or
+  ``sample_weight``) hold a NaN or an infinity raises ``ValueError`` naming the array, the
+  epoch and the batch, before the batch is used; a non-finite loss raises
+  ``FloatingPointError`` naming the epoch and the batch, before the optimizer step, so the
+  weights stay those from after the last good batch.
+- ``"warn"``: the same events issue a ``RuntimeWarning`` and stop training (like
+  ``TerminateOnNaN``, but before the offending batch updates the weights); ``fit`` returns.
+- ``"ignore"``: no checks (Keras' behaviour): non-finite values are trained on.
+
+Epochs and batches are numbered from 1, as in the progress bar.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import optree
+import torch
+
+POLICIES = ("raise", "warn", "ignore")
+
+
+def check_policy(policy: Any) -> str:
+    """``policy`` if it is one of :data:`POLICIES`, else ``ValueError``."""
+    if policy not in POLICIES:
+        raise ValueError(
+            f'compile: nan_policy must be "raise", "warn" or "ignore", received {policy!r}'
+        )
+    return policy
+
+
+def _is_finite(a: Any) -> bool:
+    if isinstance(a, torch.Tensor):
+        return not a.is_floating_point() or bool(torch.isfinite(a).all())
+    if isinstance(a, np.ndarray) and a.dtype.kind in "fc":
+        return bool(np.isfinite(a).all())
+    return True
+
+
+def _count(a: Any) -> tuple[int, int]:
+    t = torch.as_tensor(a)
+    return int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+
+
+def _path_name(label: str, path: tuple[Any, ...]) -> str:
+    return label + "".join(f"[{p!r}]" for p in path)
+
+
+def nonfinite_inputs(batch: tuple[Any, Any, Any], input_names: list[str] | None) -> list[str]:
+    """Descriptions of the arrays of a batch ``(x, y, sample_weight)`` that hold NaN or
+    infinite values, e.g. ``"x[1] (input 'tokens') holds 3 NaN and 0 infinite values"``."""
+    found = []
+    for label, part in zip(("x", "y", "sample_weight"), batch):
+        paths, leaves, _ = optree.tree_flatten_with_path(part, none_is_leaf=True)
+        for i, (path, leaf) in enumerate(zip(paths, leaves)):
+            if leaf is None or _is_finite(leaf):
+                continue
+            name = _path_name(label, path)
+            if label == "x" and input_names and len(input_names) == len(leaves):
+                name += f" (input {input_names[i]!r})"
+            nan, inf = _count(leaf)
+            found.append(f"{name} holds {nan} NaN and {inf} infinite values")
+    return found
+
+
+def check_inputs(model: Any, batch: tuple[Any, Any, Any], input_names: list[str]) -> bool:
+    """Apply the model's nan policy to a training batch; False when it stopped training."""
+    found = nonfinite_inputs(batch, input_names)
+    if not found:
+        return True
+    _report(
+        model,
+        ValueError,
+        f"{'; '.join(found)}. rnnkit does not train on non-finite inputs: clean the data (e.g. "
+        'np.nan_to_num) or compile(nan_policy="ignore") to train on them',
+    )
+    return False
+
+
+def check_loss(model: Any, loss: torch.Tensor | None) -> bool:
+    """Apply the model's nan policy to a non-finite loss (``None``: another rank's); returns
+    False (the step must be skipped) unless the policy raised."""
+    local = None if loss is None else float(loss.detach())
+    value = f"{local}" if local is not None and not math.isfinite(local) else "not finite"
+    if value == "not finite":
+        value += " on another rank"
+    _report(
+        model,
+        FloatingPointError,
+        f"the loss is {value}; the weights were not updated by this batch. Lower the learning "
+        "rate, clip the gradients (e.g. clipnorm=1.0) or check the data; compile(nan_policy="
+        '"ignore") trains on',
+    )
+    return False
+
+
+def _report(model: Any, error: type[Exception], message: str) -> None:
+    """Raise ``error`` ("raise") or warn and stop training ("warn"), naming the batch."""
+    message = f"{getattr(model, '_batch_label', 'train_step')}: {message}"
+    if getattr(model, "_nan_policy", "raise") == "raise":
+        raise error(message)
+    warnings.warn(message + "; training stops", RuntimeWarning, stacklevel=5)
+    model.stop_training = True
