@@ -175,6 +175,7 @@ def test_compiled_keras_model_loads(tmp_path):
         optimizer=keras.optimizers.Adam(0.01),
         loss=keras.losses.MeanSquaredError(),
         metrics=["mae", keras.metrics.MeanAbsoluteError(name="abs_err")],
+        weighted_metrics=["mse"],
     )
     y = RNG.normal(size=(3, 2)).astype("float32")
     keras_model.fit(x, y, epochs=1, verbose=0)  # optimizer variables in the file
@@ -185,13 +186,112 @@ def test_compiled_keras_model_loads(tmp_path):
     assert isinstance(model.optimizer, rnnkit.optimizers.Adam)
     assert model.optimizer.learning_rate == pytest.approx(0.01)
     history = model.fit(x, y, epochs=1, verbose=0)
-    assert set(history.history) == {"loss", "mae", "abs_err"}
+    assert set(history.history) == {"loss", "mae", "abs_err", "mse"}
 
     keras_model.compile(optimizer=keras.optimizers.Nadam(), loss="mse")
     keras_model.save(tmp_path / "n.keras")
     with pytest.raises(ValueError, match="'Nadam' has no rnnkit counterpart.*compile=False"):
         load_model(tmp_path / "n.keras")
     assert not getattr(load_model(tmp_path / "n.keras", compile=False), "compiled", False)
+
+
+# Keras optimizer -> {Keras slot variable name: (torch state name, factor on Keras' value)}
+KERAS_OPTIMIZERS = {
+    "adam": (
+        lambda: keras.optimizers.Adam(0.01),
+        {"momentum": ("exp_avg", 1), "velocity": ("exp_avg_sq", 1)},
+    ),
+    "adam_amsgrad": (
+        lambda: keras.optimizers.Adam(0.01, amsgrad=True),
+        {
+            "momentum": ("exp_avg", 1),
+            "velocity": ("exp_avg_sq", 1),
+            "velocity_hat": ("max_exp_avg_sq", 1),
+        },
+    ),
+    "adamw": (
+        lambda: keras.optimizers.AdamW(0.01, weight_decay=0.01),
+        {"momentum": ("exp_avg", 1), "velocity": ("exp_avg_sq", 1)},
+    ),
+    "sgd": (lambda: keras.optimizers.SGD(0.05), {}),
+    "sgd_momentum": (
+        lambda: keras.optimizers.SGD(0.05, momentum=0.9),
+        {"momentum": ("momentum_buffer", -1 / 0.05)},
+    ),
+    "sgd_nesterov": (
+        lambda: keras.optimizers.SGD(0.05, momentum=0.8, nesterov=True),
+        {"momentum": ("momentum_buffer", -1 / 0.05)},
+    ),
+    "rmsprop_centered_momentum": (
+        lambda: keras.optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+        {
+            "velocity": ("square_avg", 1),
+            "momentum": ("momentum_buffer", 1 / 0.01),
+            "average_gradient": ("grad_avg", 1),
+        },
+    ),
+    "adagrad": (lambda: keras.optimizers.Adagrad(0.05), {"accumulator": ("sum", 1)}),
+}
+
+
+@pytest.mark.parametrize("optimizer", sorted(KERAS_OPTIMIZERS))
+def test_keras_optimizer_state_is_imported(optimizer, tmp_path):
+    """Keras trains 2 epochs and saves; rnnkit's loaded optimizer holds Keras' slot variables
+    (found by their Keras names) and step count, and continues as Keras does."""
+    make, slots = KERAS_OPTIMIZERS[optimizer]
+    keras_model, _ = lstm_model()
+    randomize(keras_model)
+    x = RNG.normal(size=(8, 6, 4)).astype("float32")
+    y = RNG.normal(size=(8, 2)).astype("float32")
+    keras_model.compile(optimizer=make(), loss="mse")
+    keras_model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    keras_model.save(tmp_path / "k.keras")
+    model = load_model(tmp_path / "k.keras")
+    assert model.optimizer.iterations == 4
+
+    keras_slots = {
+        v.path.split("/", 1)[1]: np.asarray(v.numpy()) for v in keras_model.optimizer.variables
+    }
+    state = model.optimizer.torch_optimizer.state_dict()["state"]
+    for i, variable in enumerate(keras_model.trainable_variables):
+        prefix = variable.path.replace("/", "_")
+        for keras_name, (torch_name, factor) in slots.items():
+            expected = keras_slots[f"{prefix}_{keras_name}"] * factor
+            np.testing.assert_allclose(state[i][torch_name].numpy(), expected, rtol=1e-6, atol=1e-7)
+        if "step" in state.get(i, {}):
+            assert float(state[i]["step"]) == 4
+
+    keras_model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    error = max(np.abs(a - b).max() for a, b in zip(model.get_weights(), keras_model.get_weights()))
+    if optimizer.startswith("sgd"):  # the same update rule as Keras
+        assert error < 1e-5
+    elif optimizer.startswith(("adam", "adagrad")):
+        # epsilon sits elsewhere in torch's rule: compare with a fresh optimizer state
+        fresh = load_model(tmp_path / "k.keras", compile=False)
+        fresh.compile(optimizer=type(model.optimizer)(**model.optimizer.get_config()), loss="mse")
+        fresh.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+        gap = max(
+            np.abs(a - b).max() for a, b in zip(fresh.get_weights(), keras_model.get_weights())
+        )
+        assert error < gap / 10, (error, gap)
+
+
+def test_keras_optimizer_state_that_does_not_fit_is_refused(tmp_path):
+    keras_model, x = lstm_model()
+    keras_model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    keras_model.fit(x, RNG.normal(size=(3, 2)), epochs=1, verbose=0)
+    keras_model.save(tmp_path / "k.keras")
+    with zipfile.ZipFile(tmp_path / "k.keras") as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    config = json.loads(members["config.json"])
+    config["compile_config"]["optimizer"]["config"]["amsgrad"] = True  # a slot more per weight
+    with zipfile.ZipFile(tmp_path / "bad.keras", "w") as zf:
+        for name, data in {**members, "config.json": json.dumps(config)}.items():
+            zf.writestr(name, data)
+    with pytest.raises(ValueError, match=r"holds 10 variables, but 5 trainable weights need 15"):
+        load_model(tmp_path / "bad.keras")
+    assert len(load_model(tmp_path / "bad.keras", compile=False).weights) == 5
 
 
 def test_unsupported_keras_layer_is_named(tmp_path):

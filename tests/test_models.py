@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from harness import run_layer_test
+from model_zoo import NestedCell
 
 import rnnkit
 from rnnkit.layers import Layer
@@ -534,34 +535,6 @@ def test_guide_encoder_decoder_matches_keras():
 
 
 # --------------------------------------------------------------- the guide's models
-@rnnkit.saving.register_keras_serializable(package="TestModels")
-class NestedCell(Layer):
-    """The guide's NestedCell, with torch ops."""
-
-    def __init__(self, unit_1, unit_2, unit_3, **kwargs):
-        self.unit_1, self.unit_2, self.unit_3 = unit_1, unit_2, unit_3
-        self.state_size = [(unit_1,), (unit_2, unit_3)]
-        self.output_size = [(unit_1,), (unit_2, unit_3)]
-        super().__init__(**kwargs)
-
-    def build(self, input_shapes):
-        i1, (i2, i3) = input_shapes[0][1], input_shapes[1][1:]
-        self.kernel_1 = self.add_weight(shape=(i1, self.unit_1), name="kernel_1")
-        self.kernel_2_3 = self.add_weight(
-            shape=(i2, i3, self.unit_2, self.unit_3), name="kernel_2_3"
-        )
-
-    def call(self, inputs, states):
-        input_1, input_2 = rnnkit.tree.flatten(inputs)
-        s1, s2 = states
-        output_1 = input_1 @ self.kernel_1
-        output_2_3 = torch.einsum("bij,ijkl->bkl", input_2, self.kernel_2_3)
-        return (output_1, output_2_3), (s1 + output_1, s2 + output_2_3)
-
-    def get_config(self):
-        return {"unit_1": self.unit_1, "unit_2": self.unit_2, "unit_3": self.unit_3}
-
-
 @pytest.mark.skipif(not HAS_LSTM, reason="needs rnnkit.layers.RNN")
 def test_guide_nested_cell_model():
     input_1, input_2 = rnnkit.Input((None, 4)), rnnkit.Input((None, 3, 2))

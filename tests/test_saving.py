@@ -7,28 +7,13 @@ import os
 import sys
 import zipfile
 
+import model_zoo
 import numpy as np
 import pytest
 import torch
 
 import rnnkit
-from rnnkit.layers import (
-    GRU,
-    LSTM,
-    RNN,
-    BatchNormalization,
-    Bidirectional,
-    Dense,
-    Dropout,
-    Embedding,
-    GRUCell,
-    Layer,
-    Masking,
-    SimpleRNN,
-    SimpleRNNCell,
-    TimeDistributed,
-    concatenate,
-)
+from rnnkit.layers import GRU, LSTM, Dense, Embedding, Layer
 from rnnkit.saving import files as files_module
 from rnnkit.saving import (
     load_model,
@@ -49,77 +34,45 @@ def predict(model, x):
     return out.numpy()
 
 
+def _zoo(make):
+    entry = make()
+    return entry.model, entry.inputs
+
+
 def sequential_model():
-    model = rnnkit.Sequential(
-        [
-            rnnkit.Input(shape=(6,), dtype="int32"),
-            Embedding(12, 4, mask_zero=True),
-            LSTM(5, return_sequences=True),
-            GRU(3),
-            Dense(2, activation="softmax"),
-        ]
-    )
-    x = np.array([[1, 2, 3, 0, 0, 0], [4, 5, 6, 7, 8, 9]])
-    return model, x
+    """Embedding(mask_zero) -> LSTM -> GRU -> Dense(2, softmax): 9 weights."""
+    return _zoo(model_zoo.masked_embedding)
 
 
 def functional_model():
-    a = rnnkit.Input(shape=(5, 3), name="seq")
-    b = rnnkit.Input(shape=(4,), name="side")
-    x = Bidirectional(GRU(4, return_sequences=True, reset_after=False))(a)
-    x = RNN([GRUCell(3), SimpleRNNCell(2)], return_sequences=True)(x)
-    x = TimeDistributed(Dense(3))(x)
-    x = BatchNormalization()(x)
-    x = SimpleRNN(3)(x)
-    out = Dense(2)(concatenate([x, Dense(3)(b)]))
-    model = rnnkit.Model([a, b], out)
-    bn = model.layers[5] if isinstance(model.layers[5], BatchNormalization) else None
-    for layer in model.layers:
-        if isinstance(layer, BatchNormalization):
-            bn = layer
-    # non-trivial moving statistics, so that a lost non-trainable weight shows
-    bn.set_weights([w + RNG.uniform(0.5, 1.5, w.shape) for w in bn.get_weights()])
-    xs = [RNG.normal(size=(2, 5, 3)).astype("float32"), RNG.normal(size=(2, 4)).astype("float32")]
-    return model, xs
+    return _zoo(model_zoo.mixed_functional)
 
 
 def lazy_sequential_model():
-    """No Input: built by its first call; Masking, Dropout, Bidirectional on the way."""
-    model = rnnkit.Sequential(
-        [
-            Masking(0.0),
-            Bidirectional(LSTM(3, return_sequences=True)),
-            Dropout(0.3),
-            SimpleRNN(2),
-        ]
-    )
-    x = RNG.normal(size=(2, 5, 3)).astype("float32")
-    x[0, 3:] = 0.0
-    model(x)
-    return model, x
+    return _zoo(model_zoo.masking_lazy_sequential)
 
 
 # ------------------------------------------------------------------ round trips
+# Every architecture of tests/model_zoo.py is saved and reloaded by tests/test_round_trip.py;
+# here: what a file holds.
 @pytest.mark.parametrize("make", [sequential_model, functional_model, lazy_sequential_model])
-def test_round_trip_identical_predictions(make, tmp_path):
+def test_model_file_members_and_metadata(make, tmp_path):
     model, x = make()
-    expected = predict(model, x)
     path = tmp_path / "m.keras"
     save_model(model, path)
     rnnkit.clear_session()  # reloaded layers get the saved names, not fresh ones
     again = load_model(path)
-    assert type(again) is type(model)
     assert [la.name for la in again.layers] == [la.name for la in model.layers]
-    np.testing.assert_array_equal(predict(again, x), expected)
-    for w0, w1 in zip(model.get_weights(), again.get_weights()):
-        np.testing.assert_array_equal(w0, w1)
+    np.testing.assert_array_equal(predict(again, x), predict(model, x))
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
         meta = json.loads(zf.read("metadata.json"))
         config = json.loads(zf.read("config.json"))
     assert names == {"config.json", "metadata.json", "model.weights.safetensors"}
+    assert meta["format"] == "rnnkit.keras"
     assert meta["rnnkit_version"] == rnnkit.__version__ and meta["date_saved"]
     assert config["class_name"] in ("Sequential", "Functional")
+    assert config["compile_config"] is None and "build_config" not in config
 
 
 def test_model_methods_save_and_load_weights(tmp_path):
@@ -190,17 +143,30 @@ def _train_setup():
     return model, x, y
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd_momentum"])
-def test_compiled_model_resumes_training(optimizer, tmp_path):
-    def opt():
-        if optimizer == "sgd_momentum":
-            return rnnkit.optimizers.SGD(learning_rate=0.05, momentum=0.9)
-        return rnnkit.optimizers.get(optimizer)
+OPTIMIZERS = {
+    "adam": lambda: rnnkit.optimizers.Adam(learning_rate=0.01),
+    "adam_amsgrad_clipnorm": lambda: rnnkit.optimizers.Adam(0.01, amsgrad=True, clipnorm=0.5),
+    "adam_weight_decay": lambda: rnnkit.optimizers.Adam(0.01, weight_decay=0.05),
+    "adamw": lambda: rnnkit.optimizers.AdamW(learning_rate=0.01),
+    "rmsprop": lambda: rnnkit.optimizers.get("rmsprop"),
+    "rmsprop_centered_momentum": lambda: rnnkit.optimizers.RMSprop(
+        0.01, momentum=0.5, centered=True
+    ),
+    "sgd_momentum": lambda: rnnkit.optimizers.SGD(learning_rate=0.05, momentum=0.9),
+    "sgd_nesterov_clipvalue": lambda: rnnkit.optimizers.SGD(
+        0.05, momentum=0.9, nesterov=True, clipvalue=0.1
+    ),
+    "adagrad": lambda: rnnkit.optimizers.Adagrad(learning_rate=0.05),
+}
 
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_compiled_model_resumes_training(optimizer, tmp_path):
+    opt = OPTIMIZERS[optimizer]
     model, x, y = _train_setup()
     initial = model.get_weights()
     model.compile(optimizer=opt(), loss="mse", metrics=["mae"])
-    model.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0)
+    history = model.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0).history
     uninterrupted = model.get_weights()
 
     first, _, _ = _train_setup()
@@ -212,16 +178,109 @@ def test_compiled_model_resumes_training(optimizer, tmp_path):
         assert {"optimizer.json", "optimizer.safetensors"} <= set(zf.namelist())
 
     resumed = load_model(tmp_path / "m.keras")
+    assert type(resumed.optimizer) is type(first.optimizer)
+    assert resumed.optimizer.get_config() == first.optimizer.get_config()
     assert resumed.optimizer.iterations == 4
-    resumed.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    resumed_history = resumed.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    # bit-identical: the moments, accumulators and step counts were restored exactly
     for a, b in zip(uninterrupted, resumed.get_weights()):
-        np.testing.assert_allclose(b, a, rtol=0, atol=1e-7)
+        np.testing.assert_array_equal(b, a)
+    assert resumed_history == {key: values[2:] for key, values in history.items()}
+    assert resumed.optimizer.iterations == model.optimizer.iterations == 8
 
     # control: without the optimizer state the continuation differs (so the test can fail)
     fresh = load_model(tmp_path / "m.keras", compile=False)
     fresh.compile(optimizer=opt(), loss="mse")
     fresh.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     assert not all(np.allclose(a, b) for a, b in zip(uninterrupted, fresh.get_weights()))
+
+
+def test_changed_learning_rate_is_restored(tmp_path):
+    model, x, y = _train_setup()
+    model.compile(optimizer=rnnkit.optimizers.Adam(0.01), loss="mse")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    model.optimizer.learning_rate = 0.002  # as ReduceLROnPlateau does
+    save_model(model, tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    assert again.optimizer.learning_rate == pytest.approx(0.002)
+    assert again.optimizer.get_config()["learning_rate"] == pytest.approx(0.002)
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    again.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_compile_settings_round_trip(tmp_path):
+    """Loss and metric objects, per-output metrics and weighted_metrics reload as compiled,
+    so that evaluate() logs the same names and values."""
+    x_in = rnnkit.Input(shape=(4, 3))
+    h = LSTM(5)(x_in)
+    model = rnnkit.Model(x_in, [Dense(3, name="label")(h), Dense(1, name="score")(h)])
+    x = RNG.normal(size=(8, 4, 3)).astype("float32")
+    y = [RNG.integers(0, 3, 8), RNG.normal(size=(8, 1)).astype("float32")]
+    weights = RNG.uniform(0.5, 2.0, 8).astype("float32")
+    model.compile(
+        optimizer=rnnkit.optimizers.RMSprop(0.01),
+        loss=[
+            rnnkit.losses.SparseCategoricalCrossentropy(from_logits=True),
+            rnnkit.losses.Huber(delta=0.5),
+        ],
+        loss_weights=[1.0, 0.3],
+        metrics=[
+            ["accuracy", rnnkit.metrics.SparseCategoricalCrossentropy(from_logits=True)],
+            [rnnkit.metrics.MeanAbsoluteError(name="l1"), rnnkit.metrics.RootMeanSquaredError()],
+        ],
+        weighted_metrics={"score": ["mse"]},
+    )
+    model.fit(x, y, sample_weight=weights, batch_size=4, verbose=0)
+    expected = model.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)
+    save_model(model, tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as zf:
+        assert "compile_config_not_saved" not in json.loads(zf.read("metadata.json"))
+    again = load_model(tmp_path / "m.keras")
+    logs = again.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)
+    assert list(logs) == list(expected)
+    assert logs == pytest.approx(expected, rel=1e-6)
+
+
+def test_resumed_optimizer_state_follows_the_model_to_another_dtype(tmp_path):
+    """A loaded model moved with .to() (here to float64; to a GPU alike) takes its optimizer
+    state along at the next step."""
+    model, x, y = _train_setup()
+    model.compile(optimizer=rnnkit.optimizers.Adam(0.01), loss="mse")
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    save_model(model, tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    for m in (model, again):
+        m.to(torch.float64)
+        m.fit(x.astype("float64"), y.astype("float64"), batch_size=8, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        assert b.dtype == np.float64
+        np.testing.assert_array_equal(b, a)
+    state = again.optimizer.torch_optimizer.state_dict()["state"]
+    assert all(s["exp_avg"].dtype == torch.float64 for s in state.values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_model_saved_on_cpu_resumes_training_on_cuda(tmp_path):
+    model, x, y = _train_setup()
+    initial = model.get_weights()
+    model.compile(optimizer=rnnkit.optimizers.Adam(0.01), loss="mse")
+    model.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0)
+    first, _, _ = _train_setup()
+    first.set_weights(initial)
+    first.compile(optimizer=rnnkit.optimizers.Adam(0.01), loss="mse")
+    first.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    save_model(first, tmp_path / "m.keras")
+    resumed = load_model(tmp_path / "m.keras").to("cuda")
+    resumed.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    state = resumed.optimizer.torch_optimizer.state_dict()["state"]
+    assert all(s["exp_avg"].device.type == "cuda" for s in state.values())
+    for a, b in zip(model.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
+    save_model(resumed, tmp_path / "cuda.keras")  # and back: saved from the GPU, loads on CPU
+    on_cpu = load_model(tmp_path / "cuda.keras")
+    np.testing.assert_allclose(predict(on_cpu, x), predict(resumed.to("cpu"), x), atol=1e-6)
 
 
 def test_load_without_compile_and_torch_optimizer(tmp_path):
@@ -498,14 +557,48 @@ def test_subclassed_model_round_trip(tmp_path):
     model = Net(3)
     x = RNG.normal(size=(2, 5, 4)).astype("float32")
     expected = predict(model, x)
-    # the contract with Model: a subclassed model records the shape of its first input as
-    # `_build_input_shape`; save_model writes it as build_config and load_model builds with it
-    model._build_input_shape = (None, 5, 4)
+    # a subclassed model records the shapes of its first inputs; save_model writes them as
+    # build_config and load_model builds the model with them before loading the weights
+    assert model._build_input_shape == (2, 5, 4)
     save_model(model, tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as zf:
+        assert json.loads(zf.read("config.json"))["build_config"] == {"input_shape": [2, 5, 4]}
     again = load_model(tmp_path / "m.keras")
     assert type(again) is Net and again.units == 3
+    assert again._build_input_shape == (2, 5, 4)
     np.testing.assert_array_equal(predict(again, x), expected)
-    del model._build_input_shape
+
+
+def test_subclassed_model_built_by_build_or_symbolically(tmp_path):
+    x = RNG.normal(size=(2, 5, 4)).astype("float32")
+    built = Net(2)
+    built.build((None, None, 4))
+    assert built._build_input_shape == (None, None, 4)
+    save_model(built, tmp_path / "b.keras")
+    np.testing.assert_array_equal(predict(load_model(tmp_path / "b.keras"), x), predict(built, x))
+
+    symbolic = Net(2)
+    inputs = rnnkit.Input(shape=(None, 4))
+    outer = rnnkit.Model(inputs, Dense(1)(symbolic(inputs)))
+    assert symbolic._build_input_shape == (None, None, 4)
+    save_model(symbolic, tmp_path / "s.keras")
+    save_model(outer, tmp_path / "o.keras")
+    np.testing.assert_array_equal(
+        predict(load_model(tmp_path / "s.keras"), x), predict(symbolic, x)
+    )
+    np.testing.assert_array_equal(predict(load_model(tmp_path / "o.keras"), x), predict(outer, x))
+
+
+def test_unbuilt_subclassed_model_round_trip(tmp_path):
+    save_model(Net(3), tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    assert type(again) is Net and not again.weights
+    x = RNG.normal(size=(2, 5, 4)).astype("float32")
+    assert predict(again, x).shape == (2, 2)  # builds on its first call, as a fresh Net
+
+    # weights but no recorded shape (its layers were called, the model never was)
+    model = Net(3)
+    model.head(model.rnn(torch.as_tensor(x)))
     save_model(model, tmp_path / "n.keras")
     with pytest.raises(ValueError, match="is not built"):
         load_model(tmp_path / "n.keras")

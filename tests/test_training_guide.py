@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from model_zoo import NestedCell
 
 import rnnkit
 from rnnkit import layers
@@ -77,41 +78,6 @@ def test_mnist_shaped_lstm_trains_and_rnn_lstmcell_predicts_identically():
     result = np.argmax(cpu_model.predict_on_batch(np.expand_dims(sample, 0)), axis=1)
     assert result.shape == (1,)
     assert result[0] == model.predict(x_train[:1], verbose=0).argmax()
-
-
-class NestedCell(layers.Layer):
-    """The guide's cell with nested inputs/states: ``[(batch, i1), (batch, i2, i3)]``."""
-
-    def __init__(self, unit_1, unit_2, unit_3, **kwargs):
-        self.unit_1 = unit_1
-        self.unit_2 = unit_2
-        self.unit_3 = unit_3
-        self.state_size = [(unit_1,), (unit_2, unit_3)]
-        self.output_size = [(unit_1,), (unit_2, unit_3)]
-        super().__init__(**kwargs)
-
-    def build(self, input_shapes):
-        i1 = input_shapes[0][1]
-        i2 = input_shapes[1][1]
-        i3 = input_shapes[1][2]
-        self.kernel_1 = self.add_weight(
-            shape=(i1, self.unit_1), initializer="uniform", name="kernel_1"
-        )
-        self.kernel_2_3 = self.add_weight(
-            shape=(i2, i3, self.unit_2, self.unit_3), initializer="uniform", name="kernel_2_3"
-        )
-
-    def call(self, inputs, states):
-        input_1, input_2 = rnnkit.tree.flatten(inputs)
-        s1, s2 = states
-        output_1 = input_1 @ self.kernel_1
-        output_2_3 = torch.einsum("bij,ijkl->bkl", input_2, self.kernel_2_3)
-        state_1 = s1 + output_1
-        state_2_3 = s2 + output_2_3
-        return (output_1, output_2_3), (state_1, state_2_3)
-
-    def get_config(self):
-        return {"unit_1": self.unit_1, "unit_2": self.unit_2, "unit_3": self.unit_3}
 
 
 def test_nested_cell_model_fits_two_inputs_and_two_targets():

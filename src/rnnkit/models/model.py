@@ -49,6 +49,16 @@ def _unpack_singleton(x: Any) -> Any:
     return x
 
 
+def _input_shapes(inputs: Any) -> Any:
+    """The shapes of (nested) inputs, as tuples with None for unknown sizes; None when an
+    input has no shape."""
+    if inputs is None or not all(hasattr(x, "shape") for x in tree.flatten(inputs)):
+        return None
+    return tree.map_structure(
+        lambda x: tuple(None if d is None else int(d) for d in x.shape), inputs
+    )
+
+
 def _shape_of(x: Any) -> tuple[int, ...] | None:
     shape = getattr(x, "shape", None)
     return None if shape is None else tuple(int(d) for d in shape)
@@ -82,6 +92,8 @@ class Model(Trainer, Layer):
         super().__init__(name=name, trainable=trainable, **kwargs)
         self._graph: Graph | None = None
         self._strict_input_shapes = True
+        # subclassed models: the input shapes of the first call or build(), for saving
+        self._build_input_shape: Any = None
         if inputs is None and outputs is None:
             return
         if inputs is None or outputs is None:
@@ -218,6 +230,14 @@ class Model(Trainer, Layer):
         return names
 
     # -------------------------------------------------------------------- call
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._graph is None and self._build_input_shape is None:
+            # A subclassed model remembers the shapes of its first inputs (KerasTensors keep
+            # their None sizes), so that a saved model can be rebuilt before its weights load.
+            inputs = args[0] if args else kwargs.get("inputs")
+            self._build_input_shape = _input_shapes(inputs)
+        return super().__call__(*args, **kwargs)
+
     def _maybe_build(self, inputs: Any) -> None:
         # Sublayers of a subclassed model build themselves on their first call.
         self.built = True
@@ -227,6 +247,8 @@ class Model(Trainer, Layer):
         batch axis, nested like the inputs) by running ``call`` on placeholders."""
         if self._graph is not None or input_shape is None:
             return
+        if self._build_input_shape is None:
+            self._build_input_shape = input_shape
         symbolic = tree.map_shape_structure(
             lambda s: KerasTensor(tuple(s), self._dtype), input_shape
         )

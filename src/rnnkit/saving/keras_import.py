@@ -18,8 +18,8 @@ not by layer name), sublayers are named by attribute (``cell``, ``forward_layer`
 ``backward_layer``, ``layer``), and lists by class again (``cells/gru_cell``). rnnkit layers
 use the same attribute names, so :func:`keras_weight_groups` walks an rnnkit model and yields
 the group of each layer. Every group's count and shapes must match, and the file must hold
-no layer weights the model lacks; the optimizer's variables (``optimizer/vars``) are not
-imported.
+no layer weights the model lacks. The optimizer's variables (``optimizer/vars``) are read
+only by :func:`load_model` of a ``.keras`` file, with ``compile=True``.
 
 Keras 3 functional graphs record the masks of ``Masking`` and ``Embedding(mask_zero=True)`` as
 ``keras.ops`` nodes (``NotEqual``, ``Any``) passed to the next layer as ``mask=``; these four
@@ -27,7 +27,9 @@ ops (``NotEqual``, ``Equal``, ``Any``, ``All``) are imported as small weightless
 (:data:`KERAS_OPS`), other ops raise the "not supported" error. The ``training`` argument
 Keras records in a graph is dropped (as Keras' own replay does). With ``compile=True`` the
 model is compiled with the file's optimizer hyperparameters, loss and metrics
-(:func:`translate_compile_config`); the optimizer's state (Keras' moments) is not imported.
+(:func:`translate_compile_config`) and, for Adam/AdamW, SGD, RMSprop and Adagrad, the
+optimizer's state (moments, accumulators, step count; see :func:`import_optimizer_state`), so
+training resumes where Keras stopped.
 
 >>> # model = rnnkit.saving.load_model("trained_in_keras.keras")
 """
@@ -264,7 +266,8 @@ def _object_from_keras(entry: Any, table: Mapping[str, type], kind: str) -> Any:
 
 def translate_compile_config(compile_config: Mapping[str, Any], source: str) -> dict[str, Any]:
     """``model.compile`` arguments from a Keras 3 ``compile_config``: the optimizer's
-    hyperparameters (not its state), the loss, loss weights and metrics."""
+    hyperparameters (its state: :func:`import_optimizer_state`), the loss, loss weights,
+    metrics and weighted metrics."""
     from rnnkit.training import losses, metrics, optimizers
 
     def loss_or_metric(value: Any, table: Mapping[str, type], kind: str) -> Any:
@@ -279,8 +282,6 @@ def translate_compile_config(compile_config: Mapping[str, Any], source: str) -> 
         raise ValueError(f"the Keras {kind} {value!r} cannot be imported")
 
     try:
-        if compile_config.get("weighted_metrics"):
-            raise ValueError("weighted_metrics are not supported by rnnkit's compile")
         optimizer = compile_config.get("optimizer")
         return {
             "optimizer": (
@@ -291,6 +292,9 @@ def translate_compile_config(compile_config: Mapping[str, Any], source: str) -> 
             "loss": loss_or_metric(compile_config.get("loss"), losses._CLASSES, "loss"),
             "loss_weights": compile_config.get("loss_weights"),
             "metrics": loss_or_metric(compile_config.get("metrics"), metrics._CLASSES, "metric"),
+            "weighted_metrics": loss_or_metric(
+                compile_config.get("weighted_metrics"), metrics._CLASSES, "metric"
+            ),
         }
     except (ValueError, TypeError) as e:
         raise ValueError(
@@ -331,10 +335,100 @@ def keras_model_from_zip(
         raise ValueError(f"{source}: model.weights.h5 is not a valid HDF5 file ({e})") from e
     with f:
         assign_from_h5(model, f, f"{source} (model.weights.h5)")
+        optimizer_variables = _optimizer_variables(f, h5py, f"{source} (model.weights.h5)")
     compile_config = config.get("compile_config")
     if compile and isinstance(compile_config, Mapping) and compile_config.get("optimizer"):
         model.compile(**translate_compile_config(compile_config, source))
+        import_optimizer_state(model, optimizer_variables, f"{source} (model.weights.h5)")
     return model
+
+
+# ------------------------------------------------------------------- optimizer state
+def _optimizer_variables(f: Any, h5py: Any, source: str) -> list[np.ndarray]:
+    """The arrays at ``optimizer/vars/<i>``, in order (none when the group is absent)."""
+    group = f.get("optimizer/vars")
+    if group is None:
+        return []
+    keys = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1)
+    if keys != [str(i) for i in range(len(keys))] or not all(
+        isinstance(group[k], h5py.Dataset) for k in keys
+    ):
+        raise ValueError(f"{source}: unexpected entries in optimizer/vars: {keys[:8]}")
+    return [np.asarray(group[k][()]) for k in keys]
+
+
+def _keras_slot_blocks(optimizer: Any) -> list[tuple[tuple[str, float], ...]]:
+    """Keras 3's optimizer variables after ``iterations`` and ``learning_rate``: blocks in
+    order; a block holds, for each trainable weight in turn, one variable per slot. Each slot
+    is given as the torch state it becomes and the factor that converts it (Keras' SGD keeps
+    ``m = momentum m - lr g``, torch ``b = momentum b + g``: ``b = -m / lr``; Keras' RMSprop
+    momentum includes ``lr``: ``b = m / lr``)."""
+    from rnnkit.training import optimizers
+
+    lr = optimizer.learning_rate
+    if isinstance(optimizer, optimizers.Adam):  # and AdamW
+        blocks = [(("exp_avg", 1.0), ("exp_avg_sq", 1.0))]
+        return blocks + ([(("max_exp_avg_sq", 1.0),)] if optimizer.amsgrad else [])
+    with_momentum = isinstance(optimizer, (optimizers.SGD, optimizers.RMSprop))
+    if with_momentum and optimizer.momentum and lr == 0:
+        raise ValueError("the Keras momentum cannot be converted at learning_rate=0")
+    if isinstance(optimizer, optimizers.SGD):
+        return [(("momentum_buffer", -1.0 / lr),)] if optimizer.momentum else []
+    if isinstance(optimizer, optimizers.RMSprop):
+        blocks = [(("square_avg", 1.0),)]
+        if optimizer.momentum:
+            blocks.append((("momentum_buffer", 1.0 / lr),))
+        return blocks + ([(("grad_avg", 1.0),)] if optimizer.centered else [])
+    if isinstance(optimizer, optimizers.Adagrad):
+        return [(("sum", 1.0),)]
+    raise ValueError(f"importing the state of a Keras {type(optimizer).__name__} is not supported")
+
+
+def import_optimizer_state(model: Any, variables: list[np.ndarray], source: str) -> None:
+    """Give ``model``'s optimizer (compiled from the Keras file) the state of Keras'
+    optimizer: ``variables`` are the file's ``optimizer/vars`` (``iterations``,
+    ``learning_rate``, then the slots of each trainable weight, see
+    :func:`_keras_slot_blocks`). Nothing to do when Keras never took a step. The counts and
+    every shape must fit the model's trainable weights, else ``ValueError``."""
+    if len(variables) < 2:
+        return
+    optimizer = model.optimizer
+    params = model._trainable_parameters()
+    try:
+        blocks = _keras_slot_blocks(optimizer)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}; load with compile=False and compile yourself") from e
+    slots = [slot for block in blocks for slot in block]
+    if len(variables) == 2 and slots:  # Keras never took a step: a fresh state is the same
+        return
+    if len(variables) != 2 + len(slots) * len(params):
+        raise ValueError(
+            f"{source}: the Keras {type(optimizer).__name__} holds {len(variables) - 2} "
+            f"variables, but {len(params)} trainable weights need {len(slots) * len(params)}; "
+            "the file's optimizer does not fit this model (load with compile=False)"
+        )
+    iterations = int(variables[0])
+    state: dict[int, dict[str, Any]] = {i: {} for i in range(len(params))}
+    if not isinstance(optimizer.torch_optimizer, torch.optim.SGD):
+        for values in state.values():
+            values["step"] = torch.tensor(float(iterations), dtype=torch.float32)
+    position = 2
+    for block in blocks:
+        for i, param in enumerate(params):
+            for name, factor in block:
+                value = variables[position]
+                position += 1
+                if tuple(value.shape) != tuple(param.shape):
+                    raise ValueError(
+                        f"{source}: the Keras optimizer variable {position - 1} ({name}) has "
+                        f"shape {tuple(value.shape)}, its weight {tuple(param.shape)}"
+                    )
+                tensor = torch.as_tensor(value * factor if factor != 1.0 else value)
+                state[i][name] = tensor.to(dtype=param.dtype, device=param.device)
+    optimizer.build(params)
+    groups = optimizer.torch_optimizer.state_dict()["param_groups"]
+    optimizer.torch_optimizer.load_state_dict({"state": state, "param_groups": groups})
+    optimizer.iterations = iterations
 
 
 # ---------------------------------------------------------------------- weights

@@ -5,7 +5,8 @@ A model file is a zip (written atomically, see :mod:`rnnkit.saving.files`) with:
 - ``config.json``: ``{"class_name": "Functional" | "Sequential" | <registered name>,
   "config": model.get_config(), "compile_config": ... | null}``: the architecture as data
   (layer class names, their configs and, for functional models, the graph connections in
-  Keras 3's ``inbound_nodes`` format);
+  Keras 3's ``inbound_nodes`` format); for a subclassed model also ``"build_config":
+  {"input_shape": ...}``, the shapes of its first inputs, with which loading builds it;
 - ``metadata.json``: ``{"format": "rnnkit.keras", "rnnkit_version", "torch_version",
   "date_saved", ...}``;
 - ``model.weights.safetensors``: the weights (see :mod:`rnnkit.saving.weights_file`);
@@ -87,7 +88,11 @@ def _model_class_name(model: Layer) -> str:
 
 
 def _serialize_compile_arg(value: Any) -> Any:
+    """A loss, metric or weight spec as JSON: names and numbers as they are, rnnkit loss and
+    metric objects and instances of registered classes as ``{"class_name", "config"}``,
+    registered functions by their registered name."""
     from rnnkit.training import losses as losses_module
+    from rnnkit.training import metrics as metrics_module
 
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
@@ -95,13 +100,20 @@ def _serialize_compile_arg(value: Any) -> Any:
         return [_serialize_compile_arg(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): _serialize_compile_arg(v) for k, v in value.items()}
-    cls_name = type(value).__name__
-    if losses_module._CLASSES.get(cls_name) is type(value):
-        return {"class_name": cls_name, "config": value.get_config()}
+    cls, cls_name = type(value), type(value).__name__
     registered = getattr(value, "_registered_name", None)
     if registered is not None and get_registered_object(registered) is value:
         return registered
-    raise _Unserializable(f"{value!r} is neither a name, an rnnkit loss nor a registered object")
+    class_name = get_registered_name(cls)
+    known = (losses_module._CLASSES.get(cls_name), metrics_module._CLASSES.get(cls_name))
+    if cls in known or (get_registered_object(class_name) is cls and hasattr(value, "get_config")):
+        config = value.get_config()
+        if hasattr(value, "_compile_base_name"):  # a metric named "<output>_<name>" by compile
+            config["name"] = value._compile_base_name
+        return {"class_name": class_name, "config": config}
+    raise _Unserializable(
+        f"{value!r} is neither a name, an rnnkit loss or metric nor a registered object"
+    )
 
 
 def _compile_config(model: Any) -> tuple[dict[str, Any] | None, str | None]:
@@ -125,6 +137,7 @@ def _compile_config(model: Any) -> tuple[dict[str, Any] | None, str | None]:
                 None if compiled_loss is None else compiled_loss.loss_weights
             ),
             "metrics": _serialize_compile_arg(model._compiled_metrics.spec),
+            "weighted_metrics": _serialize_compile_arg(model._compiled_weighted_metrics.spec),
         }
     except _Unserializable as e:
         return None, f"a compile argument cannot be saved: {e}; recompile after loading"
@@ -307,16 +320,36 @@ def _shape_from_json(shape: Any, source: str) -> Any:
     raise ValueError(f"{source}: build_config has an invalid input_shape {shape!r}")
 
 
-def _deserialize_compile_arg(value: Any, custom_objects: Mapping[str, Any] | None) -> Any:
+def _deserialize_compile_arg(
+    value: Any, custom_objects: Mapping[str, Any] | None, classes: Mapping[str, type], source: str
+) -> Any:
+    """Undo :func:`_serialize_compile_arg`; ``classes`` are rnnkit's loss or metric classes."""
     if isinstance(value, str):
         found = get_registered_object(value, custom_objects)
         return found if found is not None else value
     if isinstance(value, list):
-        return [_deserialize_compile_arg(v, custom_objects) for v in value]
+        return [_deserialize_compile_arg(v, custom_objects, classes, source) for v in value]
     if isinstance(value, Mapping) and "class_name" in value:
-        return dict(value)  # rnnkit.losses.get resolves {"class_name", "config"} itself
+        name = value["class_name"]
+        cls = None
+        if isinstance(name, str):  # custom_objects, then rnnkit's classes, then the registry
+            cls = (custom_objects or {}).get(name) or classes.get(name)
+            cls = cls or get_registered_object(name)
+        config = value.get("config") or {}
+        if not (isinstance(cls, type) and hasattr(cls, "from_config")):
+            raise ValueError(
+                f"{source}: unknown loss or metric class {name!r} in compile_config: not an "
+                "rnnkit class, not registered and not in custom_objects; load with "
+                "compile=False to skip the compile settings"
+            )
+        if not isinstance(config, Mapping):
+            raise ValueError(f"{source}: the config of {name!r} in compile_config is not a dict")
+        return cls.from_config(dict(config))
     if isinstance(value, Mapping):
-        return {k: _deserialize_compile_arg(v, custom_objects) for k, v in value.items()}
+        return {
+            k: _deserialize_compile_arg(v, custom_objects, classes, source)
+            for k, v in value.items()
+        }
     return value
 
 
@@ -363,7 +396,7 @@ def _restore_optimizer(model: Any, reader: SafeZipReader) -> None:
 def _compile_from_config(
     model: Any, compile_config: Any, custom_objects: Mapping[str, Any] | None, source: str
 ) -> None:
-    from rnnkit.training import optimizers
+    from rnnkit.training import losses, metrics, optimizers
 
     opt = compile_config.get("optimizer") if isinstance(compile_config, Mapping) else None
     if not (isinstance(opt, Mapping) and isinstance(opt.get("config"), Mapping)):
@@ -373,9 +406,16 @@ def _compile_from_config(
         )
     model.compile(
         optimizer=optimizers.get({"class_name": opt.get("class_name"), "config": opt["config"]}),
-        loss=_deserialize_compile_arg(compile_config.get("loss"), custom_objects),
+        loss=_deserialize_compile_arg(
+            compile_config.get("loss"), custom_objects, losses._CLASSES, source
+        ),
         loss_weights=compile_config.get("loss_weights"),
-        metrics=_deserialize_compile_arg(compile_config.get("metrics"), custom_objects),
+        metrics=_deserialize_compile_arg(
+            compile_config.get("metrics"), custom_objects, metrics._CLASSES, source
+        ),
+        weighted_metrics=_deserialize_compile_arg(
+            compile_config.get("weighted_metrics"), custom_objects, metrics._CLASSES, source
+        ),
     )
 
 

@@ -77,7 +77,7 @@ def assign_tensors(model: Layer, tensors: dict[str, torch.Tensor], source: str) 
     """
     params = model.weights
     paths = model.weight_paths()
-    if not model.built and not params:
+    if not model.built and not params and tensors:
         raise ValueError(
             f"{source}: the model '{model.name}' is not built, so it has no weights to load "
             "into; call it on data or build(input_shape) first"

@@ -166,13 +166,17 @@ class CompiledMetrics:
                 if y_t is None:
                     continue
                 metric = metrics_module.get_metric(item, y_t, y_p)
+                # the name it was given, kept across renames (a second compile, a saved and
+                # reloaded compile config) so that prefixes are not added twice
+                base = getattr(metric, "_compile_base_name", metric.name)
                 if id(metric) in used:  # one metric object listed for several outputs
                     metric = metrics_module.clone_metric(metric)
                 used.add(id(metric))
+                metric._compile_base_name = base
                 prefix = "" if single else f"{name}_"
-                full = f"{prefix}{metric.name}"
+                full = f"{prefix}{base}"
                 if taken is not None and full in taken and self.weighted:
-                    full = f"{prefix}weighted_{metric.name}"
+                    full = f"{prefix}weighted_{base}"
                 if taken is not None:
                     base, i = full, 0
                     while full in taken:

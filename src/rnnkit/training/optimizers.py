@@ -101,6 +101,20 @@ class Optimizer:
         self.torch_optimizer = self._torch_class(
             variables, lr=self._learning_rate, **self._torch_kwargs()
         )
+        self._placement = self._param_placement()
+
+    def _param_placement(self) -> list[tuple[torch.device, torch.dtype]]:
+        return [(p.device, p.dtype) for p in self._params()]
+
+    def _follow_params(self) -> None:
+        """After ``model.to(device or dtype)`` (say a loaded model moved to the GPU), move the
+        state tensors (moments, accumulators) to their weights' device and dtype, with torch's
+        own rules (``load_state_dict``), before the next update."""
+        placement = self._param_placement()
+        if placement != self._placement:
+            if self.torch_optimizer.state:
+                self.torch_optimizer.load_state_dict(self.torch_optimizer.state_dict())
+            self._placement = placement
 
     @property
     def learning_rate(self) -> float:
@@ -142,6 +156,7 @@ class Optimizer:
         """Clip the gradients, then apply one update."""
         if self.torch_optimizer is None:
             raise ValueError(f"{type(self).__name__}: call build(variables) before step()")
+        self._follow_params()
         self.clip_gradients()
         if self.weight_decay and not isinstance(self, AdamW):
             # Keras' decoupled decay for every optimizer: w -= learning_rate * weight_decay * w
