@@ -467,6 +467,26 @@ CASES = [
         ("Model 'two'", "dict", "['a', 'b']", "'c'"),
     ),
     Case(
+        "model_extra_dict_input_name",
+        lambda tmp: two_input_model()({"a": X2, "b": zeros(2, 2), "typo": zeros(2, 2)}),
+        ValueError,
+        ("Model 'two'", "unknown ['typo']", "['a', 'b']"),
+    ),
+    Case(
+        "fit_extra_dict_input_name",
+        lambda tmp: two_input_model().fit(
+            {"a": X2, "b": zeros(2, 2), "typo": zeros(2, 2)}, zeros(2, 1), verbose=0
+        ),
+        ValueError,
+        ("'two'", "unknown ['typo']"),
+    ),
+    Case(
+        "sequential_wrong_shape_names_the_class",
+        lambda tmp: sequential_model()(zeros(2, 4, 5)),
+        ValueError,
+        ("Sequential 'seq'", "(None, 4, 3)", "(2, 4, 5)"),
+    ),
+    Case(
         "model_get_layer_unknown_name",
         lambda tmp: lstm_model().get_layer("nope"),
         ValueError,

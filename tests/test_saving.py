@@ -231,6 +231,7 @@ def test_compile_settings_round_trip(tmp_path):
             [rnnkit.metrics.MeanAbsoluteError(name="l1"), rnnkit.metrics.RootMeanSquaredError()],
         ],
         weighted_metrics={"score": ["mse"]},
+        nan_policy="warn",
     )
     model.fit(x, y, sample_weight=weights, batch_size=4, verbose=0)
     expected = model.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)
@@ -238,6 +239,7 @@ def test_compile_settings_round_trip(tmp_path):
     with zipfile.ZipFile(tmp_path / "m.keras") as zf:
         assert "compile_config_not_saved" not in json.loads(zf.read("metadata.json"))
     again = load_model(tmp_path / "m.keras")
+    assert again._nan_policy == "warn"
     logs = again.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)
     assert list(logs) == list(expected)
     assert logs == pytest.approx(expected, rel=1e-6)

@@ -98,7 +98,7 @@ class Model(Trainer, Layer):
             return
         if inputs is None or outputs is None:
             raise ValueError(
-                f"Model '{self.name}': a functional model needs both inputs and outputs; "
+                f"{type(self).__name__} '{self.name}': a functional model needs both inputs and outputs; "
                 f"received inputs={inputs!r}, outputs={outputs!r}"
             )
         self._set_graph(Graph(inputs, outputs, self.name))
@@ -142,24 +142,26 @@ class Model(Trainer, Layer):
         """The layer called ``name``, or at position ``index`` of :attr:`layers`."""
         if name is not None and index is not None:
             raise ValueError(
-                f"Model '{self.name}': get_layer takes name or index, not both; received "
+                f"{type(self).__name__} '{self.name}': get_layer takes name or index, not both; received "
                 f"name={name!r}, index={index!r}"
             )
         layers = self.layers
         if index is not None:
             if not isinstance(index, int) or not -len(layers) <= index < len(layers):
                 raise ValueError(
-                    f"Model '{self.name}': get_layer index {index!r} is out of range: the "
+                    f"{type(self).__name__} '{self.name}': get_layer index {index!r} is out of range: the "
                     f"model has {len(layers)} layers"
                 )
             return layers[index]
         if name is None:
-            raise ValueError(f"Model '{self.name}': get_layer needs a name or an index")
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': get_layer needs a name or an index"
+            )
         for layer in layers:
             if layer.name == name:
                 return layer
         raise ValueError(
-            f"Model '{self.name}': no layer named {name!r}; the layers are "
+            f"{type(self).__name__} '{self.name}': no layer named {name!r}; the layers are "
             f"{[layer.name for layer in layers]}"
         )
 
@@ -282,18 +284,20 @@ class Model(Trainer, Layer):
         expected = graph.inputs
         struct = graph.inputs_struct
         if isinstance(inputs, Mapping) and not isinstance(struct, Mapping):
-            missing = [x.name for x in expected if x.name not in inputs]
-            if missing:
+            names = [x.name for x in expected]
+            missing = [name for name in names if name not in inputs]
+            unknown = sorted(str(k) for k in inputs if k not in names)
+            if missing or unknown:
                 raise ValueError(
-                    f"Model '{self.name}': inputs given as a dict must have the keys "
-                    f"{[x.name for x in expected]} (the Input names); missing {missing}, "
-                    f"received keys {sorted(inputs)}"
+                    f"{type(self).__name__} '{self.name}': inputs given as a dict must have "
+                    f"the keys {names} (the Input names); missing {missing}, unknown "
+                    f"{unknown}, received keys {sorted(map(str, inputs))}"
                 )
             flat = [inputs[x.name] for x in expected]
         elif isinstance(inputs, Mapping) and isinstance(struct, Mapping):
             if set(inputs) != set(struct):
                 raise ValueError(
-                    f"Model '{self.name}': expected inputs with the keys {sorted(struct)}, "
+                    f"{type(self).__name__} '{self.name}': expected inputs with the keys {sorted(struct)}, "
                     f"received keys {sorted(inputs)}"
                 )
             flat = tree.flatten({k: inputs[k] for k in struct})
@@ -303,7 +307,7 @@ class Model(Trainer, Layer):
             flat = tree.flatten(inputs) if tree.is_nested(inputs) else [inputs]
         if len(flat) != len(expected):
             raise ValueError(
-                f"Model '{self.name}': expected {len(expected)} inputs "
+                f"{type(self).__name__} '{self.name}': expected {len(expected)} inputs "
                 f"({', '.join(repr(x.name) for x in expected)}), received {len(flat)}"
             )
         return [self._check_input(x, ref) for x, ref in zip(flat, expected)]
@@ -316,7 +320,7 @@ class Model(Trainer, Layer):
                 x = self._convert_inputs(np.asarray(x))
             else:
                 raise TypeError(
-                    f"Model '{self.name}': input {ref.name!r} must be a tensor or array, "
+                    f"{type(self).__name__} '{self.name}': input {ref.name!r} must be a tensor or array, "
                     f"received {type(x).__name__}"
                 )
         shape, ref_shape = _shape_of(x), ref.shape
@@ -330,7 +334,7 @@ class Model(Trainer, Layer):
         )
         if bad:
             raise ValueError(
-                f"Model '{self.name}': input {ref.name!r} expects shape {ref_shape} "
+                f"{type(self).__name__} '{self.name}': input {ref.name!r} expects shape {ref_shape} "
                 f"(None: any size), received an input of shape {shape}"
             )
         return x

@@ -138,6 +138,8 @@ def _compile_config(model: Any) -> tuple[dict[str, Any] | None, str | None]:
             ),
             "metrics": _serialize_compile_arg(model._compiled_metrics.spec),
             "weighted_metrics": _serialize_compile_arg(model._compiled_weighted_metrics.spec),
+            # rnnkit's own compile argument (not in Keras files; absent means the default)
+            "nan_policy": getattr(model, "_nan_policy", "raise"),
         }
     except _Unserializable as e:
         return None, f"a compile argument cannot be saved: {e}; recompile after loading"
@@ -416,6 +418,7 @@ def _compile_from_config(
         weighted_metrics=_deserialize_compile_arg(
             compile_config.get("weighted_metrics"), custom_objects, metrics._CLASSES, source
         ),
+        nan_policy=compile_config.get("nan_policy", "raise"),
     )
 
 

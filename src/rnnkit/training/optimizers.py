@@ -10,9 +10,12 @@ weights, which creates the underlying ``torch.optim`` optimizer (``optimizer.tor
 - ``global_clipnorm``: all gradients rescaled so that their joint norm is at most that.
 
 Update rules are torch's. They equal Keras' for SGD (with momentum and Nesterov, at a constant
-learning rate) and RMSprop; for Adam/AdamW/Adagrad torch adds ``epsilon`` to the
-bias-corrected ``sqrt(v)`` where Keras adds it before the bias correction, a difference of
-order ``epsilon`` (1e-7) in the denominator.
+learning rate). Elsewhere ``epsilon`` sits in a different place: for Adam/AdamW torch adds it
+to the bias-corrected ``sqrt(v)`` where Keras adds it before the bias correction (a difference
+of order ``epsilon``, 1e-7, in the denominator); for RMSprop and Adagrad torch divides by
+``sqrt(v) + epsilon`` where Keras divides by ``sqrt(v + epsilon)``, which differs noticeably
+while ``v`` is no larger than ``epsilon`` (the first steps with small gradients): from the same
+weights, RMSprop training drifts from Keras' by about 1e-2 within ten steps.
 
 Any ``torch.optim.Optimizer`` instance is also accepted by ``compile``.
 
@@ -273,7 +276,8 @@ class AdamW(Adam):
 
 
 class RMSprop(Optimizer):
-    """RMSprop: ``v = rho v + (1 - rho) g**2``, ``w -= lr * g / (sqrt(v) + epsilon)``."""
+    """RMSprop: ``v = rho v + (1 - rho) g**2``, ``w -= lr * g / (sqrt(v) + epsilon)`` (torch's
+    rule; Keras uses ``sqrt(v + epsilon)``, see the module docstring)."""
 
     _torch_class = torch.optim.RMSprop
 
@@ -309,7 +313,8 @@ class RMSprop(Optimizer):
 
 
 class Adagrad(Optimizer):
-    """Adagrad: ``a += g**2``, ``w -= lr * g / (sqrt(a) + epsilon)``."""
+    """Adagrad: ``a += g**2``, ``w -= lr * g / (sqrt(a) + epsilon)`` (torch's rule; Keras uses
+    ``sqrt(a + epsilon)``, see the module docstring)."""
 
     _torch_class = torch.optim.Adagrad
 
