@@ -1,0 +1,138 @@
+"""Bidirectional LSTM/GRU: rnnkit's layer against plain PyTorch's one-call bidirectional kernel.
+
+rnnkit's ``Bidirectional(LSTM(...))`` runs each direction on the fused ``torch._VF`` kernel, one
+call per direction. ``torch.nn.LSTM(bidirectional=True)`` runs both directions in one ``_VF``
+call. This script measures whether that one call is worth wiring in on this machine: it prints
+ms per training step (forward + backward + SGD step through a ``Dense(10)`` head) and per
+inference call of
+
+* ``nn.LSTM(bidirectional=True)`` (or ``nn.GRU``): one call for both directions;
+* two ``nn.LSTM``s, the second on the reversed sequence: one call per direction;
+* rnnkit ``Bidirectional(LSTM(u))`` with a ``Dense(10)`` head: the whole layer API.
+
+Variants run interleaved round by round; ratios are to the first row, taken within each round
+(same machine load), median over rounds. Size: the guide's, batch 64, 28 steps x 28 features,
+64 units. Run ``python benchmarks/bench_bidirectional.py --threads 1 --clock cpu`` on a shared
+machine (see RESULTS.md for why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+import rnnkit
+from rnnkit import layers
+
+Tensor = torch.Tensor
+CLOCK: Callable[[], float] = time.perf_counter
+
+
+class TorchBidirectional(nn.Module):
+    """Plain PyTorch: both directions in one ``_VF`` call, or one call per direction."""
+
+    def __init__(self, cell: str, d: int, u: int, one_call: bool) -> None:
+        super().__init__()
+        rnn = nn.LSTM if cell == "lstm" else nn.GRU
+        self.one_call = one_call
+        if one_call:
+            self.rnn = rnn(d, u, batch_first=True, bidirectional=True)
+        else:
+            self.forward_rnn = rnn(d, u, batch_first=True)
+            self.backward_rnn = rnn(d, u, batch_first=True)
+        self.head = nn.Linear(2 * u, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.one_call:
+            _, h = self.rnn(x)
+            h = h[0] if isinstance(h, tuple) else h
+            return self.head(torch.cat([h[0], h[1]], dim=-1))
+        y_f = self.forward_rnn(x)[0][:, -1]
+        y_b = self.backward_rnn(x.flip(1))[0][:, -1]
+        return self.head(torch.cat([y_f, y_b], dim=-1))
+
+
+def rnnkit_model(cell: str, d: int, u: int) -> nn.Module:
+    rnn = layers.LSTM(u) if cell == "lstm" else layers.GRU(u)
+    model = rnnkit.Sequential(
+        [rnnkit.Input((None, d)), layers.Bidirectional(rnn), layers.Dense(10)]
+    )
+    return model
+
+
+def _steps(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Callable[[], None], ...]:
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def train() -> None:
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    def infer() -> None:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+
+    return train, infer
+
+
+def _time(fn: Callable[[], None], reps: int) -> float:
+    start = CLOCK()
+    for _ in range(reps):
+        fn()
+    return (CLOCK() - start) * 1000.0 / reps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        if torch.get_num_threads() != 1:
+            parser.error("--clock cpu measures only this thread: use it with --threads 1")
+        global CLOCK
+        CLOCK = time.thread_time
+    torch.manual_seed(0)
+    B, T, d, u = 64, 28, 28, 64
+    x, y = torch.randn(B, T, d), torch.randint(0, 10, (B,))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
+          f"median of {args.rounds} rounds, B{B} T{T} d{d} u{u}")  # fmt: skip
+    header = f"{'variant':<46} {'train ms':>9} {'ratio':>6} {'infer ms':>9} {'ratio':>6}"
+    print(header)
+    print("-" * len(header))
+    for cell in ("lstm", "gru"):
+        name = "LSTM" if cell == "lstm" else "GRU"
+        variants = {
+            f"nn.{name}(bidirectional=True), one call": TorchBidirectional(cell, d, u, True),
+            f"two nn.{name}, one call per direction": TorchBidirectional(cell, d, u, False),
+            f"rnnkit Bidirectional({name}) (fused x2)": rnnkit_model(cell, d, u),
+        }
+        fns = {n: _steps(m, x, y) for n, m in variants.items()}
+        for train, infer in fns.values():  # warm-up
+            train()
+            infer()
+        times: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in fns}
+        for _ in range(args.rounds):
+            for n, (train, infer) in fns.items():
+                times[n][0].append(_time(train, 5))
+                times[n][1].append(_time(infer, 5))
+        base_tr, base_inf = next(iter(times.values()))
+        for n, (tr, inf) in times.items():
+            r_tr = statistics.median(a / b for a, b in zip(tr, base_tr))
+            r_inf = statistics.median(a / b for a, b in zip(inf, base_inf))
+            print(f"{n:<46} {statistics.median(tr):9.2f} {r_tr:6.2f} "
+                  f"{statistics.median(inf):9.2f} {r_inf:6.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
