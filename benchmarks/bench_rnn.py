@@ -1,78 +1,70 @@
-"""Benchmark rnnkit's fast recurrent kernels against plain PyTorch, in one process.
+"""Benchmark rnnkit's recurrent layers against plain PyTorch (and Keras 3), in one process.
 
-Prints a table of milliseconds per training step (forward + backward + SGD step, through a
-Dense(10) head and cross-entropy) and per inference call (forward, no grad). Every block's
-variants run interleaved, round by round; the table gives the median time over rounds and
-the median over rounds of the ratio to the block's first variant taken within each round,
-so the ratios compare numbers taken under the same machine load.
+Each variant is a whole model: a recurrent layer, then Dense(10) (``nn.Linear`` for the
+PyTorch references), cross-entropy on the last output, and ``torch.optim.SGD``. The table
+gives milliseconds per training step (forward + backward + SGD step) and per inference call
+(forward, ``no_grad``). Every block's variants run interleaved, round by round; a ratio is the
+median over rounds of ``time / time of the block's first variant`` taken within each round,
+so it compares numbers taken under the same machine load. ``kernel`` is the kernel the
+training step ran (``layer.last_kernel``: fused, noclift, generic).
 
-Rows (``B`` batch, ``T`` steps, ``d`` features, ``u`` units):
+Sizes (``--sizes``, comma-separated; ``B`` batch, ``T`` steps, ``d`` features, ``u`` units):
 
-* seed: the guide's MNIST model size, B=64, T=28, d=28, u=64;
-* long: B=64, T=100, d=64, u=128.
+* ``seed``: the guide's MNIST model, B=64, T=28, d=28, u=64;
+* ``long``: B=64, T=100, d=64, u=128 (the issue's second acceptance size);
+* ``t500``: a long sequence, B=32, T=500, d=32, u=128;
+* ``u512``: a large model, B=64, T=100, d=64, u=512.
 
-Variants: ``fused`` (rnnkit.kernels.fused, Keras-layout weights), ``noclift``
-(rnnkit.kernels.noclift: recurrent_dropout=0.2, a mask with holes, activation="relu",
-GRU reset_after=False), and the references ``nn.LSTM``, ``nn.GRU`` and an ``nn.LSTMCell``
-Python loop.
+Blocks: LSTM (``nn.LSTM``; rnnkit ``LSTM`` on the fused kernel; an ``nn.LSTMCell`` Python
+loop; ``recurrent_dropout=0.2``, ``activation="relu"``, the generic loop), masked batches
+(``nn.LSTM`` without mask; a right-padded batch, which the fused kernel runs; a mask with holes,
+10% of the steps at random), GRU (``nn.GRU``; ``GRU``; ``reset_after=False``). The ``u512`` and
+``t500`` sizes skip the slowest rows (the cell loop and the generic loop).
 
-Run ``python benchmarks/bench_rnn.py`` (about 2 minutes on 2 cores) or ``--quick``.
+Keras 3 (``--keras``, when ``keras`` imports with ``KERAS_BACKEND=torch``): a column with the
+same model built from ``keras.layers`` and trained the same way (its parameters are torch
+Parameters). Keras' torch backend runs every recurrent layer as a Python loop on CPU, so it
+is slow: it is timed with one repetition per round, on the sizes in ``--keras-sizes``
+(default: ``seed`` only).
+
+Run ``python benchmarks/bench_rnn.py --threads 1 --clock cpu`` on a shared machine (see
+``RESULTS.md``), ``--sizes seed,long,t500,u512`` for everything (on the project's 2-core VM
+about 1 minute for seed and long, the default, and 3.5 minutes more for t500 and u512 with
+``--rounds 3``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from rnnkit.kernels import fused, noclift
+from rnnkit.layers import GRU, LSTM, RNN, Dense, LSTMCell
 
 Tensor = torch.Tensor
-
-
-class KerasRNN(nn.Module):
-    """An RNN with Keras-layout Parameters run by one of rnnkit's kernels, plus a Dense head."""
-
-    def __init__(self, cell: str, d: int, u: int, kernel: str, **options: object) -> None:
-        super().__init__()
-        gates = {"lstm": 4, "gru": 3}[cell]
-        self.cell, self.u, self.kernel_name, self.options = cell, u, kernel, options
-        self.kernel = nn.Parameter(torch.randn(d, gates * u) * d**-0.5)
-        self.recurrent_kernel = nn.Parameter(torch.randn(u, gates * u) * u**-0.5)
-        reset_after = options.get("reset_after", True)
-        bias_shape = (2, 3 * u) if cell == "gru" and reset_after else (gates * u,)
-        self.bias = nn.Parameter(torch.zeros(bias_shape))
-        self.head = nn.Linear(u, 10)
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        B = x.shape[0]
-        h0 = x.new_zeros(B, self.u)
-        opts = dict(self.options)
-        rate = opts.pop("recurrent_dropout", 0.0)
-        if rate and self.training:
-            gates = 4 if self.cell == "lstm" else 3
-            keep = torch.rand(gates, B, self.u) >= rate
-            opts["recurrent_dropout_mask"] = keep.to(x.dtype) / (1.0 - rate)
-        args = (x, self.kernel, self.recurrent_kernel, self.bias, h0)
-        if self.cell == "lstm":
-            args = (*args, h0)
-        module = fused if self.kernel_name == "fused" else noclift
-        fn = module.lstm if self.cell == "lstm" else module.gru
-        out = fn(*args, mask=mask, return_sequences=False, **opts)[0]
-        return self.head(out)
+CLASSES = 10
+SIZES = {
+    "seed": (64, 28, 28, 64),
+    "long": (64, 100, 64, 128),
+    "t500": (32, 500, 32, 128),
+    "u512": (64, 100, 64, 512),
+}
+BIG = ("t500", "u512")
 
 
 class TorchRNN(nn.Module):
-    """``nn.LSTM`` / ``nn.GRU`` plus the same head."""
+    """``nn.LSTM`` / ``nn.GRU`` plus an ``nn.Linear`` head (the mask is ignored)."""
 
     def __init__(self, cell: str, d: int, u: int) -> None:
         super().__init__()
         self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(d, u, batch_first=True)
-        self.head = nn.Linear(u, 10)
+        self.head = nn.Linear(u, CLASSES)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         return self.head(self.rnn(x)[0][:, -1])
@@ -84,31 +76,118 @@ class CellLoop(nn.Module):
     def __init__(self, d: int, u: int) -> None:
         super().__init__()
         self.cell, self.u = nn.LSTMCell(d, u), u
-        self.head = nn.Linear(u, 10)
+        self.head = nn.Linear(u, CLASSES)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         h = c = x.new_zeros(x.shape[0], self.u)
-        for t in range(x.shape[1]):
-            h, c = self.cell(x[:, t], (h, c))
+        for x_t in x.unbind(1):
+            h, c = self.cell(x_t, (h, c))
         return self.head(h)
 
 
+class LayerModel(nn.Module):
+    """A recurrent layer (rnnkit or Keras 3) and a Dense(10) head of the same library."""
+
+    def __init__(self, rnn: Any, head: Any) -> None:
+        super().__init__()
+        self.rnn, self.head = rnn, head
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        return self.head(self.rnn(x, mask=mask, training=self.training))
+
+
 def _holes(B: int, T: int) -> Tensor:
+    """About 10% of the steps masked at random (the first kept): a mask with holes."""
     g = torch.Generator().manual_seed(0)
     mask = torch.rand(B, T, generator=g) > 0.1
     mask[:, 0] = True
     return mask
 
 
-def _steps(model: nn.Module, x: Tensor, y: Tensor, mask: Tensor | None):
+def _right_padded(B: int, T: int) -> Tensor:
+    """Sequence lengths from T/2 to T, padded at the end (one run of valid steps per row)."""
+    lengths = torch.linspace(T // 2, T, B).round().long()
+    return torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def _keras() -> Any:
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+    except ImportError:
+        return None
+    return keras if keras.backend.backend() == "torch" else None
+
+
+# A row: (label, rnnkit layer factory, Keras layer factory or None); the first row of each
+# block is the PyTorch reference.
+Row = tuple[str, Callable[[int, int], nn.Module], Callable[[Any, int], Any] | None]
+
+
+def _blocks(size: str) -> list[tuple[str, Tensor | None, list[Row]]]:
+    B, T, d, u = SIZES[size]
+    big = size in BIG
+
+    def rnnkit(layer: Callable[[int], Any]) -> Callable[[int, int], nn.Module]:
+        return lambda d, u: LayerModel(layer(u), Dense(CLASSES))
+
+    lstm: list[Row] = [
+        ("nn.LSTM", lambda d, u: TorchRNN("lstm", d, u), None),
+        ("LSTM", rnnkit(lambda u: LSTM(u)), lambda k, u: k.layers.LSTM(u)),
+        ("nn.LSTMCell loop", lambda d, u: CellLoop(d, u), None),
+        (
+            "LSTM(recurrent_dropout=0.2)",
+            rnnkit(lambda u: LSTM(u, recurrent_dropout=0.2)),
+            lambda k, u: k.layers.LSTM(u, recurrent_dropout=0.2),
+        ),
+        (
+            'LSTM(activation="relu")',
+            rnnkit(lambda u: LSTM(u, activation="relu")),
+            lambda k, u: k.layers.LSTM(u, activation="relu"),
+        ),
+        ("RNN(LSTMCell) generic loop", rnnkit(lambda u: RNN(LSTMCell(u))), None),
+    ]
+    masked: list[Row] = [
+        ("nn.LSTM (no mask)", lambda d, u: TorchRNN("lstm", d, u), None),
+        ("LSTM right-padded mask", rnnkit(lambda u: LSTM(u)), lambda k, u: k.layers.LSTM(u)),
+    ]
+    holes: list[Row] = [
+        ("nn.LSTM (no mask)", lambda d, u: TorchRNN("lstm", d, u), None),
+        ("LSTM mask with holes", rnnkit(lambda u: LSTM(u)), lambda k, u: k.layers.LSTM(u)),
+    ]
+    gru: list[Row] = [
+        ("nn.GRU", lambda d, u: TorchRNN("gru", d, u), None),
+        ("GRU", rnnkit(lambda u: GRU(u)), lambda k, u: k.layers.GRU(u)),
+        (
+            "GRU(reset_after=False)",
+            rnnkit(lambda u: GRU(u, reset_after=False)),
+            lambda k, u: k.layers.GRU(u, reset_after=False),
+        ),
+    ]
+    if big:
+        lstm = [r for r in lstm if r[0] not in ("nn.LSTMCell loop", "RNN(LSTMCell) generic loop")]
+    return [
+        ("lstm", None, lstm),
+        ("padded", _right_padded(B, T), masked),
+        ("holes", _holes(B, T), holes),
+        ("gru", None, gru),
+    ]
+
+
+def _steps(model: nn.Module, x: Tensor, y: Tensor, mask: Tensor | None):  # noqa: ANN202
+    """The training-step and inference closures; ``model.train_kernel`` records the kernel
+    of the last training step."""
+    model.eval()
+    with torch.no_grad():
+        model(x, mask)  # build lazy layers before the optimizer sees the parameters
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
 
     def train() -> None:
         model.train()
         opt.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(model(x, mask), y)
-        loss.backward()
+        nn.functional.cross_entropy(model(x, mask), y).backward()
         opt.step()
+        model.train_kernel = getattr(getattr(model, "rnn", None), "last_kernel", None)
 
     def infer() -> None:
         model.eval()
@@ -128,32 +207,64 @@ def _time(fn: Callable[[], None], reps: int) -> float:
     return (CLOCK() - start) * 1000.0 / reps
 
 
-def bench_row(variants: dict[str, nn.Module], B, T, d, mask, rounds, budget_s):  # noqa: ANN001, ANN201
-    x, y = torch.randn(B, T, d), torch.randint(0, 10, (B,))
-    fns = {name: _steps(m, x, y, mask) for name, m in variants.items()}
+def _median_ratio(values: list[float], base: list[float]) -> float:
+    return statistics.median(a / b for a, b in zip(values, base))
+
+
+def bench_block(size: str, mask: Tensor | None, rows: list[Row], args: Any, keras: Any) -> None:
+    B, T, d, u = SIZES[size]
+    torch.manual_seed(0)
+    x, y = torch.randn(B, T, d), torch.randint(0, CLASSES, (B,))
+    fns: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {}
+    models: dict[str, nn.Module] = {}
+    keras_fns: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {}
+    for label, make, make_keras in rows:
+        models[label] = make(d, u)
+        fns[label] = _steps(models[label], x, y, mask)
+        if keras is not None and make_keras is not None and size in args.keras_sizes:
+            model = LayerModel(make_keras(keras, u), keras.layers.Dense(CLASSES))
+            keras_fns[label] = _steps(model, x, y, mask)
     reps = {}
-    for name, (train, infer) in fns.items():  # warm-up and choose repetitions per round
-        train()
+    for label, (train, infer) in [*fns.items(), *(("k " + k, v) for k, v in keras_fns.items())]:
+        train()  # warm-up, and the repetitions per round from one step's time
         infer()
-        reps[name] = max(1, int(budget_s / max(_time(train, 1), 1e-3) * 1000.0))
-    times: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in fns}
-    for _ in range(rounds):
-        for name, (train, infer) in fns.items():
-            times[name][0].append(_time(train, reps[name]))
-            times[name][1].append(_time(infer, reps[name]))
-    # Ratios are taken within each round (same machine load) and then the median over rounds.
-    base_tr, base_inf = next(iter(times.values()))
-    result = {}
-    for n, (tr, inf) in times.items():
-        r_tr = statistics.median(a / b for a, b in zip(tr, base_tr))
-        r_inf = statistics.median(a / b for a, b in zip(inf, base_inf))
-        result[n] = (statistics.median(tr), r_tr, statistics.median(inf), r_inf)
-    return result
+        one = max(_time(train, 1), 1e-3)
+        reps[label] = 1 if label.startswith("k ") else max(1, int(args.budget / one * 1000.0))
+    times: dict[str, list[list[float]]] = {k: [[], []] for k in fns}
+    keras_times: dict[str, list[list[float]]] = {k: [[], []] for k in keras_fns}
+    for _ in range(args.rounds):
+        for label, (train, infer) in fns.items():
+            times[label][0].append(_time(train, reps[label]))
+            times[label][1].append(_time(infer, reps[label]))
+        for label, (train, infer) in keras_fns.items():
+            keras_times[label][0].append(_time(train, 1))
+            keras_times[label][1].append(_time(infer, 1))
+    base_train, base_infer = times[rows[0][0]]
+    for label in fns:
+        tr, inf = times[label]
+        kernel = getattr(models[label], "train_kernel", None) or "-"
+        line = (
+            f"{size:5s} {label:28s} {kernel:8s} {statistics.median(tr):9.2f} "
+            f"{_median_ratio(tr, base_train):6.2f} {statistics.median(inf):9.2f} "
+            f"{_median_ratio(inf, base_infer):6.2f}"
+        )
+        if label in keras_times:
+            ktr, kinf = keras_times[label]
+            line += (
+                f" {statistics.median(ktr):10.2f} {_median_ratio(ktr, base_train):6.2f}"
+                f" {statistics.median(kinf):9.2f} {_median_ratio(kinf, base_infer):6.2f}"
+            )
+        print(line, flush=True)
+    print()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (about 1 minute)")
+    parser.add_argument("--sizes", default="seed,long", help=f"among {','.join(SIZES)}")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--budget", type=float, default=0.04, help="seconds per variant/round")
+    parser.add_argument("--keras", action="store_true", help="add the Keras 3 column")
+    parser.add_argument("--keras-sizes", default="seed", help="sizes with the Keras column")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument(
         "--clock",
@@ -163,6 +274,11 @@ def main() -> None:
         "machine shared with other jobs: it does not count time spent preempted)",
     )
     args = parser.parse_args()
+    sizes = args.sizes.split(",")
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        parser.error(f"unknown sizes {unknown}; choose among {list(SIZES)}")
+    args.keras_sizes = args.keras_sizes.split(",")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.clock == "cpu":
@@ -170,48 +286,27 @@ def main() -> None:
             parser.error("--clock cpu measures only this thread: use it with --threads 1")
         global CLOCK
         CLOCK = time.thread_time
-    rounds, budget = (3, 0.03) if args.quick else (7, 0.04)
-    torch.manual_seed(0)
-    sizes = {"seed B64 T28 u64": (64, 28, 28, 64), "long B64 T100 u128": (64, 100, 64, 128)}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
-          f"oneDNN {torch.backends.mkldnn.is_available()}, median of {rounds} rounds")  # fmt: skip
-    header = (
-        f"{'size':<20} {'variant':<34} {'train ms':>9} {'ratio':>6} {'infer ms':>9} {'ratio':>6}"
+    keras = _keras() if args.keras else None
+    if args.keras and keras is None:
+        print("keras (torch backend) is not importable: no Keras column")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
+        f"median of {args.rounds} rounds"
+        + (f"; Keras {keras.__version__} on {args.keras_sizes}, 1 rep/round" if keras else "")
     )
+    header = (
+        f"{'size':5s} {'variant':28s} {'kernel':8s} {'train ms':>9s} {'ratio':>6s} "
+        f"{'infer ms':>9s} {'ratio':>6s}"
+    )
+    if keras:
+        header += f" {'keras train':>10s} {'ratio':>6s} {'infer ms':>9s} {'ratio':>6s}"
     print(header)
     print("-" * len(header))
-    for size, (B, T, d, u) in sizes.items():
-        holes = _holes(B, T)
-        rows = [
-            ("lstm", None, {
-                "nn.LSTM": TorchRNN("lstm", d, u),
-                "fused LSTM": KerasRNN("lstm", d, u, "fused"),
-                "nn.LSTMCell loop": CellLoop(d, u),
-                "noclift LSTM (default config)": KerasRNN("lstm", d, u, "noclift"),
-                "noclift LSTM recurrent_dropout=.2": KerasRNN(
-                    "lstm", d, u, "noclift", recurrent_dropout=0.2
-                ),
-                "noclift LSTM activation=relu": KerasRNN(
-                    "lstm", d, u, "noclift", activation="relu"
-                ),
-            }),
-            ("lstm", holes, {
-                "nn.LSTM (no mask)": TorchRNN("lstm", d, u),
-                "noclift LSTM mask with holes": KerasRNN("lstm", d, u, "noclift"),
-            }),
-            ("gru", None, {
-                "nn.GRU": TorchRNN("gru", d, u),
-                "fused GRU": KerasRNN("gru", d, u, "fused"),
-                "noclift GRU reset_after=False": KerasRNN(
-                    "gru", d, u, "noclift", reset_after=False
-                ),
-            }),
-        ]  # fmt: skip
-        for _cell, mask, variants in rows:
-            result = bench_row(variants, B, T, d, mask, rounds, budget)
-            for name, (tr, r_tr, inf, r_inf) in result.items():
-                print(f"{size:<20} {name:<34} {tr:>9.2f} {r_tr:>6.2f} {inf:>9.2f} {r_inf:>6.2f}")
-            print()
+    for size in sizes:
+        B, T, d, u = SIZES[size]
+        print(f"{size}: B={B} T={T} d={d} u={u}")
+        for _name, mask, rows in _blocks(size):
+            bench_block(size, mask, rows, args, keras)
 
 
 if __name__ == "__main__":

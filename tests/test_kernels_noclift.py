@@ -146,6 +146,8 @@ CASES = [
     dict(rd="per_gate", mask=HOLES),
     dict(act="relu"),
     dict(act=_custom_act, ra="hard_sigmoid", mask=HOLES),
+    dict(ra="hard_sigmoid", go_backwards=True),
+    dict(act="relu", ra="hard_sigmoid", mask=HOLES),
     dict(no_bias=True, go_backwards=True, rd="per_gate"),
     dict(dp="per_gate", rd="per_gate", mask=HOLES),
     dict(dp="shared", go_backwards=True),

@@ -11,21 +11,37 @@ instead:
 1. the input projection ``x_t W + b`` for all steps is one matmul, left to autograd;
 2. one ``torch.autograd.Function`` runs the recurrence: per step one matmul with the recurrent
    kernel (``addmm``) and the gate maths, every result written in place into preallocated
-   ``(T, B, .)`` buffers (no ``stack``), no graph recorded;
-3. its hand-written backward computes every activation derivative for all steps at once from
-   the saved activation outputs (no transcendental recomputed), so a backward step is about
-   six kernel calls; then the recurrent-kernel gradient is one matmul over all steps:
-   ``dU = H_{prev}^T dZ`` with ``(T*B, u)`` and ``(T*B, G u)`` operands.
+   buffers (no ``stack``), no graph recorded. When a gradient is needed, each step also
+   writes the few factors its backward needs (activation derivatives from the activation
+   outputs, products with the gates, the mask folded in) while its values are in cache;
+3. the hand-written backward is then about six kernel calls per step (LSTM), and the
+   recurrent-kernel gradient one matmul over all steps: ``dU = H_{prev}^T dZ`` with
+   ``(T*B, u)`` and ``(T*B, G u)`` operands. Without a gradient (inference) nothing is saved
+   and the buffers are one step long.
 
-Why pure Python/torch, not a C++ extension or ``torch.compile`` (measurements in
-``benchmarks/RESULTS.md``, 2-core CPU, one thread): the per-step GEMMs cost the same as in
-oneDNN; what remains is the unfused elementwise gate maths (~8 kernel calls forward, ~6
-backward). A C++ loop over the same ATen ops would remove only the Python dispatch between
-them, not the extra passes (the issue measured such a loop at 1.7-2x of oneDNN at the seed
-size, where this kernel measures 1.3-2.2x), and would add a compiler dependency and about a
-minute of compiling at first use; ``torch.compile`` took 80 s to compile for 1.6x. The
-effort went into fewer and cheaper ops per step instead (buffers, derivatives from outputs,
-``tanh`` via one contiguous sigmoid, contiguous ``U^T``).
+Where the time goes and what was chosen, by measurement (2-core CPU VM, one thread; LSTM at
+B=64, T=100, u=128, ``benchmarks/RESULTS.md``): a training step of ``nn.LSTM`` (oneDNN) and
+of this kernel both spend ~90 of ~150 ms in GEMMs (per step ``h U`` forward and ``dZ U^T``
+backward, ~0.25 ms each; ``dU``, ``dW``: ~25 and ~13 ms), which a different implementation
+of the same algorithm cannot avoid. The rest is elementwise work:
+
+- computing the backward's factors over the whole ``(T, B, 4u)`` sequence before the
+  backward loop (the first version) cost 33 of its 89 ms: ~10 passes over 13 MB, out of
+  cache. Written per step in the forward instead, the backward fell to ~60 ms for ~4 ms
+  more forward; slicing per-step views in the loop cost ~15% at the guide's size, so they
+  are made up front with ``unbind``. Training step, ratio to ``nn.LSTM`` (kernel alone, loss
+  on the last output): mask with holes 1.32 -> 1.14, ``recurrent_dropout`` 1.24 -> 1.11 at
+  T=100; at the guide's size relu 1.30 -> 1.14, holes 1.55 -> 1.34;
+- ``torch.compile``: this module's loop compiled as the generic loop is
+  (:mod:`rnnkit.kernels.compiled_loop`, a user-written LSTM cell) ran at 0.87-0.90x of the
+  ``nn.LSTMCell`` loop at the guide's size after 30-100 s of compiling; this kernel runs the
+  LSTM configurations at 0.80-0.91x of that loop with nothing to compile;
+- a C++ extension (``torch.utils.cpp_extension``) over the same ATen calls would remove the
+  Python dispatch between them, ~4 us per call: ~500 calls per training step at the guide's
+  size (~2 of ~18 ms), ~1,800 at T=100 (~2% of the step); it would not fuse them, and would
+  add a compiler at first use and a fallback to keep tested. With every acceptance
+  configuration within 1.5x of ``nn.LSTM`` / ``nn.GRU`` at the guide's size (target 2.0x) and
+  1.25x at T=100 (target 1.3x) without it, it was not built.
 
 Recurrent dropout masks (constant over time, as in Keras) come in two shapes: ``(batch, units)``
 shared by every gate, or ``(gates, batch, units)`` with one mask per gate (Keras 3's
@@ -37,7 +53,8 @@ Input dropout masks (``dropout_mask``) likewise: ``(batch, features)`` for every
 
 Activations must be elementwise (every Keras RNN activation is; ``softmax`` is rejected).
 Known ones have closed-form derivatives; any other callable is differentiated with autograd,
-vectorised over all steps at once in the backward.
+step by step in the forward when a gradient is needed (LSTM, GRU; SimpleRNN's backward takes
+its one derivative over all steps at once, a single pass).
 """
 
 from __future__ import annotations
@@ -156,12 +173,18 @@ def _run(
             rd_mask = rd_mask.to(xp.dtype)
     elif rd_mask is not None:
         rd_mask = rd_mask.to(xp.dtype)
-    Hs, *finals = _cells.Recurrence.apply(cell, xp, U, b_rec, m, rd_mask, *states)
-    out = Hs
-    if m is not None:
-        keep = m if zero_output_for_mask else m.to(torch.int32).cumsum(0) > 0
-        out = Hs * keep.to(Hs.dtype)
-    outputs = out.transpose(0, 1) if return_sequences else out[-1]
+    need_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (xp, U, b_rec, *states)
+    )
+    Hs, *finals = _cells.Recurrence.apply(cell, need_grad, xp, U, b_rec, m, rd_mask, *states)
+    out = Hs if return_sequences else Hs[-1]
+    if m is not None:  # zeros at masked steps, or before the first valid step
+        if zero_output_for_mask:
+            keep = m if return_sequences else m[-1]
+        else:
+            keep = m.any(0) if not return_sequences else m.to(torch.int32).cumsum(0) > 0
+        out = out * keep.to(Hs.dtype)
+    outputs = out.transpose(0, 1) if return_sequences else out
     return outputs, Hs[-1], finals
 
 
