@@ -22,20 +22,37 @@ With ``--dispatch`` it measures instead the configurations the fused kernel cann
 no-cliff kernel) and ``use_cudnn=False`` (the generic loop), as ratios to plain ``nn.LSTM`` /
 ``nn.GRU`` (the issue's bar: <= 2.0x at this size). The kernel column is the training step's.
 
-Run ``python benchmarks/bench_generic_loop.py [--rounds 15] [--steps 10] [--dispatch]``.
+With ``--compiled`` it measures the opt-in compiled loop (``RNN(cell, compile=True)``,
+:mod:`rnnkit.kernels.compiled_loop`) against the generic loop and the ``nn.LSTMCell`` loop, for
+``RNN(LSTMCell)``, the guide's ``MinimalRNNCell`` and a user-written LSTM cell (torch ops),
+and prints the compile cost: the seconds of the first training step and of the first
+inference call (each compiles its graphs), wall clock and CPU time (this process and its
+compiler subprocesses). ``--chunk K`` sets the steps unrolled per compiled graph (1: the
+per-step function compiled; 28: the whole loop), ``--fresh-cache`` compiles with an empty
+inductor cache (a first run on a machine) instead of the on-disk cache of earlier runs.
+
+``--threads 1 --clock cpu`` times the CPU time of the one torch thread, for a shared machine
+(see ``RESULTS.md``).
+
+Run ``python benchmarks/bench_generic_loop.py [--rounds 15] [--steps 10] [--dispatch |
+--compiled [--chunk 8] [--fresh-cache]] [--threads 1 --clock cpu]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from rnnkit.layers import GRU, LSTM, RNN, Dense, GRUCell, LSTMCell
+from rnnkit.kernels import compiled_loop
+from rnnkit.layers import GRU, LSTM, RNN, Dense, GRUCell, Layer, LSTMCell
 
 Tensor = torch.Tensor
 B, T, D, U, CLASSES = 64, 28, 28, 64, 10
@@ -125,6 +142,61 @@ def make_dispatch_variants() -> dict[str, nn.Module]:
     return variants
 
 
+class MinimalRNNCell(Layer):
+    """The guide's MinimalRNNCell, written with torch ops."""
+
+    def __init__(self, units: int, **kwargs: object) -> None:
+        self.units = units
+        self.state_size = units
+        super().__init__(**kwargs)
+
+    def build(self, input_shape: tuple) -> None:
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, self.units), name="recurrent_kernel"
+        )
+
+    def call(self, inputs: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        output = inputs @ self.kernel + states[0] @ self.recurrent_kernel
+        return output, [output]
+
+
+class UserLSTMCell(Layer):
+    """An LSTM cell as a user would write it: one matmul per step, gates by chunk."""
+
+    def __init__(self, units: int, **kwargs: object) -> None:
+        self.units = units
+        self.state_size = [units, units]
+        super().__init__(**kwargs)
+
+    def build(self, input_shape: tuple) -> None:
+        u = self.units
+        self.kernel = self.add_weight(shape=(input_shape[-1], 4 * u), name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(u, 4 * u), name="recurrent_kernel")
+        self.bias = self.add_weight(shape=(4 * u,), initializer="zeros", name="bias")
+
+    def call(self, inputs: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        h, c = states
+        z = torch.addmm(self.bias, inputs, self.kernel) + h @ self.recurrent_kernel
+        i, f, g, o = z.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, [h, c]
+
+
+def make_compiled_variants() -> dict[str, nn.Module]:
+    """Generic loop vs compiled loop for a built-in cell and two user cells."""
+    return {
+        "torch LSTMCell loop": TorchCellLoop(),
+        "rnnkit RNN(LSTMCell)": RnnkitModel(RNN(LSTMCell(U))),
+        "rnnkit RNN(LSTMCell) compiled": RnnkitModel(RNN(LSTMCell(U), compile=True)),
+        "RNN(UserLSTMCell)": RnnkitModel(RNN(UserLSTMCell(U))),
+        "RNN(UserLSTMCell) compiled": RnnkitModel(RNN(UserLSTMCell(U), compile=True)),
+        "RNN(MinimalRNNCell)": RnnkitModel(RNN(MinimalRNNCell(U))),
+        "RNN(MinimalRNNCell) compiled": RnnkitModel(RNN(MinimalRNNCell(U), compile=True)),
+    }
+
+
 def make_variants() -> dict[str, nn.Module]:
     variants: dict[str, nn.Module] = {
         "torch LSTMCell loop": TorchCellLoop(),
@@ -145,11 +217,28 @@ def training_step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Te
     opt.step()
 
 
+CLOCK: Callable[[], float] = time.perf_counter
+
+
 def time_it(fn: Callable[[], None], steps: int) -> float:
-    start = time.perf_counter()
+    start = CLOCK()
     for _ in range(steps):
         fn()
-    return (time.perf_counter() - start) * 1000.0 / steps
+    return (CLOCK() - start) * 1000.0 / steps
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished subprocesses (inductor's C++ compiles)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def first_call_cost(fn: Callable[[], None]) -> tuple[float, float]:
+    """Wall and CPU seconds of one call (a compiled variant's first call compiles)."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    fn()
+    return time.perf_counter() - wall, cpu_seconds() - cpu
 
 
 def main() -> None:
@@ -161,19 +250,37 @@ def main() -> None:
         action="store_true",
         help="instead: the no-cliff configurations, auto vs generic loop vs nn.LSTM / nn.GRU",
     )
+    parser.add_argument(
+        "--compiled", action="store_true", help="instead: the compiled loop vs the generic loop"
+    )
+    parser.add_argument("--chunk", type=int, default=None, help="steps per compiled graph")
+    parser.add_argument("--fresh-cache", action="store_true", help="empty inductor cache")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        if torch.get_num_threads() != 1:
+            parser.error("--clock cpu measures only this thread: use it with --threads 1")
+        global CLOCK
+        CLOCK = time.thread_time
+    if args.chunk:
+        compiled_loop.MAX_CHUNK = args.chunk
+    if args.fresh_cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
 
     torch.manual_seed(0)
     x = torch.randn(B, T, D)
     y = torch.randint(0, CLASSES, (B,))
-    variants = make_dispatch_variants() if args.dispatch else make_variants()
+    if args.compiled:
+        variants = make_compiled_variants()
+    else:
+        variants = make_dispatch_variants() if args.dispatch else make_variants()
     train_fns: dict[str, Callable[[], None]] = {}
     infer_fns: dict[str, Callable[[], None]] = {}
+    compile_cost: dict[str, tuple[float, float, float, float]] = {}
     for name, model in variants.items():
-        model(x)  # build the lazy layers
-        model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        train_fns[name] = lambda m=model, o=opt: training_step(m, o, x, y)
 
         def infer(m: nn.Module = model) -> None:
             m.eval()
@@ -182,6 +289,12 @@ def main() -> None:
             m.train()
 
         infer_fns[name] = infer
+        # The first inference call builds the lazy layers (and compiles the no-grad graphs).
+        infer_cost = first_call_cost(infer)
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        train_fns[name] = lambda m=model, o=opt: training_step(m, o, x, y)
+        compile_cost[name] = (*first_call_cost(train_fns[name]), *infer_cost)
         for _ in range(3):  # warm-up
             train_fns[name]()
             infer_fns[name]()
@@ -197,13 +310,16 @@ def main() -> None:
             infer_t[name].append(time_it(infer_fns[name], args.steps))
 
     def reference(name: str) -> str:
+        if args.compiled:
+            return "torch LSTMCell loop"
         if args.dispatch:
             return "torch nn.GRU" if "GRU" in name else "torch nn.LSTM"
         return "torch GRUCell loop" if "GRU" in name else "torch LSTMCell loop"
 
     print(
         f"B={B} T={T} d={D} u={U}, Dense({CLASSES}), SGD; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; median of {args.rounds} rounds x {args.steps} steps"
+        f"{torch.get_num_threads()} threads, {args.clock} clock; median of {args.rounds} rounds "
+        f"x {args.steps} steps" + (f"; chunk {compiled_loop.MAX_CHUNK}" if args.compiled else "")
     )
     header = f"{'variant':36s} {'kernel':8s} {'train ms':>9s} {'ratio':>6s} {'infer ms':>9s} {'ratio':>6s}"
     print(header)
@@ -216,6 +332,11 @@ def main() -> None:
             f"{name:36s} {kernels.get(name, '-'):8s} {tr:9.2f} {tr / ref_train:6.2f} "
             f"{inf:9.2f} {inf / ref_infer:6.2f}"
         )
+    if args.compiled:
+        print("\nfirst calls (s)                      train wall  train cpu  infer wall  infer cpu")
+        for name, (tw, tc, iw, ic) in compile_cost.items():
+            if "compiled" in name:
+                print(f"{name:36s} {tw:10.1f} {tc:10.1f} {iw:11.1f} {ic:10.1f}")
 
 
 if __name__ == "__main__":

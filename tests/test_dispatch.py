@@ -233,8 +233,16 @@ def test_fused_equals_generic_stateful(kind):
 
 
 def test_fused_equals_generic_with_input_dropout_in_training():
-    """Both paths draw the cell's one (N, H_in) input mask from the seeded generator."""
-    fused_layer, generic_layer = _pair("lstm", dropout=0.5, seed=7, return_sequences=True)
+    """Both paths draw the cell's one (N, H_in) input mask from the seeded generator.
+    (use_cudnn=True: with "auto", a padded batch in training on CPU runs the no-cliff kernel.)"""
+    options = dict(dropout=0.5, seed=7, return_sequences=True)
+    fused_layer, generic_layer = (
+        layers.LSTM(3, use_cudnn=True, **options),
+        layers.LSTM(3, use_cudnn=False, **options),
+    )
+    fused_layer(X)
+    generic_layer(X)
+    generic_layer.set_weights(fused_layer.get_weights())
     states = [np.zeros((3, 3), "float32")] * 2
     out_f, grads_f = _run_with_grads(fused_layer, X, states, MASKS["left"], training=True)
     out_g, grads_g = _run_with_grads(generic_layer, X, states, MASKS["left"], training=True)
@@ -381,3 +389,23 @@ def test_overridden_initial_state_of_a_builtin_cell_is_used():
     torch.testing.assert_close(c, c_ref)
     _, h_zero, _ = reference(X)
     assert not torch.allclose(h, h_zero)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "simple_rnn"])
+def test_padded_batch_in_training_on_cpu_runs_noclift(kind):
+    """The fused kernel would pack the sequence, whose CPU backward is slow (RESULTS.md):
+    "auto" runs the no-cliff kernel for training calls; inference and use_cudnn=True stay
+    fused; the results equal the generic loop's."""
+    fast, generic = _pair(kind, return_sequences=True)
+    states = [np.zeros((3, 3), "float32")] * (2 if kind == "lstm" else 1)
+    for mask in (MASKS["right"], MASKS["left"]):
+        out_f, grads_f = _run_with_grads(fast, X, states, mask, training=True)
+        assert fast.last_kernel == "noclift"
+        assert "packed sequence" in fast.last_kernel_choice.reason
+        out_g, grads_g = _run_with_grads(generic, X, states, mask, training=True)
+        _assert_close_lists(out_f, out_g)
+        _assert_close_lists(grads_f, grads_g)
+    fast(X, mask=MASKS["right"])
+    assert fast.last_kernel == "fused"
+    fast(X, mask=np.ones((3, 5), bool), training=True)  # nothing to pack
+    assert fast.last_kernel == "fused"

@@ -4,7 +4,9 @@
 nested structures); :func:`rnnkit.kernels.loop.run_projected_loop` is its lean form for the
 built-in cells; :mod:`rnnkit.kernels.fused` runs ``torch._VF`` (cuDNN / oneDNN) kernels and
 :mod:`rnnkit.kernels.noclift` a custom autograd Function for what those cannot express;
-:func:`rnnkit.kernels.dispatch.select` decides which kernel runs a call.
+:mod:`rnnkit.kernels.compiled_loop` is the generic loop compiled with ``torch.compile``
+(opt-in: ``RNN(cell, compile=True)``); :func:`rnnkit.kernels.dispatch.select` decides which
+kernel runs a call.
 """
 
 from rnnkit.kernels.dispatch import KernelChoice as KernelChoice

@@ -18,13 +18,20 @@ Kernels:
   dropout, GRU ``reset_after=False``) on a built-in cell; answered by
   :func:`rnnkit.kernels.noclift.can_run`. Custom activation callables stay on the loop.
 - ``"generic"``: :mod:`rnnkit.kernels.loop`, any cell, any configuration; the oracle.
+- ``"compiled"``: :mod:`rnnkit.kernels.compiled_loop`, the generic loop compiled with
+  ``torch.compile``; opt-in with the layer's ``compile`` argument, it replaces the generic loop
+  wherever that would run (placeholder calls that only infer shapes stay uncompiled). What it
+  cannot run (:func:`rnnkit.kernels.compiled_loop.can_compile`) raises ``ValueError``.
 
 The user's request is the layer's ``use_cudnn``: ``"auto"`` takes the fused kernel when the
 call qualifies, else the no-cliff kernel when it does, else the generic loop (the reason says
-why a faster kernel was not allowed); ``True`` raises
-``ValueError`` with the reason when the fused kernel cannot run the call; ``False`` forces the
-generic loop. A plain ``RNN(cell)`` has no ``use_cudnn`` and always runs the generic loop, as
-in Keras. There is no try/except fallback: a call either qualifies here or runs the loop.
+why a faster kernel was not allowed). One exception, by measurement: a training call on CPU
+with a padded batch (a mask the fused kernel would run as a packed sequence, which has no
+oneDNN kernel; 3.6x ``nn.LSTM`` at 100 steps, 17x at 500) takes the no-cliff kernel.
+``True`` raises ``ValueError`` with the reason when the fused kernel cannot run the call;
+``False`` forces the generic loop. A plain ``RNN(cell)`` has no ``use_cudnn`` and always runs
+the generic loop, as in Keras. There is no try/except fallback: a call either qualifies here or
+runs the loop.
 
 >>> from rnnkit.layers.rnn_cells import LSTMCell
 >>> from rnnkit.layers.rnn import RNN
@@ -42,6 +49,7 @@ import torch
 GENERIC = "generic"
 FUSED = "fused"
 NOCLIFT = "noclift"
+COMPILED = "compiled"
 
 _FLOAT_DTYPES = (torch.float32, torch.float64)
 
@@ -118,6 +126,26 @@ def _noclift_blocker(config: dict[str, Any]) -> str | None:
     return None if ok else reason
 
 
+# Measured on CPU (benchmarks/RESULTS.md, training step of LSTM with a right-padded batch,
+# ratio to nn.LSTM without mask): fused 2.2x at T=28, 3.6x at T=100, 17x at T=500; the
+# no-cliff kernel 1.1-1.4x on a mask with holes. Inference stays fused (1.05-1.5x).
+_PACKED_ON_CPU = (
+    "training on CPU with a padded batch: the fused kernel would run it as a packed sequence, "
+    "whose backward has no oneDNN kernel on CPU (its cost grows faster than the sequence: "
+    "3.6x nn.LSTM at 100 steps, 17x at 500), so the no-cliff kernel runs it"
+)
+
+
+def _packed_training_on_cpu(info: Any, inputs: Any, training: bool) -> bool:
+    """A training call on CPU whose mask makes the fused kernel pack the sequence."""
+    return (
+        bool(training)
+        and inputs.device.type == "cpu"
+        and info is not None
+        and (info.kind != "none")
+    )
+
+
 def select(layer: Any, inputs: Any, mask: Any, training: bool = False) -> KernelChoice:
     """Choose the kernel for ``layer(inputs, mask=mask, training=training)``.
 
@@ -129,8 +157,34 @@ def select(layer: Any, inputs: Any, mask: Any, training: bool = False) -> Kernel
 
     Returns:
         A :class:`KernelChoice`. Raises ``ValueError`` (naming the layer and the reason) when
-        ``use_cudnn=True`` and the fused kernel cannot run the call.
+        ``use_cudnn=True`` and the fused kernel cannot run the call, or when the layer's
+        ``compile`` was requested and the compiled loop cannot run it.
     """
+    choice = _select_uncompiled(layer, inputs, mask, training)
+    options = getattr(layer, "compile_options", None)
+    if options is None or choice.name != GENERIC:
+        return choice
+    from rnnkit.symbolic import in_symbolic_call
+
+    if in_symbolic_call():
+        return KernelChoice(
+            GENERIC, f"{choice.reason}; shape inference on placeholders is not compiled"
+        )
+    from rnnkit.kernels.compiled_loop import can_compile
+
+    ok, reason = can_compile(options, layer.cell, inputs, training)
+    if not ok:
+        raise ValueError(
+            f"{type(layer).__name__} '{getattr(layer, 'name', '?')}': compile was requested, "
+            f"but the compiled loop cannot run this call: {reason}."
+        )
+    backend = options.get("backend", "inductor")
+    return KernelChoice(
+        COMPILED, f"{choice.reason}; compile=True: the loop runs compiled (backend {backend!r})"
+    )
+
+
+def _select_uncompiled(layer: Any, inputs: Any, mask: Any, training: bool) -> KernelChoice:
     use_cudnn = getattr(layer, "use_cudnn", None)
     if use_cudnn is None:
         return KernelChoice(GENERIC, "a generic RNN(cell) layer always runs the generic loop")
@@ -142,7 +196,15 @@ def select(layer: Any, inputs: Any, mask: Any, training: bool = False) -> Kernel
     blocker = _layer_blocker(layer, inputs, config)
     if blocker is None:
         assert config is not None
-        ok, reason = can_fuse(config, mask, inputs.device)
+        info = None
+        if isinstance(mask, torch.Tensor):
+            from rnnkit.kernels.masks import analyze_mask
+
+            info = analyze_mask(mask if mask.dtype == torch.bool else mask != 0)
+        ok, reason = can_fuse(config, info, inputs.device)
+        packed_training = ok and _packed_training_on_cpu(info, inputs, training)
+        if packed_training and use_cudnn == "auto" and _noclift_blocker(config) is None:
+            return KernelChoice(NOCLIFT, f"use_cudnn='auto': {_PACKED_ON_CPU}")
         if ok:
             device = inputs.device.type
             backend = "cuDNN" if device == "cuda" else "oneDNN/ATen"

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from rnnkit import regularizers, tree
-from rnnkit.kernels.dispatch import FUSED, GENERIC, NOCLIFT, KernelChoice, select
+from rnnkit.kernels.compiled_loop import CompiledLoop, compile_options
+from rnnkit.kernels.dispatch import COMPILED, FUSED, GENERIC, NOCLIFT, KernelChoice, select
 from rnnkit.kernels.layer_kernels import run_fused, run_noclift
 from rnnkit.kernels.loop import run_loop, run_projected_loop
 from rnnkit.layers.base import Layer, layer_label
@@ -163,6 +164,14 @@ class RNN(Layer):
             ``(N, T, ...)``.
         zero_output_for_mask: masked steps output zeros instead of repeating the previous
             output.
+        compile: opt-in: run the loop compiled with ``torch.compile``
+            (:mod:`rnnkit.kernels.compiled_loop`) wherever it would run uncompiled; True, or a
+            dict of ``torch.compile`` options (``backend``, ``mode``, ``options``, ``dynamic``).
+            Same results up to float rounding. The first call compiles (15-35 s on a 2-core
+            CPU, figures in ``benchmarks/RESULTS_generic_loop.md``) and each new batch size,
+            sequence length or grad mode compiles again; what it cannot run raises
+            ``ValueError``. Worth it for cells heavy in elementwise maths (~10% faster for an
+            LSTM-like cell written with torch ops), not for matmul-bound ones.
 
     Kernels: a plain ``RNN(cell)`` runs the generic loop (:mod:`rnnkit.kernels.loop`); with a
     built-in cell (``LSTMCell``, ``GRUCell``, ``SimpleRNNCell``, ``call`` not overridden) the
@@ -197,6 +206,7 @@ class RNN(Layer):
         unroll: bool = False,
         time_major: bool = False,
         zero_output_for_mask: bool = False,
+        compile: bool | dict[str, Any] = False,
         **kwargs: Any,
     ) -> None:
         owner = f"{type(self).__name__}"
@@ -213,6 +223,10 @@ class RNN(Layer):
         self.unroll = bool(unroll)
         self.time_major = bool(time_major)
         self.zero_output_for_mask = bool(zero_output_for_mask)
+        # Not `self.compile`: that would hide torch.nn.Module.compile.
+        self.compile_options = compile_options(compile, owner)
+        self._compile_argument = dict(compile) if isinstance(compile, dict) else bool(compile)
+        self._compiled_loop: CompiledLoop | None = None
         self.activity_regularizer = regularizers.get(activity_regularizer, "activity_regularizer")
         self._state_spec = state_spec(cell, f"{owner} '{self.name}'")
         self._stored_states: list[Any] | None = None
@@ -534,6 +548,8 @@ class RNN(Layer):
             return run_fused(self, sequences, tree.flatten(states), mask, training)
         if choice.name == NOCLIFT:
             return run_noclift(self, sequences, tree.flatten(states), mask, training)
+        if choice.name == COMPILED:
+            return self._run_compiled(sequences, states, mask, cell_kwargs)
         if choice.name != GENERIC:
             raise self._error(f"kernel {choice.name!r} is not available")
         cell = self.cell
@@ -570,6 +586,26 @@ class RNN(Layer):
             return_sequences=self.return_sequences,
         )
 
+    def _run_compiled(
+        self, sequences: Any, states: Any, mask: Any, cell_kwargs: dict
+    ) -> tuple[Any, Any, Any]:
+        # Built-in cells too are stepped through `cell.call`: compiling their lean loop
+        # (projection outside, `step_from_projection` inside) measured slower (1.13x against
+        # 1.03x of the nn.LSTMCell loop, benchmarks/RESULTS_generic_loop.md).
+        if self._compiled_loop is None:
+            assert self.compile_options is not None
+            self._compiled_loop = CompiledLoop(self.compile_options, layer_label(self))
+        return self._compiled_loop(
+            self.cell,
+            sequences,
+            states,
+            mask=mask,
+            go_backwards=self.go_backwards,
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_sequences=self.return_sequences,
+            cell_kwargs=cell_kwargs,
+        )
+
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The output mask: the input mask with ``return_sequences``, else None; with
         ``return_state``, one more None per state tensor."""
@@ -596,6 +632,7 @@ class RNN(Layer):
             "unroll": self.unroll,
             "time_major": self.time_major,
             "zero_output_for_mask": self.zero_output_for_mask,
+            "compile": self._compile_argument,
         }
         if type(self) is RNN:
             config["cell"] = serialize(self.cell)
