@@ -115,7 +115,7 @@ def main() -> None:
         variants = {
             f"nn.{name}(bidirectional=True), one call": TorchBidirectional(cell, d, u, True),
             f"two nn.{name}, one call per direction": TorchBidirectional(cell, d, u, False),
-            f"rnnkit Bidirectional({name}) (fused x2)": rnnkit_model(cell, d, u),
+            f"rnnkit Bidirectional({name}) (one fused call)": rnnkit_model(cell, d, u),
         }
         fns = {n: _steps(m, x, y) for n, m in variants.items()}
         for train, infer in fns.values():  # warm-up

@@ -274,3 +274,91 @@ def test_bad_initial_state():
         ValueError, match=r"'bi'.*initial_state\[1\] has shape \(2, 4\), expected \(2, 3\)"
     ):
         layer(x, initial_state=[torch.zeros(2, 3), torch.zeros(2, 4)] * 2)
+
+
+# ------------------------------------------------------- both directions in one fused call
+# One run of valid steps per row (right and left padding, an empty row): the fused kernel's masks.
+PADDED = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 1, 1, 1], [0, 0, 0, 0, 0]], bool)
+ONE_CALL_KINDS = {
+    "LSTM": lambda **kw: LSTM(3, **kw),
+    "GRU": lambda **kw: GRU(3, **kw),
+    "SimpleRNN_relu": lambda **kw: SimpleRNN(3, activation="relu", **kw),
+}
+
+
+def _one_call_pair(kind, merge_mode, **kwargs):
+    """The same Bidirectional twice: on the default kernels and on the generic loop."""
+    x = np.random.default_rng(1).standard_normal((4, 5, 2)).astype("float32")
+    fast = Bidirectional(ONE_CALL_KINDS[kind](**kwargs), merge_mode=merge_mode)
+    slow = Bidirectional(ONE_CALL_KINDS[kind](use_cudnn=False, **kwargs), merge_mode=merge_mode)
+    fast(x), slow(x)
+    _randomize(fast)
+    slow.set_weights(fast.get_weights())
+    return fast, slow, torch.as_tensor(x)
+
+
+@pytest.mark.parametrize("kind", sorted(ONE_CALL_KINDS))
+@pytest.mark.parametrize("merge_mode", MERGE_MODES)
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_one_fused_call_equals_the_generic_loop(kind, merge_mode, return_sequences):
+    fast, slow, x = _one_call_pair(
+        kind, merge_mode, return_sequences=return_sequences, return_state=True
+    )
+    n = NUM_STATES[kind.split("_")[0]]
+    h0 = [torch.randn(4, 3) for _ in range(2 * n)]
+    for mask, initial_state in ((None, None), (PADDED, None), (PADDED, h0)):
+        x_fast = x.clone().requires_grad_(True)
+        x_slow = x.clone().requires_grad_(True)
+        ours = fast(x_fast, mask=mask, initial_state=initial_state)
+        assert fast.last_kernel == "fused_bidirectional", fast.last_kernel_choice
+        assert fast.forward_layer.last_kernel == fast.backward_layer.last_kernel == "fused"
+        reference = slow(x_slow, mask=mask, initial_state=initial_state)
+        assert slow.last_kernel == "per_direction"
+        flat_ours, flat_ref = tree.flatten(ours), tree.flatten(reference)
+        assert len(flat_ours) == len(flat_ref)
+        for a, b in zip(flat_ours, flat_ref):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        # gradients of inputs and of every weight
+        weights = [
+            (sum((o * o).sum() for o in f), m) for f, m in ((flat_ours, fast), (flat_ref, slow))
+        ]
+        grads = [torch.autograd.grad(loss, [xi, *m.trainable_weights]) for (loss, m), xi in
+                 zip(weights, (x_fast, x_slow))]  # fmt: skip
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_one_fused_call_matches_keras_with_a_padded_mask():
+    x = np.random.default_rng(2).standard_normal((4, 5, 2)).astype("float32")
+    ours = Bidirectional(LSTM(3, return_sequences=True, return_state=True))
+    theirs = keras.layers.Bidirectional(
+        keras.layers.LSTM(3, return_sequences=True, return_state=True)
+    )
+    ours(x), theirs(x)
+    _randomize(ours)
+    theirs.set_weights(ours.get_weights())
+    mask = np.array([*PADDED[:3].tolist(), [1, 1, 0, 0, 0]], bool)
+    got = ours(x, mask=mask)
+    assert ours.last_kernel == "fused_bidirectional"
+    expected = theirs(x, mask=mask)
+    for a, b in zip(tree.flatten(got), _keras_flat(expected)):
+        np.testing.assert_allclose(a.detach().numpy(), b, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make, call, words",
+    [
+        (lambda: Bidirectional(LSTM(3, stateful=True)), {}, "stateful"),
+        (lambda: Bidirectional(LSTM(3, dropout=0.5)), {"training": True}, "dropout"),
+        (lambda: Bidirectional(LSTM(3)), {"mask": MASK}, "holes"),
+        (lambda: Bidirectional(LSTM(3, activation="relu")), {}, "activation"),
+        (lambda: Bidirectional(LSTM(3), backward_layer=GRU(3, go_backwards=True)), {}, "type"),
+        (lambda: Bidirectional(LSTM(3, use_cudnn=False)), {}, "use_cudnn=False"),
+    ],
+)
+def test_one_fused_call_is_refused_with_a_reason(make, call, words):
+    layer = make()
+    x = np.random.default_rng(3).standard_normal((4, 5, 2)).astype("float32")
+    layer(x, **call)
+    assert layer.last_kernel == "per_direction"
+    assert words in layer.last_kernel_choice.reason

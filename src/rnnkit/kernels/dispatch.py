@@ -227,3 +227,40 @@ def _select_uncompiled(layer: Any, inputs: Any, mask: Any, training: bool) -> Ke
             "use_cudnn=False."
         )
     return KernelChoice(GENERIC, f"use_cudnn='auto': {blocker}")
+
+
+def fuse_bidirectional(wrapper: Any, inputs: Any, mask: Any, training: bool) -> tuple[bool, str]:
+    """Whether a ``Bidirectional`` call runs both directions in one fused ``_VF`` call
+    (:func:`rnnkit.kernels.fused.bidirectional`), and why not.
+
+    Both directions must be the same built-in layer type and cell configuration (kind,
+    activation, units, ``use_bias``), each accepted by :func:`select` for the fused kernel on
+    this call; not stateful (stored states stay per direction), no activity regularizer, no
+    input dropout in training (each direction draws its own mask). ``mask``: the batch-major
+    ``(N, T)`` bool mask or None. Otherwise each direction runs on its own kernel, chosen by
+    :func:`select` (the fused kernel per direction where it qualifies): on CPU the one-call
+    form measured no faster (``benchmarks/RESULTS_bidirectional.md``); on cuDNN it lets the
+    library schedule both directions together.
+    """
+    forward, backward = wrapper.forward_layer, wrapper.backward_layer
+    if type(forward) is not type(backward) or getattr(forward, "use_cudnn", None) is None:
+        return False, "the two directions are not the same built-in recurrent layer type"
+    configs = [fused_config(layer.cell, training) for layer in (forward, backward)]
+    if configs[0] is None or configs[0] != configs[1]:
+        return False, "the two directions' cells differ or are not built-in cells"
+    cells = (forward.cell, backward.cell)
+    if cells[0].units != cells[1].units or cells[0].use_bias != cells[1].use_bias:
+        return False, "the two directions differ in units or use_bias"
+    if forward.go_backwards or not backward.go_backwards:
+        return False, "the forward layer must read forwards and the backward layer backwards"
+    if forward.stateful:
+        return False, "stateful layers keep their states per direction"
+    if forward.activity_regularizer is not None or backward.activity_regularizer is not None:
+        return False, "an activity regularizer needs each direction's own output"
+    if training and (cells[0].dropout > 0 or cells[1].dropout > 0):
+        return False, "input dropout in training draws a different mask per direction"
+    for layer in (forward, backward):
+        choice = select(layer, inputs, mask, training)
+        if choice.name != FUSED:
+            return False, f"{layer.name}: {choice.reason}"
+    return True, "both directions qualify for the fused kernel: one bidirectional _VF call"

@@ -28,9 +28,16 @@ from typing import Any
 import torch
 
 from rnnkit import tree
+from rnnkit.kernels import dispatch, fused
 from rnnkit.layers.base import Layer, layer_label
+from rnnkit.layers.rnn_cells import GRUCell, LSTMCell
+from rnnkit.symbolic import in_symbolic_call
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+# ``Bidirectional.last_kernel``: both directions in one fused call, or each on its own kernel
+# (the directions' own ``last_kernel`` says which).
+ONE_CALL = "fused_bidirectional"
+PER_DIRECTION = "per_direction"
 _RNN_ATTRIBUTES = ("go_backwards", "return_sequences", "return_state")
 
 
@@ -139,6 +146,8 @@ class Bidirectional(Layer):
         self.supports_masking = True
         self._num_states: int | None = None
         self._defer_sublayer_build = False
+        self.last_kernel: str | None = None
+        self.last_kernel_choice: dispatch.KernelChoice | None = None
 
     def _verify_layer_config(self) -> None:
         forward, backward = self.forward_layer, self.backward_layer
@@ -223,6 +232,9 @@ class Bidirectional(Layer):
         constants: Any = None,
     ) -> Any:
         forward_state, backward_state = self._split_initial_state(initial_state)
+        one_call = self._one_fused_call(inputs, mask, training, constants)
+        if one_call is not None:
+            return self._run_one_fused_call(inputs, forward_state, backward_state, one_call)
         kwargs: dict[str, Any] = {"training": training, "mask": mask}
         if constants is not None:
             kwargs["constants"] = constants
@@ -250,6 +262,69 @@ class Bidirectional(Layer):
         if self.merge_mode is None:
             return (*output, *states)
         return (output, *states)
+
+    # ------------------------------------------------------- one fused call for both
+    def _one_fused_call(
+        self, inputs: Any, mask: Any, training: bool, constants: Any
+    ) -> tuple[torch.Tensor | None] | None:
+        """``(mask,)`` (the checked batch-major mask or None) when both directions run in one
+        fused call, as decided by :func:`rnnkit.kernels.dispatch.fuse_bidirectional`; else
+        None, and each direction runs on its own kernel."""
+        forward = self.forward_layer
+        if (
+            constants is not None
+            or in_symbolic_call()
+            or not isinstance(inputs, torch.Tensor)
+            or inputs.dim() != 3
+            or getattr(forward, "time_major", True)
+            or not (forward.built and self.backward_layer.built)
+        ):
+            return None
+        forward._check_input_shapes([tuple(inputs.shape)])
+        mask = forward._standardize_mask(mask, inputs.shape[0], inputs.shape[1])
+        ok, reason = dispatch.fuse_bidirectional(self, inputs, mask, training)
+        self.last_kernel_choice = dispatch.KernelChoice(ONE_CALL if ok else PER_DIRECTION, reason)
+        self.last_kernel = self.last_kernel_choice.name
+        return (mask,) if ok else None
+
+    def _run_one_fused_call(
+        self, inputs: torch.Tensor, forward_state: Any, backward_state: Any, plan: tuple
+    ) -> Any:
+        """Both directions in one ``_VF`` call; same results as the two layer calls."""
+        (mask,) = plan
+        reason = f"one bidirectional call ({self.name}): {self.last_kernel_choice.reason}"
+        batch = inputs.shape[0]
+        states = []
+        for layer, given in (
+            (self.forward_layer, forward_state),
+            (self.backward_layer, backward_state),
+        ):
+            if given is None:
+                states.append(layer._initial_states(inputs, batch, inputs))
+            else:
+                flat = [layer._to_state_tensor(s, inputs) for s in tree.flatten(given)]
+                states.append(tree.flatten(layer._standardize_states(flat, batch, "initial_state")))
+            layer.last_kernel = dispatch.FUSED
+            layer.last_kernel_choice = dispatch.KernelChoice(dispatch.FUSED, reason)
+        cells = (self.forward_layer.cell, self.backward_layer.cell)
+        kind = "lstm" if isinstance(cells[0], LSTMCell) else "simple_rnn"
+        kind = "gru" if isinstance(cells[0], GRUCell) else kind
+        y, y_rev, forward_final, backward_final = fused.bidirectional(
+            kind,
+            inputs,
+            *[(c.kernel, c.recurrent_kernel, c.bias) for c in cells],
+            *states,
+            mask=mask,
+            return_sequences=self.return_sequences,
+            activation=fused.activation_name(cells[0].activation) or "tanh",
+        )
+        self._num_states = len(forward_final) + len(backward_final) if self.return_state else 0
+        output = self._merge(y, y_rev)  # the backward outputs come back in input order
+        if not self.return_state:
+            return output
+        if self.merge_mode is None:
+            return (*output, *forward_final, *backward_final)
+        return (output, *forward_final, *backward_final)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The input mask for sequence outputs (both, with ``merge_mode=None``); ``None`` for
