@@ -1,13 +1,13 @@
 """Bidirectional LSTM/GRU: rnnkit's layer against plain PyTorch's one-call bidirectional kernel.
 
-rnnkit's ``Bidirectional(LSTM(...))`` runs each direction on the fused ``torch._VF`` kernel, one
-call per direction. ``torch.nn.LSTM(bidirectional=True)`` runs both directions in one ``_VF``
-call. This script measures whether that one call is worth wiring in on this machine: it prints
-ms per training step (forward + backward + SGD step through a ``Dense(10)`` head) and per
-inference call of
+rnnkit's ``Bidirectional(LSTM(...))`` runs both directions in one fused ``torch._VF`` call where
+``rnnkit.kernels.dispatch.fuse_bidirectional`` allows it, as ``torch.nn.LSTM(bidirectional=True)``
+does. This script prints ms per training step (forward + backward + SGD step through a
+``Dense(10)`` head) and per inference call of
 
 * ``nn.LSTM(bidirectional=True)`` (or ``nn.GRU``): one call for both directions;
-* two ``nn.LSTM``s, the second on the reversed sequence: one call per direction;
+* two ``nn.LSTM``s, the second on the reversed sequence: one call per direction (what the
+  one-call form saves);
 * rnnkit ``Bidirectional(LSTM(u))`` with a ``Dense(10)`` head: the whole layer API.
 
 Variants run interleaved round by round; ratios are to the first row, taken within each round
