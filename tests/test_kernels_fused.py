@@ -278,3 +278,32 @@ def test_keras_parity_gru_left_padded():
     ours = fused.gru(torch.tensor(x), k, rk, b, torch.zeros(B, U), mask=LEFT)
     for a, e in zip(ours, expected):
         np.testing.assert_allclose(a.detach().numpy(), keras.ops.convert_to_numpy(e), atol=1e-5)
+
+
+def test_cudnn_weight_layout_warning_is_the_only_one_silenced():
+    """On CUDA, cuDNN warns at every call that our mapped weights are not one flat buffer; that
+    message alone is silenced around the call (tested with a stand-in, no GPU needed)."""
+    import warnings
+    from types import SimpleNamespace
+
+    from rnnkit.kernels.fused import _call_vf
+
+    on_cuda = SimpleNamespace(device=SimpleNamespace(type="cuda"))
+
+    def kernel(message):
+        def fn(inputs):
+            warnings.warn(message, UserWarning, stacklevel=1)
+            return "ran"
+
+        return fn
+
+    layout = (
+        "RNN module weights are not part of single contiguous chunk of memory. This means they "
+        "need to be compacted at every call, possibly greatly increasing memory usage."
+    )
+    assert _call_vf(kernel(layout), on_cuda) == "ran"
+    with pytest.warns(UserWarning, match="something else"):
+        _call_vf(kernel("something else"), on_cuda)
+    on_cpu = SimpleNamespace(device=SimpleNamespace(type="cpu"))
+    with pytest.warns(UserWarning, match="RNN module weights"):
+        _call_vf(kernel(layout), on_cpu)

@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -61,6 +62,23 @@ def _check_inputs(inputs: Tensor, states: list[Tensor], units: int, where: str) 
             )
 
 
+# cuDNN warns at every call whose weights are not views into one flat buffer laid out as
+# ``nn.LSTM.flatten_parameters()`` makes it. Ours are mapped from the Keras-layout parameters
+# at each call (transposed views; GRU gate blocks concatenated), so cuDNN copies them into its
+# buffer, which is the cost this warning announces and which we accept (not measured: no GPU
+# was available). Only that message is silenced, only around the cuDNN call.
+_CUDNN_WEIGHT_WARNING = "RNN module weights are not part of single contiguous chunk of memory"
+
+
+def _call_vf(fn: Callable[..., Any], inputs: Tensor, *args: Any) -> Any:
+    """``fn(inputs, *args)``; on CUDA without cuDNN's per-call weight-layout warning."""
+    if inputs.device.type != "cuda":
+        return fn(inputs, *args)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_CUDNN_WEIGHT_WARNING)
+        return fn(inputs, *args)
+
+
 def _run(
     mode: str,
     inputs: Tensor,
@@ -89,7 +107,7 @@ def _run(
     fn = getattr(_VF, mode)
     hx: Any = tuple(s.unsqueeze(0) for s in states) if mode == "lstm" else states[0].unsqueeze(0)
     if info.kind == "none":
-        result = fn(inputs, hx, params, has_biases, 1, 0.0, False, False, True)
+        result = _call_vf(fn, inputs, hx, params, has_biases, 1, 0.0, False, False, True)
         outputs, finals = result[0], [r.squeeze(0) for r in result[1:]]
         return (outputs if return_sequences else outputs[:, -1]), finals
 
@@ -104,7 +122,9 @@ def _run(
         hx = tuple(s.index_select(1, order) for s in hx)
     else:
         hx = hx.index_select(1, order)
-    result = fn(packed.data, packed.batch_sizes, hx, params, has_biases, 1, 0.0, False, False)
+    result = _call_vf(
+        fn, packed.data, packed.batch_sizes, hx, params, has_biases, 1, 0.0, False, False
+    )
     out_packed = torch.nn.utils.rnn.PackedSequence(result[0], packed.batch_sizes, order, unorder)
     y, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=inputs.shape[1])
     empty = (lengths == 0).unsqueeze(1)
@@ -268,7 +288,7 @@ def bidirectional(
     hx: Any = tuple(hx_list) if cell == "lstm" else hx_list[0]
     units_out = units
     if info.kind == "none":
-        result = fn(inputs, hx, params, has_biases, 1, 0.0, False, True, True)
+        result = _call_vf(fn, inputs, hx, params, has_biases, 1, 0.0, False, True, True)
         y = result[0]
         finals = [r for r in result[1:]]
     else:
@@ -282,7 +302,9 @@ def bidirectional(
         hx = tuple(s.index_select(1, order) for s in hx_list) if cell == "lstm" else (
             hx.index_select(1, order)
         )  # fmt: skip
-        result = fn(packed.data, packed.batch_sizes, hx, params, has_biases, 1, 0.0, False, True)
+        result = _call_vf(
+            fn, packed.data, packed.batch_sizes, hx, params, has_biases, 1, 0.0, False, True
+        )
         y, _ = pad_packed_sequence(
             torch.nn.utils.rnn.PackedSequence(result[0], packed.batch_sizes, order, unorder),
             batch_first=True,
