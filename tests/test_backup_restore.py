@@ -23,7 +23,7 @@ from rnnkit.training.callbacks import BackupAndRestore, Callback
 # batches, a backup every 4 batches. `python train.py BACKUP_DIR OUT STALL_AT` stops after
 # the STALL_AT-th batch (1-based, over the run; 0: never) until a signal arrives.
 SCRIPT = """
-import random, signal, sys
+import random, sys, time
 import numpy as np
 import torch
 import rnnkit
@@ -31,15 +31,19 @@ from rnnkit import layers
 
 
 class Stall(rnnkit.callbacks.Callback):
-    def __init__(self, stall_at):
+    def __init__(self, stall_at, backup):
         super().__init__()
-        self.stall_at, self.trained = stall_at, 0
+        self.stall_at, self.trained, self.backup = stall_at, 0, backup
 
     def on_train_batch_end(self, batch, logs=None):
         self.trained += 1
         if self.trained == self.stall_at:
             print("stalled", flush=True)
-            signal.pause()  # until SIGTERM (handled by BackupAndRestore) or SIGKILL
+            # Until SIGKILL, or until BackupAndRestore's SIGTERM handler has run. (Not
+            # signal.pause(): a SIGTERM arriving between the print and the pause would be
+            # handled before the pause, which would then wait forever.)
+            while not self.backup._stop_requested:
+                time.sleep(0.01)
 
 
 def main(backup_dir, stall_at=0):
@@ -54,8 +58,8 @@ def main(backup_dir, stall_at=0):
         layers.Dense(1),
     ])
     model.compile(rnnkit.optimizers.Adam(learning_rate=0.01), "mse")
-    stall = Stall(stall_at)
     backup = rnnkit.callbacks.BackupAndRestore(backup_dir, save_freq=4)
+    stall = Stall(stall_at, backup)
     model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[stall, backup])
     print("trained", stall.trained, flush=True)
     return model, backup
@@ -140,22 +144,29 @@ def runs(script: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, di
       SIGTERM, which must make it back up after batch 9 and exit with status 0.
     """
     runs: dict[str, dict] = {}
-    for name, stall_at in (("sigkill", 7), ("sigterm", 9)):
-        tmp = tmp_path_factory.mktemp(name)
-        runs[name] = {"tmp": tmp, "proc": _start(script, tmp, stall_at)}
-    for name, sig in (("sigkill", signal.SIGKILL), ("sigterm", signal.SIGTERM)):
-        run = runs[name]
-        _wait_for_line(run["proc"], "stalled")
-        run["proc"].send_signal(sig)
-    for run in runs.values():
-        out, err = run["proc"].communicate(timeout=120)
-        run.update(returncode=run["proc"].returncode, out=out, err=err)
-        run["backup"] = _backup(run["tmp"])
-        run["rerun"] = _start(script, run["tmp"], 0)
-    for run in runs.values():
-        out, err = run["rerun"].communicate(timeout=120)
-        assert run["rerun"].returncode == 0, err
-        run.update(rerun_out=out, weights=_weights(run["tmp"]))
+    try:
+        for name, stall_at in (("sigkill", 7), ("sigterm", 9)):
+            tmp = tmp_path_factory.mktemp(name)
+            runs[name] = {"tmp": tmp, "proc": _start(script, tmp, stall_at)}
+        for name, sig in (("sigkill", signal.SIGKILL), ("sigterm", signal.SIGTERM)):
+            run = runs[name]
+            _wait_for_line(run["proc"], "stalled")
+            run["proc"].send_signal(sig)
+        for run in runs.values():
+            out, err = run["proc"].communicate(timeout=120)
+            run.update(returncode=run["proc"].returncode, out=out, err=err)
+            run["backup"] = _backup(run["tmp"])
+            run["rerun"] = _start(script, run["tmp"], 0)
+        for run in runs.values():
+            out, err = run["rerun"].communicate(timeout=120)
+            assert run["rerun"].returncode == 0, err
+            run.update(rerun_out=out, weights=_weights(run["tmp"]))
+    finally:  # on any failure, leave no process running and no pipe open
+        for run in runs.values():
+            for key in ("proc", "rerun"):
+                if key in run and run[key].poll() is None:
+                    run[key].kill()
+                    run[key].communicate()
     return runs
 
 
