@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 from torch import _VF
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import activations
 from rnnkit.kernels import masks as _masks
@@ -91,12 +91,24 @@ def _run(
     where: str,
 ) -> tuple[Tensor, list[Tensor]]:
     """Run one ``_VF`` kernel with Keras masking semantics; returns (outputs, final states)."""
-    has_biases = len(params) == 4
-    if mask is not None:
-        mask = _masks.check_mask(mask, inputs, where)
+    info = _mask_info(mask, inputs, where, flip=go_backwards)
     if go_backwards:
         inputs = inputs.flip(1)
-        mask = mask.flip(1) if mask is not None else None
+    y, finals = _run_vf(mode, inputs, info, params, [s.unsqueeze(0) for s in states], False)
+    if info.kind != "none":
+        assert info.starts is not None and info.lengths is not None
+        y = _masks.from_front(y, info.starts, info.lengths, zero_output_for_mask)
+    return (y if return_sequences else y[:, -1]), [f.squeeze(0) for f in finals]
+
+
+def _mask_info(
+    mask: Tensor | None, inputs: Tensor, where: str, flip: bool = False
+) -> _masks.MaskInfo:
+    """The analysis of the checked mask, reversed in time first with ``flip``; ``ValueError``
+    for a mask the fused kernel cannot run."""
+    if mask is not None:
+        mask = _masks.check_mask(mask, inputs, where)
+        mask = mask.flip(1) if flip else mask
     info = _masks.analyze_mask(mask)
     if not info.fusable:
         raise ValueError(
@@ -104,36 +116,57 @@ def _run(
             "left padding); received a mask with holes. Use the generic loop or the no-cliff "
             "kernel (rnnkit.kernels.noclift)."
         )
-    fn = getattr(_VF, mode)
-    hx: Any = tuple(s.unsqueeze(0) for s in states) if mode == "lstm" else states[0].unsqueeze(0)
-    if info.kind == "none":
-        result = _call_vf(fn, inputs, hx, params, has_biases, 1, 0.0, False, False, True)
-        outputs, finals = result[0], [r.squeeze(0) for r in result[1:]]
-        return (outputs if return_sequences else outputs[:, -1]), finals
+    return info
 
+
+def _run_vf(
+    mode: str,
+    inputs: Tensor,
+    info: _masks.MaskInfo,
+    params: list[Tensor],
+    hx_list: list[Tensor],
+    bidirectional: bool,
+) -> tuple[Tensor, list[Tensor]]:
+    """One ``_VF`` call on ``inputs (B, T, d)`` from the states ``hx_list`` (``[h]`` or
+    ``[h, c]``, each ``(D, B, u)``, ``D = 2`` when ``bidirectional``).
+
+    Returns the outputs ``(B, T, D*u)`` and the final states ``(D, B, u)``. With a mask
+    (``info``, one run of valid steps per row) the rows run packed: each row's outputs come
+    back moved to the front (zeros after its run; :func:`rnnkit.kernels.masks.from_front`
+    puts them back in place) and a row with no valid step keeps its initial states.
+    """
+    fn = getattr(_VF, mode)
+    has_biases = len(params) == (8 if bidirectional else 4)
+
+    def hx_of(states: list[Tensor]) -> Any:
+        return tuple(states) if mode == "lstm" else states[0]
+
+    if info.kind == "none":
+        result = _call_vf(
+            fn, inputs, hx_of(hx_list), params, has_biases, 1, 0.0, False, bidirectional, True
+        )
+        return result[0], list(result[1:])
     assert info.starts is not None and info.lengths is not None
-    starts, lengths = info.starts, info.lengths
-    x = inputs if info.kind == "right" else _masks.to_front(inputs, starts)
+    lengths = info.lengths
+    x = inputs if info.kind == "right" else _masks.to_front(inputs, info.starts)
     packed = pack_padded_sequence(
         x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
     )
     order, unorder = packed.sorted_indices, packed.unsorted_indices
-    if mode == "lstm":
-        hx = tuple(s.index_select(1, order) for s in hx)
-    else:
-        hx = hx.index_select(1, order)
+    hx = hx_of([s.index_select(1, order) for s in hx_list])
     result = _call_vf(
-        fn, packed.data, packed.batch_sizes, hx, params, has_biases, 1, 0.0, False, False
+        fn, packed.data, packed.batch_sizes, hx, params, has_biases, 1, 0.0, False, bidirectional
     )
-    out_packed = torch.nn.utils.rnn.PackedSequence(result[0], packed.batch_sizes, order, unorder)
-    y, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=inputs.shape[1])
-    empty = (lengths == 0).unsqueeze(1)
+    y, _ = pad_packed_sequence(
+        PackedSequence(result[0], packed.batch_sizes, order, unorder),
+        batch_first=True,
+        total_length=inputs.shape[1],
+    )
+    empty = (lengths == 0).view(1, -1, 1)
     finals = [
-        torch.where(empty, s0, r.index_select(1, unorder).squeeze(0))
-        for s0, r in zip(states, result[1:])
+        torch.where(empty, s0, r.index_select(1, unorder)) for s0, r in zip(hx_list, result[1:])
     ]
-    outputs = _masks.from_front(y, starts, lengths, zero_output_for_mask)
-    return (outputs if return_sequences else outputs[:, -1]), finals
+    return y, finals
 
 
 def lstm(
@@ -274,50 +307,16 @@ def bidirectional(
     units = forward_weights[1].shape[0]
     _check_inputs(inputs, [*forward_states, *backward_states], units, where)
     mode = cell if cell != "simple_rnn" else f"rnn_{activation}"
-    fn = getattr(_VF, mode)
-    has_biases = len(params) == 8
     hx_list = [torch.stack([f, b]) for f, b in zip(forward_states, backward_states)]
-    if mask is not None:
-        mask = _masks.check_mask(mask, inputs, where)
-    info = _masks.analyze_mask(mask)
-    if not info.fusable:
-        raise ValueError(
-            f"{where}: the fused kernel needs each row's valid steps to form one run; received "
-            "a mask with holes."
-        )
-    hx: Any = tuple(hx_list) if cell == "lstm" else hx_list[0]
-    units_out = units
-    if info.kind == "none":
-        result = _call_vf(fn, inputs, hx, params, has_biases, 1, 0.0, False, True, True)
-        y = result[0]
-        finals = [r for r in result[1:]]
-    else:
+    info = _mask_info(mask, inputs, where)
+    y, finals = _run_vf(mode, inputs, info, params, hx_list, True)
+    if info.kind != "none":
         assert info.starts is not None and info.lengths is not None
-        starts, lengths = info.starts, info.lengths
-        x = inputs if info.kind == "right" else _masks.to_front(inputs, starts)
-        packed = pack_padded_sequence(
-            x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-        )
-        order, unorder = packed.sorted_indices, packed.unsorted_indices
-        hx = tuple(s.index_select(1, order) for s in hx_list) if cell == "lstm" else (
-            hx.index_select(1, order)
-        )  # fmt: skip
-        result = _call_vf(
-            fn, packed.data, packed.batch_sizes, hx, params, has_biases, 1, 0.0, False, True
-        )
-        y, _ = pad_packed_sequence(
-            torch.nn.utils.rnn.PackedSequence(result[0], packed.batch_sizes, order, unorder),
-            batch_first=True,
-            total_length=inputs.shape[1],
-        )
-        y = _masks.from_front(y, starts, lengths, zero_output_for_mask=True)
-        empty = (lengths == 0).view(1, -1, 1)
-        finals = [torch.where(empty, s0, r.index_select(1, unorder)) for s0, r in
-                  zip(hx_list, result[1:])]  # fmt: skip
+        y = _masks.from_front(y, info.starts, info.lengths, zero_output_for_mask=True)
     f_states = [s[0] for s in finals]
     b_states = [s[1] for s in finals]
     if return_sequences:
-        return y[..., :units_out], y[..., units_out:], f_states, b_states
+        return y[..., :units], y[..., units:], f_states, b_states
     # Last processed output of each direction: its final hidden state, zeros for empty rows.
     alive = torch.ones(inputs.shape[0], 1, dtype=inputs.dtype, device=inputs.device)
     if info.lengths is not None:
