@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
 
+import bench_rnn  # the timing helpers shared by the benchmarks (this folder)
 import torch
 from torch import nn
 
@@ -30,7 +30,6 @@ import rnnkit
 from rnnkit import layers
 
 Tensor = torch.Tensor
-CLOCK: Callable[[], float] = time.perf_counter
 
 
 class TorchBidirectional(nn.Module):
@@ -47,7 +46,7 @@ class TorchBidirectional(nn.Module):
             self.backward_rnn = rnn(d, u, batch_first=True)
         self.head = nn.Linear(2 * u, 10)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         if self.one_call:
             _, h = self.rnn(x)
             h = h[0] if isinstance(h, tuple) else h
@@ -57,36 +56,18 @@ class TorchBidirectional(nn.Module):
         return self.head(torch.cat([y_f, y_b], dim=-1))
 
 
-def rnnkit_model(cell: str, d: int, u: int) -> nn.Module:
-    rnn = layers.LSTM(u) if cell == "lstm" else layers.GRU(u)
-    model = rnnkit.Sequential(
-        [rnnkit.Input((None, d)), layers.Bidirectional(rnn), layers.Dense(10)]
-    )
-    return model
+class RnnkitBidirectional(nn.Module):
+    """rnnkit's ``Bidirectional`` over ``LSTM``/``GRU`` and a ``Dense(10)`` head."""
 
+    def __init__(self, cell: str, d: int, u: int) -> None:
+        super().__init__()
+        rnn = layers.LSTM(u) if cell == "lstm" else layers.GRU(u)
+        self.model = rnnkit.Sequential(
+            [rnnkit.Input((None, d)), layers.Bidirectional(rnn), layers.Dense(10)]
+        )
 
-def _steps(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Callable[[], None], ...]:
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-
-    def train() -> None:
-        model.train()
-        opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-
-    def infer() -> None:
-        model.eval()
-        with torch.no_grad():
-            model(x)
-
-    return train, infer
-
-
-def _time(fn: Callable[[], None], reps: int) -> float:
-    start = CLOCK()
-    for _ in range(reps):
-        fn()
-    return (CLOCK() - start) * 1000.0 / reps
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        return self.model(x)
 
 
 def main() -> None:
@@ -100,8 +81,7 @@ def main() -> None:
     if args.clock == "cpu":
         if torch.get_num_threads() != 1:
             parser.error("--clock cpu measures only this thread: use it with --threads 1")
-        global CLOCK
-        CLOCK = time.thread_time
+        bench_rnn.CLOCK = time.thread_time
     torch.manual_seed(0)
     B, T, d, u = 64, 28, 28, 64
     x, y = torch.randn(B, T, d), torch.randint(0, 10, (B,))
@@ -115,23 +95,22 @@ def main() -> None:
         variants = {
             f"nn.{name}(bidirectional=True), one call": TorchBidirectional(cell, d, u, True),
             f"two nn.{name}, one call per direction": TorchBidirectional(cell, d, u, False),
-            f"rnnkit Bidirectional({name}) (one fused call)": rnnkit_model(cell, d, u),
+            f"rnnkit Bidirectional({name}) (one fused call)": RnnkitBidirectional(cell, d, u),
         }
-        fns = {n: _steps(m, x, y) for n, m in variants.items()}
+        fns = {n: bench_rnn._steps(m, x, y, None) for n, m in variants.items()}
         for train, infer in fns.values():  # warm-up
             train()
             infer()
         times: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in fns}
         for _ in range(args.rounds):
             for n, (train, infer) in fns.items():
-                times[n][0].append(_time(train, 5))
-                times[n][1].append(_time(infer, 5))
+                times[n][0].append(bench_rnn._time(train, 5))
+                times[n][1].append(bench_rnn._time(infer, 5))
         base_tr, base_inf = next(iter(times.values()))
         for n, (tr, inf) in times.items():
-            r_tr = statistics.median(a / b for a, b in zip(tr, base_tr))
-            r_inf = statistics.median(a / b for a, b in zip(inf, base_inf))
-            print(f"{n:<46} {statistics.median(tr):9.2f} {r_tr:6.2f} "
-                  f"{statistics.median(inf):9.2f} {r_inf:6.2f}")  # fmt: skip
+            print(f"{n:<46} {statistics.median(tr):9.2f} "
+                  f"{bench_rnn._median_ratio(tr, base_tr):6.2f} {statistics.median(inf):9.2f} "
+                  f"{bench_rnn._median_ratio(inf, base_inf):6.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
