@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import bench_rnn  # the timing helpers shared by the benchmarks (this folder)
 import torch
@@ -73,15 +72,9 @@ class RnnkitBidirectional(nn.Module):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    bench_rnn.add_clock_arguments(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.clock == "cpu":
-        if torch.get_num_threads() != 1:
-            parser.error("--clock cpu measures only this thread: use it with --threads 1")
-        bench_rnn.CLOCK = time.thread_time
+    bench_rnn.CLOCK = bench_rnn.clock_from_arguments(parser, args)
     torch.manual_seed(0)
     B, T, d, u = 64, 28, 28, 64
     x, y = torch.randn(B, T, d), torch.randint(0, 10, (B,))

@@ -48,6 +48,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
+import bench_rnn  # --threads/--clock, shared by the benchmarks (this folder)
 import torch
 from torch import nn
 
@@ -255,16 +256,10 @@ def main() -> None:
     )
     parser.add_argument("--chunk", type=int, default=None, help="steps per compiled graph")
     parser.add_argument("--fresh-cache", action="store_true", help="empty inductor cache")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    bench_rnn.add_clock_arguments(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.clock == "cpu":
-        if torch.get_num_threads() != 1:
-            parser.error("--clock cpu measures only this thread: use it with --threads 1")
-        global CLOCK
-        CLOCK = time.thread_time
+    global CLOCK
+    CLOCK = bench_rnn.clock_from_arguments(parser, args)
     if args.chunk:
         compiled_loop.MAX_CHUNK = args.chunk
     if args.fresh_cache:

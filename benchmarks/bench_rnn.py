@@ -200,6 +200,31 @@ def _steps(model: nn.Module, x: Tensor, y: Tensor, mask: Tensor | None):  # noqa
 CLOCK: Callable[[], float] = time.perf_counter
 
 
+def add_clock_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` and ``--clock``, shared by the benchmark scripts."""
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall: elapsed time; cpu: CPU time of this thread (use with --threads 1 on a "
+        "machine shared with other jobs: it does not count time spent preempted)",
+    )
+
+
+def clock_from_arguments(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> Callable[[], float]:
+    """Apply ``--threads``; the clock ``--clock`` asks for (``--clock cpu`` needs one thread)."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.clock == "wall":
+        return time.perf_counter
+    if torch.get_num_threads() != 1:
+        parser.error("--clock cpu measures only this thread: use it with --threads 1")
+    return time.thread_time
+
+
 def _time(fn: Callable[[], None], reps: int) -> float:
     start = CLOCK()
     for _ in range(reps):
@@ -265,27 +290,15 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0.04, help="seconds per variant/round")
     parser.add_argument("--keras", action="store_true", help="add the Keras 3 column")
     parser.add_argument("--keras-sizes", default="seed", help="sizes with the Keras column")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument(
-        "--clock",
-        choices=["wall", "cpu"],
-        default="wall",
-        help="wall: elapsed time; cpu: CPU time of this thread (use with --threads 1 on a "
-        "machine shared with other jobs: it does not count time spent preempted)",
-    )
+    add_clock_arguments(parser)
     args = parser.parse_args()
     sizes = args.sizes.split(",")
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         parser.error(f"unknown sizes {unknown}; choose among {list(SIZES)}")
     args.keras_sizes = args.keras_sizes.split(",")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.clock == "cpu":
-        if torch.get_num_threads() != 1:
-            parser.error("--clock cpu measures only this thread: use it with --threads 1")
-        global CLOCK
-        CLOCK = time.thread_time
+    global CLOCK
+    CLOCK = clock_from_arguments(parser, args)
     keras = _keras() if args.keras else None
     if args.keras and keras is None:
         print("keras (torch backend) is not importable: no Keras column")
