@@ -4,14 +4,17 @@ A dtype argument may be a Keras name (``"float32"``, ``"int32"``, ``"bool"``), a
 a numpy dtype or the Python types ``float``/``int``/``bool`` (``float32``, ``int32``, ``bool``,
 as Keras reads them).
 
-Promotion follows Keras' lattice (the JAX one), which agrees with torch's for tensors of the
-same kind and differs where torch would not decide as Keras does:
+Two promotion rules, as ``keras.ops`` on its torch backend uses them:
 
-- ``bool`` < unsigned < signed ints < floats; two floats give the wider one and
-  ``float16`` with ``bfloat16`` gives ``float32``; an int with a float gives the float
-  (``int64`` with ``float16`` is ``float16``); ``uint8`` with ``int8`` gives ``int16``.
-- Python scalars are *weak*: ``x + 1`` keeps ``x``'s dtype, ``int_tensor + 1.5`` is
-  ``float32`` (Keras' floatx), ``bool_tensor + 1`` is ``int32``.
+- ``result_type`` (Keras' lattice, the JAX one, then 64-bit folded to 32-bit as JAX does by
+  default): ``bool`` < unsigned < signed ints < floats; ``float16`` with ``bfloat16`` is
+  ``float32``; an int with a float is the float; ``uint8`` with ``int8`` is ``int16``;
+  any ``int64`` result becomes ``int32`` and ``float64`` ``float32``. Python scalars are
+  *weak*: ``x + 1`` keeps ``x``'s dtype, an int tensor with ``1.5`` is ``float32``. Used by
+  ``maximum``, ``minimum``, ``floor_divide``, ``matmul``, ``dot``, ``prod``, ``cumsum``, ...
+- torch's own promotion, after converting Python scalars to tensors (``add``, ``subtract``,
+  ``multiply``, ``divide``, ``power``, comparisons, ``where``, ``concatenate``): 64-bit
+  kept, and a 0-d tensor does not widen a tensor of the same kind.
 """
 
 from __future__ import annotations
@@ -126,13 +129,18 @@ def _join(a: torch.dtype, b: torch.dtype) -> torch.dtype:
     return FLOATX  # uint64 with a signed int: no int holds both (Keras gives floatx)
 
 
+_FOLD_64 = {torch.int64: torch.int32, torch.float64: torch.float32, torch.uint64: torch.uint32}
+
+
 def result_type(*values: Any) -> torch.dtype:
-    """The dtype an op on ``values`` computes in: tensors and arrays are strong, Python
-    scalars weak (see the module docstring)."""
+    """Keras' result dtype for ``values`` (tensors, arrays and dtypes are strong, Python
+    scalars and the types ``int``/``float``/``bool`` weak); see the module docstring."""
     strong: list[torch.dtype] = []
     weak: list[type] = []
     for value in values:
-        if isinstance(value, torch.Tensor):
+        if value is bool or value is int or value is float:
+            weak.append(value)
+        elif isinstance(value, torch.Tensor):
             strong.append(value.dtype)
         elif isinstance(value, bool):
             weak.append(bool)
@@ -150,14 +158,14 @@ def result_type(*values: Any) -> torch.dtype:
         result = strong[0]
         for other in strong[1:]:
             result = _join(result, other)
+        if float in weak and not result.is_floating_point and not result.is_complex:
+            result = FLOATX
+        elif int in weak and result == torch.bool:
+            result = torch.int32
     elif float in weak:
-        return FLOATX
+        result = FLOATX
     elif int in weak:
-        return torch.int32
+        result = torch.int32
     else:
-        return torch.bool
-    if float in weak and not result.is_floating_point and not result.is_complex:
-        return FLOATX
-    if int in weak and result == torch.bool:
-        return torch.int32
-    return result
+        result = torch.bool
+    return _FOLD_64.get(result, result)

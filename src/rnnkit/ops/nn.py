@@ -29,8 +29,8 @@ __all__ = [
 
 
 def relu(x: Any) -> torch.Tensor:
-    """``max(x, 0)``."""
-    return F.relu(_float_input(x))
+    """``max(x, 0)`` (ints stay ints)."""
+    return F.relu(convert_to_tensor(x))
 
 
 def relu6(x: Any) -> torch.Tensor:

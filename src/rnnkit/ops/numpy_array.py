@@ -16,7 +16,7 @@ import torch
 
 from rnnkit.ops._axes import canonical_axes, canonical_axis, check_int
 from rnnkit.ops._dtypes import FLOATX, result_type, to_torch_dtype
-from rnnkit.ops.core import convert_to_numpy, convert_to_tensor, promoted, tensors
+from rnnkit.ops.core import convert_to_numpy, convert_to_tensor, tensors
 
 __all__ = [
     "arange",
@@ -266,7 +266,7 @@ def concatenate(xs: Sequence[Any], axis: int | None = 0) -> torch.Tensor:
         raise ValueError(
             f"concatenate: xs must be a non-empty list of tensors, received {xs!r:.80}"
         )
-    parts = promoted(*xs)
+    parts = tensors(*xs)
     if axis is None:
         return torch.cat([p.reshape(-1) for p in parts])
     _same_rank("concatenate", parts)
@@ -286,7 +286,7 @@ def stack(x: Sequence[Any], axis: int = 0) -> torch.Tensor:
     """The tensors ``x`` (all of one shape) stacked along a new ``axis``."""
     if not isinstance(x, (list, tuple)) or not x:
         raise ValueError(f"stack: x must be a non-empty list of tensors, received {x!r:.80}")
-    parts = promoted(*x)
+    parts = tensors(*x)
     if len({tuple(p.shape) for p in parts}) > 1:
         raise ValueError(
             f"stack: every input must have the same shape, received {[tuple(p.shape) for p in parts]}"
@@ -483,7 +483,4 @@ def where(
     if x1 is None:
         return torch.nonzero(convert_to_tensor(condition), as_tuple=True)
     cond, a, b = tensors(condition, x1, x2)
-    common = result_type(
-        x1 if not isinstance(x1, torch.Tensor) else a, x2 if not isinstance(x2, torch.Tensor) else b
-    )
-    return torch.where(cond.to(torch.bool), a.to(common), b.to(common))
+    return torch.where(cond.to(torch.bool), a, b)

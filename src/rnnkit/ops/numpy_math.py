@@ -1,10 +1,12 @@
 """Numpy-like maths: elementwise ops, comparisons, logical ops, reductions, products.
 
-Binary ops broadcast as numpy does and compute in the inputs' common dtype (Keras'
-promotion, :mod:`rnnkit.ops._dtypes`); ops that only make sense on reals (``exp``,
-``sqrt``, ``mean``, ``divide``, ...) compute ints and bools as ``float32``. Reductions take
-``axis`` (None: all axes; an int or a tuple; negative counts from the end) and ``keepdims``.
-Sums of ``bool`` and small ints give ``int32``; ``argmax``/``argmin`` give ``int32``.
+Binary ops broadcast as numpy does. Dtypes follow ``keras.ops`` on its torch backend, op by
+op (see :mod:`rnnkit.ops._dtypes`): ``add``/``multiply``/comparisons use torch's promotion,
+``maximum``/``minimum``/``floor_divide``/``matmul``/``dot`` Keras' result type. Maths that
+only make sense on reals (``exp``, ``sqrt``, ``mean``, ``divide``) give ints and bools as
+``float32``. Reductions take ``axis`` (None: all axes; an int or a tuple; negative counts
+from the end) and ``keepdims`` (numpy's meaning, also for ``axis=None``). Sums of bools and
+8/16-bit ints give ``int32``; ``argmax``/``argmin`` give ``int32``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import torch
 
 from rnnkit.ops._axes import canonical_axes, canonical_axis
-from rnnkit.ops._dtypes import FLOATX, is_float, to_torch_dtype
+from rnnkit.ops._dtypes import FLOATX, is_float, result_type, to_torch_dtype
 from rnnkit.ops.core import convert_to_tensor, promoted, tensors
 
 Axis = int | Sequence[int] | None
@@ -34,74 +36,88 @@ __all__ = [
 # ---------------------------------------------------------------- elementwise
 
 
-def _binary(
-    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+def _torch_binary(
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], doc: str
 ) -> Callable[..., torch.Tensor]:
+    """A binary op computed in torch's promotion of the two inputs."""
+
+    def op(x1: Any, x2: Any) -> torch.Tensor:
+        a, b = tensors(x1, x2)
+        return fn(a, b)
+
+    op.__doc__ = doc
+    return op
+
+
+def _keras_binary(
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], doc: str
+) -> Callable[..., torch.Tensor]:
+    """A binary op computed in Keras' result type of the two inputs."""
+
     def op(x1: Any, x2: Any) -> torch.Tensor:
         a, b = promoted(x1, x2)
         return fn(a, b)
 
+    op.__doc__ = doc
     return op
 
 
 def _float_input(x: Any) -> torch.Tensor:
+    """``x`` as a tensor, ints and bools as float32."""
     x = convert_to_tensor(x)
     return x if is_float(x.dtype) or x.dtype.is_complex else x.to(FLOATX)
 
 
-def add(x1: Any, x2: Any) -> torch.Tensor:
-    """``x1 + x2``."""
-    a, b = promoted(x1, x2)
-    return torch.logical_or(a, b) if a.dtype == torch.bool else a + b
+def _typed(value: Any, tensor: torch.Tensor) -> Any:
+    """A Python scalar stays weak in :func:`result_type`; anything else is its tensor."""
+    return value if isinstance(value, (bool, int, float)) else tensor
+
+
+add = _torch_binary(torch.add, "``x1 + x2`` (bool + bool is ``or``).")
+multiply = _torch_binary(torch.multiply, "``x1 * x2`` (bool * bool is ``and``).")
+power = _torch_binary(torch.pow, "``x1 ** x2``.")
+divide = _torch_binary(torch.divide, "``x1 / x2`` (true division: ints give float32).")
+true_divide = divide
+maximum = _keras_binary(torch.maximum, "The elementwise larger of ``x1`` and ``x2``.")
+minimum = _keras_binary(torch.minimum, "The elementwise smaller of ``x1`` and ``x2``.")
+equal = _torch_binary(torch.eq, "``x1 == x2`` (bool).")
+not_equal = _torch_binary(torch.ne, "``x1 != x2`` (bool).")
+greater = _torch_binary(torch.gt, "``x1 > x2`` (bool).")
+greater_equal = _torch_binary(torch.ge, "``x1 >= x2`` (bool).")
+less = _torch_binary(torch.lt, "``x1 < x2`` (bool).")
+less_equal = _torch_binary(torch.le, "``x1 <= x2`` (bool).")
+logical_and = _torch_binary(torch.logical_and, "``x1 and x2`` elementwise (nonzero is true).")
+logical_or = _torch_binary(torch.logical_or, "``x1 or x2`` elementwise (nonzero is true).")
+logical_xor = _torch_binary(torch.logical_xor, "``x1 xor x2`` elementwise (nonzero is true).")
 
 
 def subtract(x1: Any, x2: Any) -> torch.Tensor:
-    """``x1 - x2``."""
-    a, b = promoted(x1, x2)
-    return torch.logical_xor(a, b) if a.dtype == torch.bool else a - b
-
-
-def multiply(x1: Any, x2: Any) -> torch.Tensor:
-    """``x1 * x2``."""
-    a, b = promoted(x1, x2)
-    return torch.logical_and(a, b) if a.dtype == torch.bool else a * b
-
-
-def divide(x1: Any, x2: Any) -> torch.Tensor:
-    """``x1 / x2`` (true division: ints and bools give float32)."""
-    a, b = promoted(x1, x2)
-    if not is_float(a.dtype) and not a.dtype.is_complex:
-        a, b = a.to(FLOATX), b.to(FLOATX)
-    return a / b
-
-
-true_divide = divide
+    """``x1 - x2`` (a bool operand takes the other's dtype)."""
+    a, b = tensors(x1, x2)
+    if a.dtype == torch.bool:
+        a = a.to(b.dtype)
+    if b.dtype == torch.bool:
+        b = b.to(a.dtype)
+    return torch.subtract(a, b)
 
 
 def floor_divide(x1: Any, x2: Any) -> torch.Tensor:
-    """``x1 // x2`` (rounded toward minus infinity)."""
-    a, b = promoted(x1, x2)
-    return torch.floor_divide(a, b)
+    """``x1 // x2`` (rounded toward minus infinity), in Keras' result type."""
+    a, b = tensors(x1, x2)
+    return torch.floor_divide(a, b).to(result_type(_typed(x1, a), _typed(x2, b)))
 
 
 def mod(x1: Any, x2: Any) -> torch.Tensor:
     """``x1 % x2`` with the sign of ``x2`` (numpy's ``mod``)."""
-    a, b = promoted(x1, x2)
-    if a.dtype == torch.bool:
+    a, b = tensors(x1, x2)
+    if torch.result_type(a, b) == torch.bool:
         a, b = a.to(torch.int32), b.to(torch.int32)
     return torch.remainder(a, b)
 
 
-def power(x1: Any, x2: Any) -> torch.Tensor:
-    """``x1 ** x2``."""
-    a, b = promoted(x1, x2)
-    return torch.pow(a, b)
-
-
-maximum = _binary(torch.maximum)
-maximum.__doc__ = "The elementwise larger of ``x1`` and ``x2``."
-minimum = _binary(torch.minimum)
-minimum.__doc__ = "The elementwise smaller of ``x1`` and ``x2``."
+def logical_not(x: Any) -> torch.Tensor:
+    """``not x`` elementwise (nonzero is true)."""
+    return torch.logical_not(convert_to_tensor(x))
 
 
 def negative(x: Any) -> torch.Tensor:
@@ -156,34 +172,35 @@ cos = _unary_float(torch.cos, "The cosine.")
 tanh = _unary_float(torch.tanh, "The hyperbolic tangent.")
 
 
-def _rounding(fn: Callable[[torch.Tensor], torch.Tensor], doc: str) -> Callable[..., torch.Tensor]:
-    def op(x: Any) -> torch.Tensor:
-        return fn(_float_input(x))
-
-    op.__doc__ = doc
-    return op
+def _rounded_float(x: Any) -> torch.Tensor:
+    x = convert_to_tensor(x)
+    return x.to(FLOATX if x.dtype == torch.int64 else result_type(x, float))
 
 
-floor = _rounding(torch.floor, "The largest integer <= x (as a float).")
-ceil = _rounding(torch.ceil, "The smallest integer >= x (as a float).")
+def floor(x: Any) -> torch.Tensor:
+    """The largest integer <= x, as a float."""
+    return torch.floor(_rounded_float(x))
+
+
+def ceil(x: Any) -> torch.Tensor:
+    """The smallest integer >= x, as a float."""
+    return torch.ceil(_rounded_float(x))
 
 
 def round(x: Any, decimals: int = 0) -> torch.Tensor:
-    """``x`` rounded to ``decimals`` places, halves to even."""
+    """``x`` rounded to ``decimals`` places, halves to even (ints stay ints)."""
     x = convert_to_tensor(x)
     if not is_float(x.dtype):
-        return x
+        return torch.round(x.to(FLOATX), decimals=decimals).to(x.dtype)
     return torch.round(x, decimals=decimals)
 
 
 def clip(x: Any, x_min: Any, x_max: Any) -> torch.Tensor:
-    """``x`` limited to ``[x_min, x_max]`` (bools as int32)."""
+    """``x`` limited to ``[x_min, x_max]``, in ``x``'s dtype (bools as int32)."""
     x = convert_to_tensor(x)
     if x.dtype == torch.bool:
         x = x.to(torch.int32)
     low, high = (convert_to_tensor(v, device=x.device) for v in (x_min, x_max))
-    if not is_float(x.dtype) and (is_float(low.dtype) or is_float(high.dtype)):
-        x = x.to(FLOATX)
     return torch.clamp(x, min=low.to(x.dtype), max=high.to(x.dtype))
 
 
@@ -202,43 +219,6 @@ def isfinite(x: Any) -> torch.Tensor:
     return torch.isfinite(convert_to_tensor(x))
 
 
-# ---------------------------------------------------------------- comparisons and logic
-
-equal = _binary(torch.eq)
-equal.__doc__ = "``x1 == x2`` (bool)."
-not_equal = _binary(torch.ne)
-not_equal.__doc__ = "``x1 != x2`` (bool)."
-greater = _binary(torch.gt)
-greater.__doc__ = "``x1 > x2`` (bool)."
-greater_equal = _binary(torch.ge)
-greater_equal.__doc__ = "``x1 >= x2`` (bool)."
-less = _binary(torch.lt)
-less.__doc__ = "``x1 < x2`` (bool)."
-less_equal = _binary(torch.le)
-less_equal.__doc__ = "``x1 <= x2`` (bool)."
-
-
-def _logical(
-    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], doc: str
-) -> Callable[..., torch.Tensor]:
-    def op(x1: Any, x2: Any) -> torch.Tensor:
-        a, b = tensors(x1, x2)
-        return fn(a.to(torch.bool), b.to(torch.bool))
-
-    op.__doc__ = doc
-    return op
-
-
-logical_and = _logical(torch.logical_and, "``x1 and x2``, elementwise (nonzero is true).")
-logical_or = _logical(torch.logical_or, "``x1 or x2``, elementwise (nonzero is true).")
-logical_xor = _logical(torch.logical_xor, "``x1 xor x2``, elementwise (nonzero is true).")
-
-
-def logical_not(x: Any) -> torch.Tensor:
-    """``not x``, elementwise (nonzero is true)."""
-    return torch.logical_not(convert_to_tensor(x).to(torch.bool))
-
-
 # ---------------------------------------------------------------- reductions
 
 
@@ -247,51 +227,64 @@ def _dims(op: str, x: torch.Tensor, axis: Axis) -> tuple[int, ...]:
     return tuple(range(x.ndim)) if axes is None else axes
 
 
-def _sum_dtype(dtype: torch.dtype) -> torch.dtype:
+def _reduce(
+    fn: Callable[..., torch.Tensor], x: torch.Tensor, dims: tuple[int, ...], keepdims: bool
+) -> torch.Tensor:
+    """``fn`` over ``dims`` (none: ``x`` itself), keeping them as size 1 when ``keepdims``."""
+    if not dims:
+        return x
+    return fn(x, dim=dims, keepdim=keepdims)
+
+
+def _small_int_to_int32(dtype: torch.dtype) -> torch.dtype:
     if dtype in (torch.bool, torch.uint8, torch.int8, torch.int16):
         return torch.int32
     return dtype
 
 
 def sum(x: Any, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
-    """The sum over ``axis``."""
+    """The sum over ``axis`` (bools and 8/16-bit ints give int32)."""
     x = convert_to_tensor(x)
-    dims = _dims("sum", x, axis)
-    if not dims:
-        return x.to(_sum_dtype(x.dtype))
-    return torch.sum(x, dim=dims, keepdim=keepdims).to(_sum_dtype(x.dtype))
+    out = _reduce(torch.sum, x, _dims("sum", x, axis), keepdims)
+    return out.to(_small_int_to_int32(x.dtype))
 
 
 def prod(x: Any, axis: Axis = None, keepdims: bool = False, dtype: Any = None) -> torch.Tensor:
-    """The product over ``axis``."""
+    """The product over ``axis`` (in Keras' result type: bools and small ints as int32)."""
     x = convert_to_tensor(x)
-    dims = _dims("prod", x, axis)
-    target = _sum_dtype(x.dtype) if dtype is None else to_torch_dtype(dtype)
+    target = _small_int_to_int32(result_type(x.dtype)) if dtype is None else to_torch_dtype(dtype)
     out = x.to(target)
-    for d in sorted(dims, reverse=True):
+    for d in sorted(_dims("prod", x, axis), reverse=True):
         out = torch.prod(out, dim=d, keepdim=keepdims)
-    return out
+    return out.to(target)
 
 
 def mean(x: Any, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
-    """The mean over ``axis`` (ints and bools as float32)."""
-    x = _float_input(x)
-    dims = _dims("mean", x, axis)
-    return torch.mean(x, dim=dims, keepdim=keepdims) if dims else x
+    """The mean over ``axis`` (ints and bools give float32)."""
+    x = convert_to_tensor(x)
+    compute = result_type(x.dtype, torch.float32)
+    target = compute if not is_float(x.dtype) else x.dtype
+    return _reduce(torch.mean, x.to(compute), _dims("mean", x, axis), keepdims).to(target)
 
 
 def var(x: Any, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
     """The (population) variance over ``axis``."""
-    x = _float_input(x)
+    x = convert_to_tensor(x)
     dims = _dims("var", x, axis)
-    return torch.var(x, dim=dims, keepdim=keepdims, correction=0) if dims else x * 0
+    target = result_type(x.dtype, float)
+    if not dims:
+        return torch.zeros_like(x, dtype=target)
+    compute = x.to(result_type(x.dtype, torch.float32))
+    return torch.var(compute, dim=dims, keepdim=keepdims, correction=0).to(target)
 
 
 def std(x: Any, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
-    """The (population) standard deviation over ``axis``."""
+    """The (population) standard deviation over ``axis`` (ints and bools give float32)."""
     x = _float_input(x)
     dims = _dims("std", x, axis)
-    return torch.std(x, dim=dims, keepdim=keepdims, correction=0) if dims else x * 0
+    if not dims:
+        return torch.zeros_like(x)
+    return torch.std(x, dim=dims, keepdim=keepdims, correction=0)
 
 
 def _extreme(
@@ -303,7 +296,7 @@ def _extreme(
         raise ValueError(
             f"{op}: cannot reduce an empty input of shape {tuple(x.shape)} without initial"
         )
-    out = fn(x, dim=dims, keepdim=keepdims) if dims else x
+    out = _reduce(fn, x, dims, keepdims)
     if initial is not None:
         bound = torch.as_tensor(initial, dtype=x.dtype, device=x.device)
         out = torch.maximum(out, bound) if op == "max" else torch.minimum(out, bound)
@@ -330,9 +323,7 @@ def _arg(
         raise ValueError(f"{op}: the input of shape {tuple(x.shape)} is empty")
     if axis is None:
         out = fn(x.reshape(-1))
-        if keepdims:
-            out = out.reshape([1] * x.ndim)
-        return out.to(torch.int32)
+        return (out.reshape([1] * x.ndim) if keepdims else out).to(torch.int32)
     a = canonical_axis(op, axis, x.ndim)
     return fn(x, dim=a, keepdim=keepdims).to(torch.int32)
 
@@ -351,28 +342,27 @@ def argmin(x: Any, axis: int | None = None, keepdims: bool = False) -> torch.Ten
 def any(x: Any, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
     """True where any element over ``axis`` is nonzero."""
     x = convert_to_tensor(x).to(torch.bool)
-    dims = _dims("any", x, axis)
-    return torch.any(x, dim=dims, keepdim=keepdims) if dims else x
+    return _reduce(torch.any, x, _dims("any", x, axis), keepdims)
 
 
 def all(x: Any, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
     """True where every element over ``axis`` is nonzero."""
     x = convert_to_tensor(x).to(torch.bool)
-    dims = _dims("all", x, axis)
-    return torch.all(x, dim=dims, keepdim=keepdims) if dims else x
+    return _reduce(torch.all, x, _dims("all", x, axis), keepdims)
 
 
 def _cumulative(
     op: str, fn: Callable[..., torch.Tensor], x: Any, axis: int | None, dtype: Any
 ) -> torch.Tensor:
     x = convert_to_tensor(x)
-    target = _sum_dtype(x.dtype) if dtype is None else to_torch_dtype(dtype)
     if axis is None:
-        return (
-            fn(x.reshape(-1), dim=0).to(target) if target != x.dtype else fn(x.reshape(-1), dim=0)
-        )
-    a = canonical_axis(op, axis, x.ndim)
-    return fn(x.to(target), dim=a)
+        x, a = x.reshape(-1), 0
+    else:
+        a = canonical_axis(op, axis, x.ndim)
+    target = result_type(x.dtype if dtype is None else to_torch_dtype(dtype))
+    if target == torch.bool:
+        target = torch.int32
+    return fn(x, dim=a, dtype=target)
 
 
 def cumsum(x: Any, axis: int | None = None, dtype: Any = None) -> torch.Tensor:
@@ -388,84 +378,98 @@ def cumprod(x: Any, axis: int | None = None, dtype: Any = None) -> torch.Tensor:
 # ---------------------------------------------------------------- products
 
 
-def _product_inputs(op: str, x1: Any, x2: Any) -> tuple[torch.Tensor, torch.Tensor, torch.dtype]:
-    a, b = promoted(x1, x2)
-    result = a.dtype
-    if result == torch.int8:
-        result = torch.int32
-    if result == torch.bool:
-        a, b, result = a.to(torch.int32), b.to(torch.int32), torch.int32
-    return a.to(result), b.to(result), result
+def _product_inputs(x1: Any, x2: Any) -> tuple[torch.Tensor, torch.Tensor, torch.dtype]:
+    """Both inputs in a float compute dtype, and the Keras result dtype to cast back to."""
+    a, b = tensors(x1, x2)
+    result = result_type(a, b)
+    compute = result_type(result, float)
+    return a.to(compute), b.to(compute), result
 
 
 def matmul(x1: Any, x2: Any) -> torch.Tensor:
     """The matrix product of the last two axes, leading axes broadcast (numpy's ``matmul``;
-    a 1-D operand is a vector)."""
-    a, b, _ = _product_inputs("matmul", x1, x2)
+    a 1-D operand is a vector). Two int8 inputs give int32.
+
+    Shapes: ``(..., n, k)`` and ``(..., k, m)`` -> ``(..., n, m)``.
+    """
+    a, b = tensors(x1, x2)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(
             f"matmul: inputs must have rank >= 1, received shapes {tuple(a.shape)} and "
             f"{tuple(b.shape)}"
         )
-    inner_a = a.shape[-1]
     inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
-    if inner_a != inner_b:
+    if a.shape[-1] != inner_b:
         raise ValueError(
-            f"matmul: the last axis of x1 ({inner_a}) must equal the "
+            f"matmul: the last axis of x1 ({a.shape[-1]}) must equal the "
             f"{'second-to-last' if b.ndim > 1 else 'only'} axis of x2 ({inner_b}); received "
             f"shapes {tuple(a.shape)} and {tuple(b.shape)}"
         )
-    return torch.matmul(a, b)
+    both_int8 = a.dtype == torch.int8 and b.dtype == torch.int8
+    result = torch.int32 if both_int8 else result_type(a, b)
+    compute = FLOATX if result == torch.bool else result
+    return torch.matmul(a.to(compute), b.to(compute)).to(result)
 
 
 def dot(x1: Any, x2: Any) -> torch.Tensor:
-    """numpy's ``dot``: a product for scalars, ``matmul`` for vectors and matrices, and for an
-    N-D ``x1`` a sum over its last axis and the second-to-last axis of ``x2`` (the last
-    when ``x2`` is 1-D)."""
-    a, b, _ = _product_inputs("dot", x1, x2)
+    """numpy's ``dot``: a product when either input is a scalar, ``matmul`` for vectors and
+    matrices, and for an N-D ``x1`` and M-D ``x2`` (M >= 2) a sum over the last axis of
+    ``x1`` and the second-to-last axis of ``x2``:
+    ``dot(a, b)[i, j, k, m] = sum(a[i, j, :] * b[k, :, m])``.
+
+    (Keras' torch backend batches the leading axes instead when both inputs have rank >= 3;
+    this follows Keras' documentation and numpy.)
+    """
+    a, b, result = _product_inputs(x1, x2)
     if a.ndim == 0 or b.ndim == 0:
-        return a * b
-    if b.ndim <= 2:
-        return matmul(a, b)
-    if a.shape[-1] != b.shape[-2]:
+        return (a * b).to(result)
+    inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if a.shape[-1] != inner_b:
         raise ValueError(
-            f"dot: the last axis of x1 ({a.shape[-1]}) must equal the second-to-last axis of "
-            f"x2 ({b.shape[-2]}); received shapes {tuple(a.shape)} and {tuple(b.shape)}"
+            f"dot: the last axis of x1 ({a.shape[-1]}) must equal the "
+            f"{'second-to-last' if b.ndim > 1 else 'only'} axis of x2 ({inner_b}); received "
+            f"shapes {tuple(a.shape)} and {tuple(b.shape)}"
         )
-    return torch.tensordot(a, b, dims=([a.ndim - 1], [b.ndim - 2]))
+    if b.ndim <= 2:
+        return torch.matmul(a, b).to(result)
+    return torch.tensordot(a, b, dims=([a.ndim - 1], [b.ndim - 2])).to(result)
 
 
 def tensordot(x1: Any, x2: Any, axes: Any = 2) -> torch.Tensor:
-    """The sum of products over ``axes`` (an int: the last ``axes`` of x1 with the first of
-    x2; or two lists of axes)."""
-    a, b, _ = _product_inputs("tensordot", x1, x2)
+    """The sum of products over ``axes``: an int n pairs the last n axes of ``x1`` with the
+    first n of ``x2``; two lists name the paired axes."""
+    a, b, result = _product_inputs(x1, x2)
     if isinstance(axes, int):
-        return torch.tensordot(a, b, dims=axes)
+        if not 0 <= axes <= min(a.ndim, b.ndim):
+            raise ValueError(
+                f"tensordot: axes={axes} is more than the ranks of the inputs "
+                f"({a.ndim} and {b.ndim})"
+            )
+        return torch.tensordot(a, b, dims=axes).to(result)
     first, second = axes
-    return torch.tensordot(
-        a,
-        b,
-        dims=(
-            list(canonical_axes("tensordot", first, a.ndim, "axes") or ()),
-            list(canonical_axes("tensordot", second, b.ndim, "axes") or ()),
-        ),
-    )
+    dims_a = list(canonical_axes("tensordot", first, a.ndim, "axes") or ())
+    dims_b = list(canonical_axes("tensordot", second, b.ndim, "axes") or ())
+    if [a.shape[d] for d in dims_a] != [b.shape[d] for d in dims_b]:
+        raise ValueError(
+            f"tensordot: the paired axes {axes} have sizes {[a.shape[d] for d in dims_a]} and "
+            f"{[b.shape[d] for d in dims_b]}, which differ"
+        )
+    return torch.tensordot(a, b, dims=(dims_a, dims_b)).to(result)
 
 
 def outer(x1: Any, x2: Any) -> torch.Tensor:
     """The outer product of the flattened inputs."""
-    a, b, _ = _product_inputs("outer", x1, x2)
+    a, b = tensors(x1, x2)
     return torch.outer(a.reshape(-1), b.reshape(-1))
 
 
 def einsum(subscripts: str, *operands: Any) -> torch.Tensor:
     """Einstein summation over ``operands`` as written in ``subscripts``
-    (``einsum("bij,bjk->bik", a, b)``)."""
+    (``einsum("bij,bjk->bik", a, b)``); int8 operands give int32."""
     if not isinstance(subscripts, str):
         raise TypeError(f"einsum: subscripts must be a str, received {subscripts!r}")
-    parts = promoted(*operands)
-    target = parts[0].dtype
-    if target in (torch.int8, torch.bool):
+    parts = tensors(*operands)
+    if parts and all(p.dtype == torch.int8 for p in parts):
         parts = [p.to(torch.int32) for p in parts]
     try:
         return torch.einsum(subscripts, *parts)
