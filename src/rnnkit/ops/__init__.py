@@ -25,7 +25,6 @@ from rnnkit.ops.core import is_tensor as is_tensor
 from rnnkit.ops.core import shape as shape
 from rnnkit.ops.core import slice as slice
 from rnnkit.ops.core import slice_update as slice_update
-from rnnkit.ops.core import standardize_dtype as standardize_dtype
 from rnnkit.ops.core import stop_gradient as stop_gradient
 from rnnkit.ops.math import argsort as argsort
 from rnnkit.ops.math import erf as erf

@@ -35,7 +35,6 @@ __all__ = [
     "shape",
     "slice",
     "slice_update",
-    "standardize_dtype",
     "stop_gradient",
 ]
 

@@ -76,6 +76,7 @@ def sort(x: Any, axis: int = -1) -> torch.Tensor:
 
 
 def argsort(x: Any, axis: int = -1) -> torch.Tensor:
-    """The indices that sort ``x`` ascending along ``axis`` (stable)."""
+    """The indices (int32) that sort ``x`` ascending along ``axis`` (stable)."""
     x = convert_to_tensor(x)
-    return torch.argsort(x, dim=canonical_axis("argsort", axis, x.ndim), stable=True)
+    order = torch.argsort(x, dim=canonical_axis("argsort", axis, x.ndim), stable=True)
+    return order.to(torch.int32)

@@ -11,6 +11,7 @@ from the end) and ``keepdims`` (numpy's meaning, also for ``axis=None``). Sums o
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -440,7 +441,7 @@ def tensordot(x1: Any, x2: Any, axes: Any = 2) -> torch.Tensor:
     first n of ``x2``; two lists name the paired axes."""
     a, b, result = _product_inputs(x1, x2)
     if isinstance(axes, int):
-        if not 0 <= axes <= min(a.ndim, b.ndim):
+        if not 0 <= axes <= builtins.min(a.ndim, b.ndim):
             raise ValueError(
                 f"tensordot: axes={axes} is more than the ranks of the inputs "
                 f"({a.ndim} and {b.ndim})"
@@ -469,7 +470,7 @@ def einsum(subscripts: str, *operands: Any) -> torch.Tensor:
     if not isinstance(subscripts, str):
         raise TypeError(f"einsum: subscripts must be a str, received {subscripts!r}")
     parts = tensors(*operands)
-    if parts and all(p.dtype == torch.int8 for p in parts):
+    if parts and builtins.all(p.dtype == torch.int8 for p in parts):
         parts = [p.to(torch.int32) for p in parts]
     try:
         return torch.einsum(subscripts, *parts)
