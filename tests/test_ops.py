@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import rnnkit
 from rnnkit import ops
 
 kops = keras.ops
@@ -536,3 +537,177 @@ def test_every_op_is_compared_with_keras():
     names = [n for n in dir(ops) if not n.startswith("_") and callable(getattr(ops, n))]
     not_compared = [n for n in names if f'"{n}"' not in source]
     assert not not_compared, not_compared
+
+
+# ------------------------------------------------------------------ bad input
+BAD_INPUT = [
+    ("sum", (X234,), {"axis": 3}, ValueError, r"sum: axis=3 is out of range for an input of rank 3"),
+    ("mean", (X234,), {"axis": -4}, ValueError, r"mean: axis=-4 is out of range"),
+    ("max", (X234,), {"axis": (0, 0)}, ValueError, r"max: axis has repeated axes"),
+    ("argmax", (X234,), {"axis": 5}, ValueError, r"argmax: axis=5"),
+    ("softmax", (X234,), {"axis": 3}, ValueError, r"softmax: axis=3"),
+    ("expand_dims", (X234, 4), {}, ValueError, r"expand_dims: axis=4"),
+    ("squeeze", (X234,), {"axis": 1}, ValueError, r"squeeze: axis 1 has size 3"),
+    ("transpose", (X234, (0, 1)), {}, ValueError, r"transpose: axes must list each of the 3"),
+    ("reshape", (X234, (5, 5)), {}, ValueError, r"reshape: cannot reshape .*\(2, 3, 4\)"),
+    ("reshape", (X234, (-1, -1)), {}, ValueError, r"reshape: newshape may hold one -1"),
+    ("concatenate", ([X234, _array((2, 3), "float32")],), {}, ValueError, r"concatenate: every input must have the same rank"),
+    ("concatenate", ([X234, _array((2, 5, 4), "float32")],), {"axis": 0}, ValueError, r"concatenate: shapes must agree except on axis 0"),
+    ("concatenate", ([],), {}, ValueError, r"concatenate: xs must be a non-empty list"),
+    ("stack", ([X234, I234[:1]],), {}, ValueError, r"stack: every input must have the same shape"),
+    ("split", (X234, 2), {"axis": 1}, ValueError, r"split: axis 1 of size 3 cannot be split into 2"),
+    ("take", (X234, np.array([3])), {"axis": 1}, ValueError, r"take: indices must be in \[-3, 3\)"),
+    ("take", (X234, np.array([0.5])), {"axis": 1}, TypeError, r"take: indices must be integers"),
+    ("take_along_axis", (X234, np.zeros((2, 3), "int64")), {"axis": 1}, ValueError, r"take_along_axis: indices must have the rank of x \(3\)"),
+    ("matmul", (X234, _array((3, 2), "float32")), {}, ValueError, r"matmul: the last axis of x1 \(4\) must equal the second-to-last axis of x2 \(3\)"),
+    ("matmul", (np.float32(1.0), X234), {}, ValueError, r"matmul: inputs must have rank >= 1"),
+    ("dot", (X234, _array((3,), "float32")), {}, ValueError, r"dot: the last axis of x1 \(4\)"),
+    ("einsum", ("ij,jk->ik", X234, X234), {}, ValueError, r"einsum: subscripts 'ij,jk->ik' do not fit"),
+    ("tensordot", (X234, X234), {"axes": 4}, ValueError, r"tensordot: axes=4"),
+    ("slice", (X234, (0, 0), (1, 1)), {}, ValueError, r"slice: start_indices and shape need one entry per axis"),
+    ("slice", (X234, (0, 2, 0), (1, 2, 4)), {}, ValueError, r"slice: axis 1 has size 3"),
+    ("pad", (X234, ((1, 1), (1, 1))), {}, ValueError, r"pad: pad_width must give \(before, after\) for each of the 3"),
+    ("pad", (X234, 1), {"mode": "mirror"}, ValueError, r"pad: mode must be one of"),
+    ("pad", (X234, -1), {}, ValueError, r"pad: pad_width must be >= 0"),
+    ("one_hot", (np.array([0, 3]), 3), {}, ValueError, r"one_hot: class ids must be < num_classes=3"),
+    ("one_hot", (np.array([0.5]), 3), {}, ValueError, r"one_hot: x must hold integer class ids"),
+    ("one_hot", (np.array([0]), 0), {}, ValueError, r"one_hot: num_classes must be >= 1"),
+    ("top_k", (X234, 5), {}, ValueError, r"top_k: k=5 is larger than the last axis"),
+    ("top_k", (np.float32(1.0), 1), {}, ValueError, r"top_k: x must have rank >= 1"),
+    ("zeros", ((2, -1),), {}, ValueError, r"zeros: shape must be >= 0"),
+    ("zeros", ((2,),), {"dtype": "float31"}, ValueError, r"dtype: unknown dtype 'float31'"),
+    ("arange", (0, 5, 0), {}, ValueError, r"arange: step must not be 0"),
+    ("eye", (-1,), {}, ValueError, r"eye: N must be >= 0"),
+    ("max", (np.zeros((0, 3)),), {}, ValueError, r"max: cannot reduce an empty input"),
+    ("categorical_crossentropy", (np.ones((2, 3)), np.ones((2, 4))), {}, ValueError, r"categorical_crossentropy: target and output must have the same shape"),
+    ("sparse_categorical_crossentropy", (np.array([1, 2, 0]), np.ones((2, 4))), {}, ValueError, r"sparse_categorical_crossentropy: target must have shape \(2,\)"),
+    ("normalize", (X234,), {"order": 0}, ValueError, r"normalize: order must be an int >= 1"),
+    ("where", (X234 > 0, X234), {}, ValueError, r"where: give both x1 and x2"),
+    ("sum", (X234,), {"axis": 1.5}, TypeError, r"sum: axis must be an int"),
+    ("convert_to_tensor", ("abc",), {}, TypeError, r"convert_to_tensor: x must be numeric"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "args", "kwargs", "error", "match"), BAD_INPUT, ids=lambda v: "")
+def test_bad_input_is_a_clear_error(name, args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        getattr(ops, name)(*args, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["sum", "softmax", "matmul", "one_hot", "pad"])
+def test_unknown_argument_is_a_type_error_naming_it(name):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'axes_'"):
+        getattr(ops, name)(X234, axes_=1)
+
+
+# ------------------------------------------------------------------ gradients
+# Ops whose result keeps float64 are checked with float64 gradcheck.
+GRADCHECK = {
+    "einsum": lambda a, b: ops.einsum("ij,kj->ik", a, b),
+    "softmax": lambda a, b: ops.softmax(a, axis=0) * b,
+    "log_softmax": lambda a, b: ops.log_softmax(a) + b,
+    "sigmoid_tanh": lambda a, b: ops.sigmoid(a) * ops.tanh(b),
+    "gelu_relu": lambda a, b: ops.gelu(a) + ops.relu(b + 0.1),
+    "take_concat": lambda a, b: ops.concatenate([ops.take(a, [2, 0], axis=1), b], axis=-1),
+    "take_along_axis": lambda a, b: ops.take_along_axis(a, ops.argsort(b, axis=1), axis=1),
+    "where_clip": lambda a, b: ops.where(ops.greater(a, b), ops.clip(a, -0.5, 0.5), b),
+    "split_stack": lambda a, b: ops.stack(ops.split(a, 3, axis=1), axis=0) * ops.sum(b),
+    "pad_reflect": lambda a, b: ops.pad(a, ((1, 1), (2, 0)), mode="reflect") + ops.sum(b),
+    "max_logsumexp_std": lambda a, b: (
+        ops.max(a, axis=1) + ops.logsumexp(b, axis=-1) + ops.std(a, 1)
+    ),
+    "normalize": lambda a, b: ops.normalize(b)[:, 0] * ops.sum(a, axis=-1),
+    "repeat_tile": lambda a, b: ops.repeat(a, 2, axis=0) + ops.tile(b, (2, 1)),
+    "top_k": lambda a, b: ops.top_k(a * b, 2)[0],
+    "slice_update": lambda a, b: ops.slice_update(a, (0, 1), ops.slice(b, (1, 0), (2, 2))),
+    "divide_power": lambda a, b: ops.divide(a, ops.exp(b)) + ops.power(ops.square(b), 1.5),
+}
+
+
+@pytest.mark.parametrize("name", list(GRADCHECK))
+def test_gradients_flow_float64_gradcheck(name):
+    inputs = tuple(torch.randn(4, 3, dtype=torch.float64, requires_grad=True) for _ in "ab")
+    assert torch.autograd.gradcheck(GRADCHECK[name], inputs)
+
+
+# Ops computed in Keras' result type, which folds float64 to float32 as Keras does (JAX's
+# default): their gradients are compared with torch's in float32.
+FOLDED = {
+    "matmul": (lambda a, b: ops.matmul(a, ops.transpose(b)), lambda a, b: a @ b.T),
+    "dot": (lambda a, b: ops.dot(a, ops.transpose(b)), lambda a, b: a @ b.T),
+    "maximum": (lambda a, b: ops.maximum(a, b), torch.maximum),
+    "var": (lambda a, b: ops.var(a * b, axis=0), lambda a, b: (a * b).var(0, correction=0)),
+    "cumsum": (lambda a, b: ops.cumsum(a * b, axis=1), lambda a, b: (a * b).cumsum(1)),
+    "norm": (lambda a, b: ops.norm(a - b, axis=-1), lambda a, b: (a - b).norm(dim=-1)),
+    "prod": (lambda a, b: ops.prod(a + b, axis=1), lambda a, b: (a + b).prod(1)),
+}
+
+
+@pytest.mark.parametrize("name", list(FOLDED))
+def test_gradients_flow_through_float32_ops(name):
+    ours_fn, torch_fn = FOLDED[name]
+    a, b = (torch.randn(4, 3, requires_grad=True) for _ in range(2))
+    ours = torch.autograd.grad(ours_fn(a, b).sum(), (a, b))
+    reference = torch.autograd.grad(torch_fn(a, b).sum(), (a, b))
+    for got, want in zip(ours, reference):
+        torch.testing.assert_close(got, want)
+
+
+def make_cell(keras_module):
+    K = keras_module
+
+    class MinimalRNNCell(K.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.state_size = units
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(
+                shape=(input_shape[-1], self.units), initializer="glorot_uniform", name="kernel"
+            )
+            self.recurrent_kernel = self.add_weight(
+                shape=(self.units, self.units), initializer="orthogonal", name="recurrent_kernel"
+            )
+            self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+
+        def call(self, inputs, states):
+            prev_output = states[0]
+            h = K.ops.matmul(inputs, self.kernel)
+            z = h + K.ops.matmul(prev_output, self.recurrent_kernel) + self.bias
+            output = K.ops.tanh(z) * K.ops.sigmoid(K.ops.mean(z, axis=-1, keepdims=True))
+            return output, [output]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    return MinimalRNNCell
+
+
+def test_custom_cell_written_with_ops_matches_keras():
+    x = _array((3, 5, 4), "float32")
+    ours = rnnkit.layers.RNN(make_cell(rnnkit)(6), return_sequences=True)
+    theirs = keras.layers.RNN(make_cell(keras)(6), return_sequences=True)
+    ours_out = ours(x)
+    theirs(x)
+    theirs.set_weights([w.detach().numpy() for w in ours.weights])
+    np.testing.assert_allclose(
+        ours_out.detach().numpy(), kops.convert_to_numpy(theirs(x)), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_custom_cell_written_with_ops_trains_with_fit():
+    rnnkit.utils.set_random_seed(0)
+    x = _array((64, 7, 3), "float32")
+    y = x.mean(axis=(1, 2))[:, None].astype("float32")
+    inputs = rnnkit.Input((7, 3))
+    hidden = rnnkit.layers.RNN(make_cell(rnnkit)(8))(inputs)
+    model = rnnkit.Model(inputs, rnnkit.layers.Dense(1)(hidden))
+    model.compile(optimizer=rnnkit.optimizers.Adam(learning_rate=0.02), loss="mse")
+    cell = model.layers[1].cell
+    before = [w.detach().clone() for w in cell.weights]
+    history = model.fit(x, y, epochs=20, batch_size=16, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.3 * losses[0]
+    for old, new in zip(before, cell.weights):
+        assert not torch.equal(old, new.detach())  # every weight of the cell received gradients

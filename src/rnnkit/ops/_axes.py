@@ -30,7 +30,7 @@ def canonical_axes(
     """None (all axes) or a tuple of distinct axes in ``[0, ndim)``."""
     if axis is None:
         return None
-    axes = [axis] if isinstance(axis, int) else list(axis)
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
     result = tuple(canonical_axis(op, a, ndim, argument) for a in axes)
     if len(set(result)) != len(result):
         raise ValueError(f"{op}: {argument} has repeated axes, received {argument}={axis}")
