@@ -15,7 +15,7 @@ def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray | torch
 
     Shapes: ``(...)`` -> ``(..., num_classes)``; a trailing axis of size 1 (``(n, 1)`` column
     labels) is dropped first. ``num_classes`` defaults to ``max(x) + 1``. A numpy array or
-    list gives a float64 numpy array, a tensor a float32 tensor (as Keras on torch).
+    list gives a float64 numpy array, a tensor an int64 tensor (as Keras on torch).
 
     >>> to_categorical([0, 2]).tolist()
     [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
@@ -23,7 +23,7 @@ def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray | torch
     if isinstance(x, torch.Tensor):
         if num_classes is None:
             num_classes = int(x.max()) + 1 if x.numel() else 0
-        return one_hot(x, _check_classes(num_classes))
+        return one_hot(x, _check_classes(num_classes), dtype=torch.int64)
     labels = np.asarray(x)
     if labels.dtype.kind not in "iuf" or (
         labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels))
