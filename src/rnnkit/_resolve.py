@@ -20,8 +20,7 @@ def resolve(identifier: Any, table: Mapping[str, Any], kind: str, argument: str)
             name, config = config, {}  # Keras 3 saves a function by name: only a name here
         if not isinstance(name, str):
             raise ValueError(
-                f"{argument}: a {kind} config needs a string class_name, received "
-                f"{str(name)[:60]}"
+                f"{argument}: a {kind} config needs a string class_name, received {str(name)[:60]}"
             )
         if not isinstance(config, Mapping):
             raise ValueError(
