@@ -65,13 +65,17 @@ _FLOAT_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
 
 
 def read_header(
-    data: bytes, source: str, limits: LoadLimits = DEFAULT_LIMITS
+    data: bytes,
+    source: str,
+    limits: LoadLimits = DEFAULT_LIMITS,
+    dtypes: dict[str, int] = _FLOAT_DTYPES,
 ) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Check the safetensors header of ``data`` before any tensor is made:
     ``{name: (dtype code, shape)}``.
 
     ``ValueError`` naming ``source`` unless the header is at most ``max_json_bytes`` of valid
-    JSON, lists at most ``max_tensors`` tensors, each of a real floating dtype, of rank at most
+    JSON, lists at most ``max_tensors`` tensors, each of a real floating dtype (or one of
+    ``dtypes``: safetensors code -> bytes per element), of rank at most
     ``max_rank``, and the tensors' byte ranges tile the data exactly.
     """
     if len(data) < 8:
@@ -97,10 +101,10 @@ def read_header(
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
             raise ValueError(f"{source}: tensor {name[:80]!r} has a malformed header entry")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in _FLOAT_DTYPES:
+        if not isinstance(dtype, str) or dtype not in dtypes:
             raise ValueError(
-                f"{source}: tensor {name[:80]!r} has dtype {str(dtype)[:20]!r}; weights must be "
-                f"real floating point ({', '.join(_FLOAT_DTYPES)})"
+                f"{source}: tensor {name[:80]!r} has dtype {str(dtype)[:20]!r}; expected one of "
+                f"{', '.join(dtypes)}"
             )
         if (
             not isinstance(shape, list)
@@ -116,7 +120,7 @@ def read_header(
             and len(offsets) == 2
             and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
             and 0 <= offsets[0] <= offsets[1] <= body
-            and offsets[1] - offsets[0] == math.prod(shape) * _FLOAT_DTYPES[dtype]
+            and offsets[1] - offsets[0] == math.prod(shape) * dtypes[dtype]
         ):
             raise ValueError(
                 f"{source}: tensor {name[:80]!r} has data offsets {str(offsets)[:80]} that do not "
@@ -135,11 +139,14 @@ def read_header(
 
 
 def bytes_to_tensors(
-    data: bytes, source: str, limits: LoadLimits = DEFAULT_LIMITS
+    data: bytes,
+    source: str,
+    limits: LoadLimits = DEFAULT_LIMITS,
+    dtypes: dict[str, int] = _FLOAT_DTYPES,
 ) -> dict[str, torch.Tensor]:
     """Parse safetensors bytes after :func:`read_header` checked them; a truncated or
     corrupted file raises ``ValueError``."""
-    read_header(data, source, limits)
+    read_header(data, source, limits, dtypes)
     try:
         return st_load(data)
     except (SafetensorError, ValueError, RuntimeError) as e:
