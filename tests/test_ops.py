@@ -203,6 +203,8 @@ REDUCTIONS = {
     "std": ["float32", "int32"],
     "var": ["float32", "int32"],
     "any": ["float32", "bool"],
+    "amax": ["float32", "int32"],
+    "amin": ["float32", "int32"],
     "all": ["float32", "bool"],
     "logsumexp": ["float32"],
 }
@@ -214,7 +216,7 @@ AXES = [None, 0, -1, 1, (0, -1), (-2,)]
 @pytest.mark.parametrize(("name", "dtype"), [(n, d) for n, ds in REDUCTIONS.items() for d in ds])
 def test_reduction(name, dtype, axis, keepdims):
     x = _array((2, 3, 4), dtype)
-    if axis is None and keepdims and name in ("sum", "max", "min", "prod"):
+    if axis is None and keepdims and name in ("sum", "max", "min", "amax", "amin", "prod"):
         # Keras' torch backend drops keepdims when axis=None (its numpy, jax and tf
         # backends and its docs keep the axes): same values, numpy's shape.
         ours = getattr(ops, name)(x, axis=None, keepdims=True)
@@ -235,7 +237,7 @@ def test_argmax_argmin(name, dtype, axis, keepdims):
 
 @pytest.mark.parametrize("axis", [None, 0, -1])
 @pytest.mark.parametrize("dtype", ["float32", "int32", "bool"])
-@pytest.mark.parametrize("name", ["cumsum", "cumprod"])
+@pytest.mark.parametrize("name", ["cumsum", "cumprod", "count_nonzero"])
 def test_cumulative(name, dtype, axis):
     check(name, _array((3, 4), dtype), axis=axis)
 
@@ -511,6 +513,9 @@ def test_core_ops():
     check("cast", X234 > 0, "float32")
     check("shape", X234)
     check("shape", torch.zeros(0, 3))
+    check("size", X234)
+    check("ndim", X234)
+    check("ndim", 3.0)
     check("stop_gradient", torch.from_numpy(X234))
     check("dtype", X234)
     for name in ("convert_to_numpy", "is_tensor"):
@@ -596,8 +601,14 @@ def test_bad_input_is_a_clear_error(name, args, kwargs, error, match):
 
 @pytest.mark.parametrize("name", ["sum", "softmax", "matmul", "one_hot", "pad"])
 def test_unknown_argument_is_a_type_error_naming_it(name):
+    """As for Python functions (and rnnkit's layers): a TypeError naming the argument."""
     with pytest.raises(TypeError, match="unexpected keyword argument 'axes_'"):
         getattr(ops, name)(X234, axes_=1)
+
+
+def test_a_symbolic_input_is_a_clear_error():
+    with pytest.raises(TypeError, match="received a symbolic KerasTensor .* inside a layer's call"):
+        ops.expand_dims(rnnkit.Input((3,)), -1)
 
 
 # ------------------------------------------------------------------ gradients

@@ -22,7 +22,9 @@ from rnnkit.ops.core import convert_to_numpy as convert_to_numpy
 from rnnkit.ops.core import convert_to_tensor as convert_to_tensor
 from rnnkit.ops.core import dtype as dtype
 from rnnkit.ops.core import is_tensor as is_tensor
+from rnnkit.ops.core import ndim as ndim
 from rnnkit.ops.core import shape as shape
+from rnnkit.ops.core import size as size
 from rnnkit.ops.core import slice as slice
 from rnnkit.ops.core import slice_update as slice_update
 from rnnkit.ops.core import stop_gradient as stop_gradient
@@ -93,12 +95,15 @@ from rnnkit.ops.numpy_math import abs as abs
 from rnnkit.ops.numpy_math import absolute as absolute
 from rnnkit.ops.numpy_math import add as add
 from rnnkit.ops.numpy_math import all as all
+from rnnkit.ops.numpy_math import amax as amax
+from rnnkit.ops.numpy_math import amin as amin
 from rnnkit.ops.numpy_math import any as any
 from rnnkit.ops.numpy_math import argmax as argmax
 from rnnkit.ops.numpy_math import argmin as argmin
 from rnnkit.ops.numpy_math import ceil as ceil
 from rnnkit.ops.numpy_math import clip as clip
 from rnnkit.ops.numpy_math import cos as cos
+from rnnkit.ops.numpy_math import count_nonzero as count_nonzero
 from rnnkit.ops.numpy_math import cumprod as cumprod
 from rnnkit.ops.numpy_math import cumsum as cumsum
 from rnnkit.ops.numpy_math import divide as divide

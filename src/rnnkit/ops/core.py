@@ -25,6 +25,7 @@ import torch
 
 from rnnkit import tree
 from rnnkit.ops._dtypes import FLOATX, dtype_name, result_type, to_torch_dtype
+from rnnkit.symbolic import KerasTensor
 
 __all__ = [
     "cast",
@@ -32,7 +33,9 @@ __all__ = [
     "convert_to_tensor",
     "dtype",
     "is_tensor",
+    "ndim",
     "shape",
+    "size",
     "slice",
     "slice_update",
     "stop_gradient",
@@ -59,6 +62,12 @@ def convert_to_tensor(x: Any, dtype: Any = None, device: Any = None) -> torch.Te
             already elsewhere is moved.
     """
     target = None if dtype is None else to_torch_dtype(dtype)
+    if any(isinstance(leaf, KerasTensor) for leaf in tree.flatten(x)):
+        raise TypeError(
+            "convert_to_tensor: received a symbolic KerasTensor (from rnnkit.Input); rnnkit.ops "
+            "run on real tensors: call them inside a layer's call(), for example in a custom "
+            "Layer placed in the functional model"
+        )
     if isinstance(x, torch.Tensor):
         if device is not None and x.device != torch.device(device):
             x = x.to(device)
@@ -137,6 +146,16 @@ def shape(x: Any) -> tuple[int, ...]:
     if isinstance(x, torch.Tensor):
         return tuple(x.shape)
     return tuple(np.shape(x))
+
+
+def ndim(x: Any) -> int:
+    """The number of axes of ``x``."""
+    return len(shape(x))
+
+
+def size(x: Any) -> torch.Tensor:
+    """The number of elements of ``x`` (a 0-d int64 tensor, as Keras on torch)."""
+    return torch.tensor(int(np.prod(shape(x), dtype=np.int64)))
 
 
 def stop_gradient(variable: Any) -> torch.Tensor:

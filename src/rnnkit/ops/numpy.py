@@ -36,12 +36,15 @@ from rnnkit.ops.numpy_math import abs as abs
 from rnnkit.ops.numpy_math import absolute as absolute
 from rnnkit.ops.numpy_math import add as add
 from rnnkit.ops.numpy_math import all as all
+from rnnkit.ops.numpy_math import amax as amax
+from rnnkit.ops.numpy_math import amin as amin
 from rnnkit.ops.numpy_math import any as any
 from rnnkit.ops.numpy_math import argmax as argmax
 from rnnkit.ops.numpy_math import argmin as argmin
 from rnnkit.ops.numpy_math import ceil as ceil
 from rnnkit.ops.numpy_math import clip as clip
 from rnnkit.ops.numpy_math import cos as cos
+from rnnkit.ops.numpy_math import count_nonzero as count_nonzero
 from rnnkit.ops.numpy_math import cumprod as cumprod
 from rnnkit.ops.numpy_math import cumsum as cumsum
 from rnnkit.ops.numpy_math import divide as divide

@@ -24,7 +24,7 @@ from rnnkit.ops.core import convert_to_tensor, promoted, tensors
 Axis = int | Sequence[int] | None
 
 __all__ = [
-    "abs", "absolute", "add", "all", "any", "argmax", "argmin", "ceil", "clip", "cos",
+    "abs", "absolute", "add", "all", "amax", "amin", "any", "argmax", "argmin", "ceil", "clip", "cos", "count_nonzero",
     "cumprod", "cumsum", "divide", "dot", "einsum", "equal", "exp", "expm1", "floor",
     "floor_divide", "greater", "greater_equal", "isfinite", "isinf", "isnan", "less",
     "less_equal", "log", "log1p", "log2", "log10", "logical_and", "logical_not", "logical_or",
@@ -312,6 +312,23 @@ def max(x: Any, axis: Axis = None, keepdims: bool = False, initial: Any = None) 
 def min(x: Any, axis: Axis = None, keepdims: bool = False, initial: Any = None) -> torch.Tensor:
     """The smallest element over ``axis`` (and ``initial``, when given)."""
     return _extreme("min", torch.amin, x, axis, keepdims, initial)
+
+
+def amax(x: Any, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
+    """The largest element over ``axis`` (``max`` without ``initial``)."""
+    return _extreme("amax", torch.amax, x, axis, keepdims, None)
+
+
+def amin(x: Any, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
+    """The smallest element over ``axis`` (``min`` without ``initial``)."""
+    return _extreme("amin", torch.amin, x, axis, keepdims, None)
+
+
+def count_nonzero(x: Any, axis: Axis = None) -> torch.Tensor:
+    """The number of nonzero elements over ``axis``, as int32."""
+    x = convert_to_tensor(x)
+    dims = _dims("count_nonzero", x, axis)
+    return torch.count_nonzero(x, dim=dims).to(torch.int32)
 
 
 def _arg(
