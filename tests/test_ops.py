@@ -340,6 +340,8 @@ CREATION_CASES = [
     ("identity", (3,), {}),
     ("linspace", (0.0, 1.0, 5), {}),
     ("linspace", (0, 2, 4), {"endpoint": False}),
+    ("linspace", (1.0, -1.0, 7), {"retstep": True}),
+    ("linspace", (0.0, 1.0, 1), {}),
 ]
 
 
@@ -534,6 +536,24 @@ def test_every_listed_op_exists_in_keras():
     assert not missing
 
 
+def test_signatures_are_keras():
+    """Every op takes Keras' arguments, in Keras' order (rnnkit may add keyword-only ones)."""
+    import inspect
+
+    for name in dir(ops):
+        fn = getattr(ops, name)
+        if name.startswith("_") or inspect.ismodule(fn) or not callable(fn):
+            continue
+        ours = [
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind is not inspect.Parameter.KEYWORD_ONLY
+        ]
+        theirs = list(inspect.signature(getattr(kops, name)).parameters)
+        theirs = [p for p in theirs if p != "kwargs"]
+        assert ours == theirs, name
+
+
 def test_every_op_is_compared_with_keras():
     """Each public op appears in at least one parity case above."""
     import inspect
@@ -590,6 +610,9 @@ BAD_INPUT = [
     ("where", (X234 > 0, X234), {}, ValueError, r"where: give both x1 and x2"),
     ("sum", (X234,), {"axis": 1.5}, TypeError, r"sum: axis must be an int"),
     ("convert_to_tensor", ("abc",), {}, TypeError, r"convert_to_tensor: x must be numeric"),
+    ("convert_to_tensor", (X234,), {"sparse": True}, ValueError, r"sparse=True is not supported"),
+    ("one_hot", (np.array([0]), 2), {"sparse": True}, ValueError, r"one_hot: sparse=True is not"),
+    ("moments", (X234, 0), {"synchronized": True}, ValueError, r"moments: synchronized=True"),
 ]  # fmt: skip
 
 

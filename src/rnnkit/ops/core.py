@@ -52,15 +52,28 @@ def _scalar_dtype(value: Any) -> torch.dtype:
     return torch.complex64
 
 
-def convert_to_tensor(x: Any, dtype: Any = None, device: Any = None) -> torch.Tensor:
+def convert_to_tensor(
+    x: Any,
+    dtype: Any = None,
+    sparse: bool | None = None,
+    ragged: bool | None = None,
+    *,
+    device: Any = None,
+) -> torch.Tensor:
     """``x`` as a torch tensor (see the module docstring for the dtype rules).
 
     Args:
         x: a tensor, numpy array, Python scalar or (nested) list of these.
         dtype: the dtype to cast to, or None to keep/infer it.
+        sparse, ragged: Keras' flags; only dense tensors exist here (True is a ValueError).
         device: where a new tensor is made (torch's default device when None); a tensor
             already elsewhere is moved.
     """
+    for flag, value in (("sparse", sparse), ("ragged", ragged)):
+        if value:
+            raise ValueError(
+                f"convert_to_tensor: {flag}=True is not supported (dense tensors only)"
+            )
     target = None if dtype is None else to_torch_dtype(dtype)
     if any(isinstance(leaf, KerasTensor) for leaf in tree.flatten(x)):
         raise TypeError(
@@ -77,7 +90,7 @@ def convert_to_tensor(x: Any, dtype: Any = None, device: Any = None) -> torch.Te
     if isinstance(x, (list, tuple)):
         leaves = tree.flatten(x)
         if any(isinstance(leaf, torch.Tensor) for leaf in leaves):
-            return torch.stack([convert_to_tensor(item, target, device) for item in x])
+            return torch.stack([convert_to_tensor(item, target, device=device) for item in x])
         if (
             target is None
             and leaves

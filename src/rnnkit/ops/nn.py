@@ -142,12 +142,20 @@ def _class_ids(op: str, x: Any, num_classes: int) -> torch.Tensor:
     return ids
 
 
-def one_hot(x: Any, num_classes: int, axis: int = -1, dtype: Any = None) -> torch.Tensor:
+def _dense_only(op: str, sparse: bool) -> None:
+    if sparse:
+        raise ValueError(f"{op}: sparse=True is not supported (dense tensors only)")
+
+
+def one_hot(
+    x: Any, num_classes: int, axis: int = -1, dtype: Any = None, sparse: bool = False
+) -> torch.Tensor:
     """A vector of ``num_classes`` with a 1 at each class id of ``x``, on a new ``axis``.
     Negative ids give all zeros (as in Keras).
 
     Shapes: ``x`` ``(...)`` -> ``(..., num_classes)`` for ``axis=-1``.
     """
+    _dense_only("one_hot", sparse)
     ids = _class_ids("one_hot", x, num_classes)
     position = canonical_axis("one_hot", axis, ids.ndim + 1)
     valid = ids >= 0
@@ -156,9 +164,12 @@ def one_hot(x: Any, num_classes: int, axis: int = -1, dtype: Any = None) -> torc
     return torch.movedim(encoded.to(target), -1, position)
 
 
-def multi_hot(x: Any, num_classes: int, axis: int = -1, dtype: Any = None) -> torch.Tensor:
-    """The ``one_hot`` vectors of the last axis of ``x`` combined (1 where any id is)."""
-    ids = _class_ids("multi_hot", x, num_classes)
+def multi_hot(
+    inputs: Any, num_classes: int, axis: int = -1, dtype: Any = None, sparse: bool = False
+) -> torch.Tensor:
+    """The ``one_hot`` vectors of the last axis of ``inputs`` combined (1 where any id is)."""
+    _dense_only("multi_hot", sparse)
+    ids = _class_ids("multi_hot", inputs, num_classes)
     if ids.ndim == 0:
         raise ValueError("multi_hot: x must have rank >= 1, received a scalar")
     encoded = one_hot(ids, num_classes, axis=-1, dtype=torch.int32).amax(dim=-2)
@@ -230,9 +241,12 @@ def binary_crossentropy(target: Any, output: Any, from_logits: bool = False) -> 
 
 
 def moments(
-    x: Any, axes: int | Sequence[int], keepdims: bool = False
+    x: Any, axes: int | Sequence[int], keepdims: bool = False, synchronized: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mean, variance)`` of ``x`` over ``axes``."""
+    """``(mean, variance)`` of ``x`` over ``axes`` (``synchronized=True``, Keras' cross-device
+    statistics, is not supported)."""
+    if synchronized:
+        raise ValueError("moments: synchronized=True is not supported")
     x = _float_input(x)
     dims = canonical_axes("moments", axes, x.ndim, "axes") or ()
     mean = x.mean(dim=dims, keepdim=True)

@@ -134,14 +134,27 @@ def identity(n: int, dtype: Any = None) -> torch.Tensor:
 
 
 def linspace(
-    start: float, stop: float, num: int = 50, endpoint: bool = True, dtype: Any = None
-) -> torch.Tensor:
-    """``num`` evenly spaced values from ``start`` to ``stop`` (included when ``endpoint``)."""
+    start: float,
+    stop: float,
+    num: int = 50,
+    endpoint: bool = True,
+    retstep: bool = False,
+    dtype: Any = None,
+    axis: int = 0,
+) -> torch.Tensor | tuple[torch.Tensor, float]:
+    """``num`` evenly spaced values from ``start`` to ``stop`` (included when ``endpoint``);
+    with ``retstep``, ``(values, step)``. ``start`` and ``stop`` are scalars here."""
     num = check_int("linspace", "num", num, minimum=0)
+    canonical_axis("linspace", axis, 1)
     target = _dtype_or(dtype, FLOATX)
-    if endpoint:
-        return torch.linspace(float(start), float(stop), num, dtype=target)
-    return torch.linspace(float(start), float(stop), num + 1, dtype=target)[:num]
+    start, stop = float(start), float(stop)
+    divisions = (num - 1 if endpoint else num) or 1
+    step = (stop - start) / divisions
+    values = start + torch.arange(num, dtype=torch.float64) * step
+    if endpoint and num > 1:
+        values[-1] = stop
+    values = values.to(target)
+    return (values, step) if retstep else values
 
 
 def tril(x: Any, k: int = 0) -> torch.Tensor:
