@@ -75,6 +75,14 @@ def test_set_random_seed_fixes_unseeded_seed_generators():
     torch.testing.assert_close(random.uniform((3,), seed=random.SeedGenerator()), a)
 
 
+def test_signatures_are_keras():
+    import inspect
+
+    for name in random.__all__:
+        ours = list(inspect.signature(getattr(random, name)).parameters)
+        assert ours == list(inspect.signature(getattr(keras.random, name)).parameters), name
+
+
 def test_seed_generator_config_round_trip():
     gen = random.SeedGenerator(42, name="gen")
     assert gen.get_config() == {"seed": 42, "name": "gen"}

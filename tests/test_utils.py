@@ -208,6 +208,20 @@ def test_timeseries_shuffle_is_a_permutation_reproducible_by_seed():
     np.testing.assert_array_equal(_collect(again)[0], epoch_2[0])
 
 
+def test_timeseries_signature_is_keras():
+    import inspect
+
+    ours = inspect.signature(timeseries_dataset_from_array).parameters
+    assert list(ours) == list(
+        inspect.signature(keras.utils.timeseries_dataset_from_array).parameters
+    )
+    for name in ("pad_sequences", "to_categorical", "set_random_seed"):
+        ours = inspect.signature(getattr(rnnkit.utils, name)).parameters
+        assert list(ours) == list(inspect.signature(getattr(keras.utils, name)).parameters)
+    grain = timeseries_dataset_from_array(np.arange(10), None, 3, batch_size=4, format="grain")
+    assert next(iter(grain)).tolist() == [[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5]]
+
+
 def test_timeseries_accepts_tensors():
     data = torch.arange(20.0).reshape(10, 2)
     x, y = _collect(timeseries_dataset_from_array(data, torch.arange(10), 3, batch_size=4))
@@ -217,6 +231,7 @@ def test_timeseries_accepts_tensors():
 
 TIMESERIES_ERRORS = [
     ({"sequence_length": 0}, r"sequence_length must be a positive int, received 0"),
+    ({"format": "torch"}, r"format must be 'tf' or 'grain', received 'torch'"),
     ({"sequence_length": 2.5}, r"sequence_length must be a positive int"),
     ({"sequence_stride": 0}, r"sequence_stride must be a positive int"),
     ({"sampling_rate": -1}, r"sampling_rate must be a positive int"),

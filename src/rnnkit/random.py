@@ -54,8 +54,7 @@ class SeedGenerator:
             ``set_random_seed`` seeds).
     """
 
-    def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
-        name = kwargs.pop("name", None)
+    def __init__(self, seed: int | None = None, name: str | None = None, **kwargs: Any) -> None:
         if kwargs:
             raise TypeError(f"SeedGenerator: unknown arguments {sorted(kwargs)}")
         if seed is None:

@@ -95,18 +95,25 @@ def timeseries_dataset_from_array(
     seed: int | None = None,
     start_index: int | None = None,
     end_index: int | None = None,
+    format: str = "tf",
 ) -> TimeseriesDataset:
     """Batches of sliding windows over ``data`` (axis 0 is time) with Keras' arguments.
 
     Shapes: ``data`` ``(T, *features)`` -> batches ``x`` of ``(batch_size, sequence_length,
     *features)`` and, when ``targets`` (``(T, *target_shape)``) is given, ``y`` of
     ``(batch_size, *target_shape)``; the last batch may be smaller; ``batch_size=None``
-    gives single windows.
+    gives single windows. ``format`` (Keras' choice between a ``tf.data`` and a Grain
+    dataset) is accepted as ``"tf"`` or ``"grain"``; either way the result is this module's
+    :class:`TimeseriesDataset`, which iterates as both do (numpy batches here).
 
     >>> ds = timeseries_dataset_from_array(np.arange(10), None, sequence_length=3, batch_size=4)
     >>> next(iter(ds)).tolist()
     [[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5]]
     """
+    if format not in ("tf", "grain"):
+        raise ValueError(
+            f"timeseries_dataset_from_array: format must be 'tf' or 'grain', received {format!r}"
+        )
     if isinstance(data, torch.Tensor):
         data = data.detach().cpu().numpy()
     data = np.asarray(data)
