@@ -745,3 +745,25 @@ def test_custom_cell_written_with_ops_trains_with_fit():
     assert losses[-1] < 0.3 * losses[0]
     for old, new in zip(before, cell.weights):
         assert not torch.equal(old, new.detach())  # every weight of the cell received gradients
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_ops_and_random_on_cuda():
+    x = torch.randn(3, 4, device="cuda")
+    assert ops.add(x, np.ones(4, "float32")).device.type == "cuda"
+    assert ops.take(x, np.array([0, 2]), axis=1).device.type == "cuda"
+    assert ops.where(x > 0, x, 0.0).device.type == "cuda"
+    assert rnnkit.random.dropout(x, 0.5, seed=1).device.type == "cuda"
+    torch.testing.assert_close(rnnkit.random.shuffle(x, seed=2), rnnkit.random.shuffle(x, seed=2))
+    torch.set_default_device("cuda")
+    try:
+        assert ops.zeros((2,)).device.type == "cuda"
+        a = rnnkit.random.normal((3,), seed=4)
+        assert a.device.type == "cuda"
+        torch.testing.assert_close(a, rnnkit.random.normal((3,), seed=4))
+    finally:
+        torch.set_default_device("cpu")
+    cell_rnn = rnnkit.layers.RNN(make_cell(rnnkit)(4)).to("cuda")
+    out = cell_rnn(torch.randn(2, 5, 3, device="cuda"))
+    out.sum().backward()
+    assert all(w.grad is not None for w in cell_rnn.weights)

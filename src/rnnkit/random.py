@@ -11,8 +11,10 @@
 - None: torch's global generator (``torch.manual_seed`` or
   ``rnnkit.utils.set_random_seed`` makes it reproducible).
 
-The numbers come from torch's generator, not from Keras': the same seed gives the same
-distribution as Keras, not the same values.
+The numbers come from torch's generators, not from Keras': the same seed gives the same
+distribution as Keras, not the same values (nor the same values on CPU and CUDA). Tensors
+made from a shape go on torch's default device (``torch.set_default_device``); ``dropout``,
+``shuffle`` and ``categorical`` draw on their input's device.
 
 >>> from rnnkit import random
 >>> bool((random.normal((2,), seed=1) == random.normal((2,), seed=1)).all())
@@ -81,17 +83,17 @@ class SeedGenerator:
 
 
 def _generator(
-    op: str, seed: int | SeedGenerator | None, device: Any = None
+    op: str, seed: int | SeedGenerator | None, device: torch.device
 ) -> torch.Generator | None:
-    """A private generator for an int seed or a SeedGenerator's next seed; None (torch's
-    global generator) for seed None."""
+    """A private generator on ``device`` for an int seed or a SeedGenerator's next seed; None
+    (torch's global generator for that device) for seed None."""
     if seed is None:
         return None
     if isinstance(seed, SeedGenerator):
         value = seed.next()
     else:
         value = check_int(op, "seed", seed)
-    generator = torch.Generator(device=device or "cpu")
+    generator = torch.Generator(device=device)
     generator.manual_seed(value & _MASK)
     return generator
 
@@ -113,7 +115,10 @@ def normal(
 ) -> torch.Tensor:
     """Samples of a normal distribution of ``mean`` and ``stddev``."""
     dims = _shape("normal", shape)
-    out = torch.randn(dims, generator=_generator("normal", seed), dtype=torch.float32)
+    device = torch.get_default_device()
+    out = torch.randn(
+        dims, generator=_generator("normal", seed, device), dtype=torch.float32, device=device
+    )
     return (out * stddev + mean).to(_float_dtype("normal", dtype))
 
 
@@ -127,7 +132,10 @@ def uniform(
         raise ValueError(
             f"uniform: maxval must be > minval, received minval={minval}, maxval={maxval}"
         )
-    out = torch.rand(dims, generator=_generator("uniform", seed), dtype=torch.float32)
+    device = torch.get_default_device()
+    out = torch.rand(
+        dims, generator=_generator("uniform", seed, device), dtype=torch.float32, device=device
+    )
     return (out * (maxval - minval) + minval).to(target)
 
 
@@ -141,7 +149,10 @@ def randint(
     if high <= low:
         raise ValueError(f"randint: maxval must be > minval, received minval={low}, maxval={high}")
     target = to_torch_dtype(dtype)
-    out = torch.randint(low, high, dims, generator=_generator("randint", seed))
+    device = torch.get_default_device()
+    out = torch.randint(
+        low, high, dims, generator=_generator("randint", seed, device), device=device
+    )
     return out.to(target)
 
 
@@ -151,9 +162,10 @@ def truncated_normal(
     """Samples of a normal distribution of ``mean`` and ``stddev`` redrawn until they lie
     within two standard deviations of the mean."""
     dims = _shape("truncated_normal", shape)
-    out = torch.empty(dims, dtype=torch.float32)
+    device = torch.get_default_device()
+    out = torch.empty(dims, dtype=torch.float32, device=device)
     torch.nn.init.trunc_normal_(
-        out, 0.0, 1.0, -2.0, 2.0, generator=_generator("truncated_normal", seed)
+        out, 0.0, 1.0, -2.0, 2.0, generator=_generator("truncated_normal", seed, device)
     )
     return (out * stddev + mean).to(_float_dtype("truncated_normal", dtype))
 

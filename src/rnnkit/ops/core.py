@@ -5,7 +5,8 @@ lists and returns torch tensors, as ``keras.ops`` does on its torch backend. Con
 follows Keras: a Python ``float`` becomes ``float32``, an ``int`` ``int32`` (``int64`` when it
 does not fit), a ``bool`` ``bool``; numpy arrays keep their dtype; tensors are used as they
 are (same device, graph kept, so gradients flow through every op). Arrays and scalars that
-meet a tensor go to that tensor's device.
+meet a tensor go to that tensor's device; tensors made from a shape (``zeros``, ``arange``,
+...) go on torch's default device (``torch.set_default_device``), as rnnkit's layers do.
 
 >>> from rnnkit import ops
 >>> ops.convert_to_tensor([1.0, 2.0]).dtype
