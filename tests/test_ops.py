@@ -763,7 +763,9 @@ def test_ops_and_random_on_cuda():
         torch.testing.assert_close(a, rnnkit.random.normal((3,), seed=4))
     finally:
         torch.set_default_device("cpu")
-    cell_rnn = rnnkit.layers.RNN(make_cell(rnnkit)(4)).to("cuda")
+    cell_rnn = rnnkit.layers.RNN(make_cell(rnnkit)(4))
+    cell_rnn(torch.randn(2, 5, 3))  # built on the CPU, then moved
+    cell_rnn.to("cuda")
     out = cell_rnn(torch.randn(2, 5, 3, device="cuda"))
     out.sum().backward()
     assert all(w.grad is not None for w in cell_rnn.weights)
