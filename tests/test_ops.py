@@ -195,13 +195,13 @@ def test_binary_tensor_inputs_keep_the_graph():
 
 # ------------------------------------------------------------------ reductions
 REDUCTIONS = {
-    "sum": ["float32", "int32", "bool", "int8"],
-    "mean": ["float32", "int32", "bool"],
+    "sum": ["float32", "int32", "bool", "int8", "int64", "float64"],
+    "mean": ["float32", "int32", "bool", "float64"],
     "max": ["float32", "int32"],
     "min": ["float32", "int32"],
-    "prod": ["float32", "int32"],
-    "std": ["float32", "int32"],
-    "var": ["float32", "int32"],
+    "prod": ["float32", "int32", "int64", "float64"],
+    "std": ["float32", "int32", "float64"],
+    "var": ["float32", "int32", "float64"],
     "any": ["float32", "bool"],
     "amax": ["float32", "int32"],
     "amin": ["float32", "int32"],
@@ -236,7 +236,7 @@ def test_argmax_argmin(name, dtype, axis, keepdims):
 
 
 @pytest.mark.parametrize("axis", [None, 0, -1])
-@pytest.mark.parametrize("dtype", ["float32", "int32", "bool"])
+@pytest.mark.parametrize("dtype", ["float32", "int32", "bool", "int64", "float64"])
 @pytest.mark.parametrize("name", ["cumsum", "cumprod", "count_nonzero"])
 def test_cumulative(name, dtype, axis):
     check(name, _array((3, 4), dtype), axis=axis)
@@ -254,8 +254,9 @@ def test_max_min_initial():
     ids=str,
 )
 @pytest.mark.parametrize("keepdims", [False, True])
-def test_norm(ord, axis, keepdims):
-    check("norm", _array((3, 4), "float32"), ord=ord, axis=axis, keepdims=keepdims)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+def test_norm(ord, axis, keepdims, dtype):
+    check("norm", _array((3, 4), dtype), ord=ord, axis=axis, keepdims=keepdims)
 
 
 # ------------------------------------------------------------------ shapes and joins

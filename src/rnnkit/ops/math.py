@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from rnnkit.ops._axes import canonical_axes, canonical_axis, check_int
+from rnnkit.ops._dtypes import FLOATX, result_type
 from rnnkit.ops.core import convert_to_tensor
 from rnnkit.ops.numpy_math import Axis, _float_input
 
@@ -50,8 +51,10 @@ def erf(x: Any) -> torch.Tensor:
 
 def norm(x: Any, ord: Any = None, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
     """numpy's ``linalg.norm``: the 2-norm of the flattened input by default; a vector norm
-    over one axis, or a matrix norm (``"fro"``, ``"nuc"``, 1, 2, ...) over two."""
-    x = _float_input(x)
+    over one axis, or a matrix norm (``"fro"``, ``"nuc"``, 1, 2, ...) over two. Computed in
+    Keras' result type: float32 for ints and for float64."""
+    x = convert_to_tensor(x)
+    x = x.to(FLOATX if x.dtype == torch.int64 else result_type(x, float))  # as Keras
     axes = canonical_axes("norm", axis, x.ndim)
     if axes is not None and len(axes) not in (1, 2):
         raise ValueError(f"norm: axis must name one or two axes, received axis={axis}")
