@@ -12,7 +12,7 @@ is one where every row's valid steps form a single run ``[start, start + length)
   does (no valid step has run yet, so the previous output is the initial zeros);
 * both, ``[0, 1, 1, 0]``: the same two moves.
 
-Masks with holes (``[1, 0, 1]``) need the generic loop or the no-cliff kernel.
+Masks with holes (``[1, 0, 1]``) need the generic loop or the manual-backward kernel.
 
 The analysis reads the mask's values, so on CUDA it costs one device synchronisation.
 """

@@ -31,7 +31,7 @@ import torch
 
 from rnnkit import activations, initializers, tree
 from rnnkit.layers.base import Layer
-from rnnkit.layers.rnn import cell_initial_state, cell_output_shape, state_spec
+from rnnkit.layers.cell_protocol import cell_initial_state, cell_output_shape, state_spec
 from rnnkit.layers.rnn_cells import DropoutRNNCell, LSTMCell
 
 

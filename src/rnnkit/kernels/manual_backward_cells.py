@@ -1,4 +1,4 @@
-"""Step maths of the no-cliff kernel (see :mod:`rnnkit.kernels.noclift` for the design).
+"""Step maths of the manual-backward kernel (the design: :mod:`rnnkit.kernels.manual_backward`).
 
 One ``torch.autograd.Function`` (``Recurrence``) runs a cell over time-major projected inputs;
 ``LSTM``, ``GRU`` and ``SimpleRNN`` hold each cell's forward step and hand-written backward,
@@ -17,27 +17,27 @@ from rnnkit import activations
 Tensor = torch.Tensor
 Activation = Callable[[Tensor], Tensor]
 
-_NATIVE_OUT: dict[Any, Callable[..., Tensor]] = {
-    activations.tanh: torch.tanh,
-    torch.tanh: torch.tanh,
-    activations.sigmoid: torch.sigmoid,
-    torch.sigmoid: torch.sigmoid,
-    activations.relu: lambda x, out: torch.clamp(x, min=0.0, out=out),
-    torch.relu: lambda x, out: torch.clamp(x, min=0.0, out=out),
-}
+
+def _relu_out(x: Tensor, out: Tensor) -> Tensor:
+    return torch.clamp(x, min=0.0, out=out)
+
+
+# The in-place (``out=``) form of an activation's plain torch form (torch.relu has none).
+_OUT_FORMS: dict[Any, Callable[..., Tensor]] = {torch.relu: _relu_out}
 
 
 def _native(fn: Activation) -> Callable[..., Tensor] | None:
-    """``torch.tanh`` / ``torch.sigmoid`` when ``fn`` is that activation, else ``None``."""
-    native = _NATIVE_OUT.get(fn)
-    return native if native in (torch.tanh, torch.sigmoid) else None
+    """The plain torch form of ``fn`` (rnnkit's function or the torch one, per
+    :data:`rnnkit.activations.ACTIVATIONS`), or ``None``."""
+    found = activations.info(fn, torch_native=True)
+    return None if found is None else found.torch_native
 
 
 def _apply(fn: Activation, x: Tensor, out: Tensor) -> Tensor:
     """``out[...] = fn(x)``, written in place (no temporary) for the common activations."""
-    native = _NATIVE_OUT.get(fn)
+    native = _native(fn)
     if native is not None:
-        return native(x, out=out)
+        return _OUT_FORMS.get(native, native)(x, out=out)
     return out.copy_(fn(x))
 
 
