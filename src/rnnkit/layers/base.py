@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from rnnkit import constraints, initializers, regularizers, tree
+from rnnkit.layers import allocation
 from rnnkit.layers.dtypes import dtype_name as dtype_name
 from rnnkit.layers.dtypes import standardize_dtype as standardize_dtype
 from rnnkit.layers.dtypes import to_tensor
@@ -222,6 +223,7 @@ class Layer(nn.Module):
         shape = tuple(int(d) for d in (shape or ()))
         if any(d < 0 for d in shape):
             raise ValueError(f"add_weight: shape must have non-negative sizes, received {shape}")
+        allocation.reserve(shape, f"layer '{self.name}': weight '{name or 'variable'}'")
         torch_dtype = standardize_dtype(dtype) if dtype is not None else self._dtype
         if initializer is None:
             initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"
