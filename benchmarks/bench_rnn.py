@@ -174,7 +174,7 @@ def _blocks(size: str) -> list[tuple[str, Tensor | None, list[Row]]]:
     ]
 
 
-def _steps(model: nn.Module, x: Tensor, y: Tensor, mask: Tensor | None):  # noqa: ANN202
+def _steps(model: nn.Module, x: Tensor, y: Tensor, mask: Tensor | None):
     """The training-step and inference closures; ``model.train_kernel`` records the kernel
     of the last training step."""
     model.eval()

@@ -204,7 +204,7 @@ class CompiledLoop:
         return {"options": self.options, "owner": self.owner}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["options"], state["owner"])
+        CompiledLoop.__init__(self, state["options"], state["owner"])
 
     def _call(self, *args: Any) -> tuple[Any, list[Tensor]]:
         import torch._dynamo

@@ -166,6 +166,7 @@ def _run_vf(
         x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
     )
     order, unorder = packed.sorted_indices, packed.unsorted_indices
+    assert order is not None and unorder is not None  # enforce_sorted=False sets both
     hx = hx_of([s.index_select(1, order) for s in hx_list])
     result = _call_vf(
         fn, packed.data, packed.batch_sizes, hx, params, has_biases, 1, 0.0, False, bidirectional

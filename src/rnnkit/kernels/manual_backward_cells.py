@@ -161,7 +161,7 @@ class LSTM:
     def __init__(self, act: Activation, rec_act: Activation) -> None:
         self.act, self.rec_act = act, rec_act
 
-    def forward(self, xp, U, b_rec, m, M, states0, need_grad):  # noqa: ANN001, ANN201
+    def forward(self, xp, U, b_rec, m, M, states0, need_grad):
         T, B = xp.shape[:2]
         u = U.shape[0]
         # Default activations: tanh(x) = 2 sigmoid(2x) - 1, so with the g-gate columns of xp and
@@ -247,7 +247,7 @@ class LSTM:
             return Hs, [c_rows[T]], ()
         return Hs, [c_rows[T].clone()], (Hbuf, S, Q, ODTC)
 
-    def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):  # noqa: ANN001, ANN201
+    def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):
         Hbuf, S, Q, ODTC = saved
         T, u = xp.shape[0], U.shape[0]
         proj = Proj(U, M)
@@ -294,7 +294,7 @@ class GRU:
         Mh = None if M is None else M[2:]
         return Proj(U[:, : 2 * u], Mzr), Proj(U[:, 2 * u :], Mh)
 
-    def forward(self, xp, U, b_rec, m, M, states0, need_grad):  # noqa: ANN001, ANN201
+    def forward(self, xp, U, b_rec, m, M, states0, need_grad):
         T, B = xp.shape[:2]
         u = U.shape[0]
         (h,) = states0
@@ -377,7 +377,7 @@ class GRU:
             return Hs, [], (Hbuf, S, K, Rm)
         return Hs, [], (Hbuf, S, A1, B1, C2, RH)
 
-    def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):  # noqa: ANN001, ANN201
+    def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):
         u = U.shape[0]
         (h0,) = states0
         T = xp.shape[0]
@@ -428,7 +428,7 @@ class SimpleRNN:
     def __init__(self, act: Activation) -> None:
         self.act = act
 
-    def forward(self, xp, U, b_rec, m, M, states0, need_grad):  # noqa: ANN001, ANN201
+    def forward(self, xp, U, b_rec, m, M, states0, need_grad):
         proj = Proj(U, M)
         (h,) = states0
         P, Hs = _buffers(xp, xp.shape[2], xp.shape[2])
@@ -438,7 +438,7 @@ class SimpleRNN:
             h = y if m is None else torch.where(m[t], y, h, out=Hs[t])
         return Hs, [], (P, Y)
 
-    def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):  # noqa: ANN001, ANN201
+    def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):
         P, Y = saved
         proj = Proj(U, M)
         (h0,) = states0
@@ -466,7 +466,7 @@ class Recurrence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, cell, need_grad, xp, U, b_rec, m, M, *states0):  # noqa: ANN001, ANN205
+    def forward(ctx, cell, need_grad, xp, U, b_rec, m, M, *states0):
         Hs, finals, saved = cell.forward(xp, U, b_rec, m, M, states0, need_grad)
         ctx.cell = cell
         if need_grad:
@@ -475,7 +475,7 @@ class Recurrence(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, dHs, *dfinals):  # noqa: ANN001, ANN205
+    def backward(ctx, dHs, *dfinals):
         cell = ctx.cell
         xp, U, b_rec, m, M, Hs, *rest = ctx.saved_tensors
         states0, saved = rest[: cell.n_states], rest[cell.n_states :]

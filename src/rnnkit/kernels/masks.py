@@ -126,9 +126,3 @@ def from_front(
         keep = keep & (rel < lengths.unsqueeze(1))
     keep = keep & (lengths > 0).unsqueeze(1)
     return out * keep.unsqueeze(-1).to(out.dtype)
-
-
-def seen_mask(mask: Tensor) -> Tensor:
-    """``(batch, time)`` bool: ``True`` once a row has had a valid step (the output is then the
-    carried hidden state; before it the generic loop outputs zeros)."""
-    return mask.to(torch.int32).cumsum(dim=1) > 0

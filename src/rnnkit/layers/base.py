@@ -58,7 +58,7 @@ from rnnkit.layers.naming import unique_name as unique_name
 from rnnkit.layers.shapes import batch_input_shape
 from rnnkit.layers.shapes import check_input_shape as check_input_shape
 from rnnkit.layers.shapes import layer_label as layer_label
-from rnnkit.symbolic import has_symbolic, infer_outputs, symbolic_call
+from rnnkit.symbolic import KerasTensor, has_symbolic, infer_outputs, symbolic_call
 
 _TRAINING = contextvars.ContextVar("rnnkit_training", default=None)
 _ALLOWED_KWARGS = ("input_shape", "batch_input_shape", "batch_size", "input_dim", "autocast")
@@ -477,7 +477,6 @@ class Layer(nn.Module):
     def compute_output_shape(self, input_shape: Any) -> Any:
         """Output shape(s) for ``input_shape`` (``None`` for unknown sizes), inferred by running
         the layer on small placeholder tensors unless a subclass knows better."""
-        from rnnkit.symbolic import KerasTensor
 
         def to_symbolic(shape: Any) -> Any:
             return KerasTensor(tuple(shape), self._dtype)

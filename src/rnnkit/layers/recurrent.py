@@ -127,6 +127,9 @@ class _CellLayer(RNN):
         return f"{super().extra_repr()}, units={self.units}"
 
 
+# The three constructors below repeat Keras' signatures argument by argument on purpose (the
+# signature is the documentation, and inspect/IDEs show it); they only collect the cell's
+# arguments, so the repetition carries no logic (`duplicates` reports them as one pair).
 for _name in (*_COMMON, "seed"):
     setattr(_CellLayer, _name, _cell_property(_name))
 
