@@ -17,34 +17,15 @@ states; the output sequence's carry-over of masked steps is computed after the l
 gather), so every chunk is the same graph. The cell is an argument of the graph (its weights
 are inputs), so layers with cells of one type and shape can share compiled code.
 
-Measured (2-core CPU VM, one thread, whole training step of the guide's model: batch 64,
-28 steps, 28 features, 64 units, Dense(10), SGD; ratio to the ``nn.LSTMCell`` Python loop;
-``benchmarks/RESULTS_generic_loop.md`` has the tables and the command):
-
-==================================  =========  ========  ===========  ==========
-cell                                generic    per step  chunks of 7  whole loop
-                                               (K = 1)   (chosen)     (K = 28)
-==================================  =========  ========  ===========  ==========
-user LSTM cell (torch ops)          0.98-1.01  1.41      0.87-0.90    0.89
-guide's ``MinimalRNNCell``          0.27-0.28  0.85      0.36-0.38    0.29
-``LSTMCell``                        1.00       -         0.99-1.03    -
-first training step, compile (s)    -          4-8       14-36        55-101
-==================================  =========  ========  ===========  ==========
-
-Compiling the per-step function loses (every compiled call adds guard checks and an autograd
-wrapper, ~0.4 ms per step forward and backward); the whole unrolled loop compiles for a time
-that grows with ``T`` (and again for every new ``T``); chunks keep the compile time bounded
-for most of the whole loop's speed. The gain is in the elementwise maths inductor fuses: ~10%
-for an LSTM-like cell written with torch ops, none for a cell that is mostly matmuls (the
-guide's, slower compiled) or for the built-in cells, whose uncompiled loop is already lean.
-
-Compile cost (empty inductor cache, as on a new machine): the first training call compiles
-the forward and backward graphs, 14-32 s wall (21-43 s CPU, inductor's C++ compiler
-included), the first inference call one more graph, 6-18 s; with inductor's on-disk cache
-from an earlier process, 1.5-4 s. A new batch size or ``T``, grad mode or ``training`` value
+Compiling chunks keeps the compile time bounded for most of the whole loop's speed; the gain is
+in the elementwise maths inductor fuses (~10% for an LSTM-like cell written with torch ops,
+none for matmul-bound cells or the built-in cells). The first call compiles (tens of seconds
+with an empty inductor cache), and a new batch size or ``T``, grad mode or ``training`` value
 compiles once more. Each layer owns its compiled function; past
 ``torch._dynamo.config.recompile_limit`` (8) variants a layer raises instead of running
-uncompiled.
+uncompiled. The measurements (per-step, chunked and whole-loop compilation, compile times)
+are in ``benchmarks/RESULTS_generic_loop.md``, section "The compiled loop: design
+measurements".
 
 What it cannot run raises ``ValueError`` from :func:`can_compile`, called by
 :func:`rnnkit.kernels.dispatch.choose` (no silent fallback): a built-in cell's dropout while
