@@ -449,6 +449,15 @@ class RNN(Layer):
                 constants,
             )
 
+        if self.time_major:
+            sequences = tree.map_structure(lambda x: x.transpose(0, 1), sequences)
+        if symbolic and timesteps > 1:
+            # a symbolic call only needs the output's shape, which one step gives: the loop
+            # does not run over a long fixed length (building a model stays cheap, also from
+            # an untrusted file), and the outputs are expanded (a view) to every step
+            sequences = tree.map_structure(lambda x: x[:, :1], sequences)
+            mask = None if mask is None else mask[:, :1]
+        # Chosen on what runs (the plan carries the analysis of this mask).
         plan = kernels.choose(
             self.kernel_spec(),
             self.kernel_request(),
@@ -459,14 +468,6 @@ class RNN(Layer):
         )
         self.last_kernel_choice = plan
         self.last_kernel = plan.name
-        if self.time_major:
-            sequences = tree.map_structure(lambda x: x.transpose(0, 1), sequences)
-        if symbolic and timesteps > 1:
-            # a symbolic call only needs the output's shape, which one step gives: the loop
-            # does not run over a long fixed length (building a model stays cheap, also from
-            # an untrusted file), and the outputs are expanded (a view) to every step
-            sequences = tree.map_structure(lambda x: x[:, :1], sequences)
-            mask = None if mask is None else mask[:, :1]
         reset_dropout_masks(self.cell)
         try:
             last_output, outputs, final_states = self._run(
