@@ -770,3 +770,34 @@ def test_ops_and_random_on_cuda():
     out = cell_rnn(torch.randn(2, 5, 3, device="cuda"))
     out.sum().backward()
     assert all(w.grad is not None for w in cell_rnn.weights)
+
+
+def make_attention(keras_module):
+    """A keras-io style additive attention over LSTM outputs, written with ``keras.ops``."""
+    K = keras_module
+
+    class Attention(K.layers.Layer):
+        def build(self, input_shape):
+            self.W = self.add_weight(shape=(input_shape[-1], 1), initializer="normal", name="W")
+            self.b = self.add_weight(shape=(input_shape[1], 1), initializer="normal", name="b")
+
+        def call(self, x):
+            e = K.ops.tanh(K.ops.dot(x, self.W) + self.b)
+            alpha = K.ops.softmax(K.ops.squeeze(e, axis=-1))
+            context = x * K.ops.expand_dims(alpha, axis=-1)
+            return K.ops.sum(context, axis=1)
+
+    return Attention
+
+
+def test_attention_layer_written_with_ops_matches_keras():
+    x = _array((4, 6, 5), "float32")
+    ours, theirs = make_attention(rnnkit)(), make_attention(keras)()
+    ours_out = ours(x)
+    theirs(x)
+    theirs.set_weights([w.detach().numpy() for w in ours.weights])
+    np.testing.assert_allclose(
+        ours_out.detach().numpy(), kops.convert_to_numpy(theirs(x)), rtol=1e-5, atol=1e-6
+    )
+    ours_out.sum().backward()
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in ours.weights)
