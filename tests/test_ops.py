@@ -404,6 +404,19 @@ def test_pad_follows_numpy(pad_width, kwargs):
     assert ours.dtype == torch.int32
 
 
+def test_counts_may_be_numpy_ints_or_0d_tensors():
+    """Keras' torch backend fails on these; rnnkit reads them as the ints they hold."""
+    for sections in (np.int64(3), torch.tensor(3)):
+        parts = ops.split(np.arange(6), sections)
+        assert [p.tolist() for p in parts] == [[0, 1], [2, 3], [4, 5]]
+    assert ops.tile(np.arange(2), torch.tensor(2)).tolist() == [0, 1, 0, 1]
+    assert ops.tile(np.arange(2), np.array([2, 1])).shape == (2, 2)
+    x = np.arange(7)
+    for points in ([-3, 9], [5, 2], [0, 7]):  # numpy's split; Keras' torch backend fails
+        ours = ops.split(x, points)
+        assert [p.tolist() for p in ours] == [p.tolist() for p in np.split(x, points)]
+
+
 def test_concatenate_with_axis_none_flattens():
     """numpy's meaning (Keras' docs); Keras' torch backend fails on axis=None."""
     ours = ops.concatenate([X234, I234], axis=None)
@@ -487,6 +500,8 @@ NN_CASES = [
     ("logsumexp", (X234,), {"axis": (0, -1), "keepdims": True}),
     ("clip", (X234, -1.0, 1.5), {}),
     ("clip", (I234, -1, 2), {}),
+    ("clip", (I234, -1.5, 2.5), {}),
+    ("clip", (_array((3,), "float16"), -1.0, 1.0), {}),
     ("clip", (_array((3,), "bool"), 0, 1), {}),
 ]  # fmt: skip
 

@@ -313,21 +313,22 @@ def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[torch.Tensor]
     x = convert_to_tensor(x)
     a = canonical_axis("split", axis, x.ndim)
     size = x.shape[a]
-    if isinstance(indices_or_sections, int):
-        n = check_int("split", "indices_or_sections", indices_or_sections, minimum=1)
+    points = np.asarray(convert_to_numpy(indices_or_sections))
+    if points.ndim == 0:
+        n = check_int("split", "indices_or_sections", points.item(), minimum=1)
         if size % n:
             raise ValueError(
                 f"split: axis {axis} of size {size} cannot be split into {n} equal sections"
             )
         return list(torch.split(x, size // n, dim=a))
-    cuts = [min(max(int(i) + (size if int(i) < 0 else 0), 0), size) for i in indices_or_sections]
+    cuts = [min(max(int(i) + (size if int(i) < 0 else 0), 0), size) for i in points.reshape(-1)]
     bounds = [0, *cuts, size]
     return [x.narrow(a, lo, max(hi - lo, 0)) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 def tile(x: Any, repeats: int | Sequence[int]) -> torch.Tensor:
     """``x`` repeated ``repeats[i]`` times along axis i (numpy's ``tile``)."""
-    reps = (repeats,) if isinstance(repeats, int) else tuple(int(r) for r in repeats)
+    reps = tuple(int(r) for r in np.asarray(convert_to_numpy(repeats)).reshape(-1))
     if any(r < 0 for r in reps):
         raise ValueError(f"tile: repeats must be >= 0, received {repeats}")
     return torch.tile(convert_to_tensor(x), reps)

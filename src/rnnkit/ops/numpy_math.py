@@ -197,12 +197,13 @@ def round(x: Any, decimals: int = 0) -> torch.Tensor:
 
 
 def clip(x: Any, x_min: Any, x_max: Any) -> torch.Tensor:
-    """``x`` limited to ``[x_min, x_max]``, in ``x``'s dtype (bools as int32)."""
+    """``x`` limited to ``[x_min, x_max]`` (bools as int32; float bounds make an int ``x``
+    float32, torch's promotion as in Keras)."""
     x = convert_to_tensor(x)
     if x.dtype == torch.bool:
         x = x.to(torch.int32)
     low, high = (convert_to_tensor(v, device=x.device) for v in (x_min, x_max))
-    return torch.clamp(x, min=low.to(x.dtype), max=high.to(x.dtype))
+    return torch.clamp(x, min=low, max=high)
 
 
 def isnan(x: Any) -> torch.Tensor:
