@@ -325,3 +325,24 @@ def test_set_random_seed_makes_initialisation_and_training_repeat():
 def test_set_random_seed_bad_input(seed):
     with pytest.raises(ValueError, match="set_random_seed: seed must be"):
         set_random_seed(seed)
+
+
+# ------------------------------------------------------------------ the top-level surface
+def test_keras_names_are_reachable_from_import_rnnkit_as_keras(tmp_path):
+    import rnnkit as keras_like
+
+    assert keras_like.Layer is keras_like.layers.Layer is rnnkit.layers.base.Layer
+    assert keras_like.models.Model is keras_like.Model
+    assert keras_like.models.Sequential is keras_like.Sequential
+    assert keras_like.ops.softmax is rnnkit.ops.nn.softmax
+    assert keras_like.random.SeedGenerator is rnnkit.random.SeedGenerator
+    assert keras_like.utils.to_categorical is to_categorical
+    assert keras_like.preprocessing.sequence.pad_sequences is pad_sequences
+    model = keras_like.Sequential([keras_like.Input((3, 2)), keras_like.layers.SimpleRNN(4)])
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = keras_like.models.load_model(path)
+    x = np.random.default_rng(0).random((2, 3, 2)).astype("float32")
+    np.testing.assert_allclose(
+        again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-6
+    )
