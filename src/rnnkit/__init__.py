@@ -15,6 +15,7 @@ from rnnkit import regularizers as regularizers
 from rnnkit import saving as saving
 from rnnkit import tree as tree
 from rnnkit import utils as utils
+from rnnkit._version import __version__ as __version__
 from rnnkit.layers import Input as Input
 from rnnkit.layers import Layer as Layer
 from rnnkit.layers.base import clear_session as clear_session
@@ -23,5 +24,3 @@ from rnnkit.models import Sequential as Sequential
 from rnnkit.training import losses as losses
 from rnnkit.training import metrics as metrics
 from rnnkit.training import optimizers as optimizers
-
-__version__ = "0.1.0"
