@@ -8,7 +8,6 @@ the symbolic shape, weight names and shapes, and ``count_params`` equal to Keras
 import keras
 import numpy as np
 import pytest
-import torch
 from harness import run_layer_test
 
 import rnnkit
