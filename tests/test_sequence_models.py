@@ -51,7 +51,9 @@ def attention_over_lstm(lib):
     x = lib.layers.Concatenate()([a, b, c])
     x = lib.layers.GlobalAveragePooling1D()(x)
     # (GlobalMaxPooling1D does not support masks in Keras 3: an unmasked branch.)
-    y = lib.layers.GlobalMaxPooling1D()(lib.layers.Conv1D(3, 2)(lib.layers.Embedding(20, 3)(tokens)))
+    y = lib.layers.GlobalMaxPooling1D()(
+        lib.layers.Conv1D(3, 2)(lib.layers.Embedding(20, 3)(tokens))
+    )
     out = lib.layers.Dense(3)(lib.layers.Concatenate()([x, y]))
     data = np.array([[3, 5, 7, 2, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7], [9, 4, 0, 0, 0, 0, 0]])
     return lib.Model(tokens, out), data.astype("int32")
