@@ -18,6 +18,7 @@ from rnnkit.layers.core import Masking as Masking
 from rnnkit.layers.core import Reshape as Reshape
 from rnnkit.layers.input_layer import Input as Input
 from rnnkit.layers.input_layer import InputLayer as InputLayer
+from rnnkit.layers.lambda_layer import Lambda as Lambda
 from rnnkit.layers.merging import Add as Add
 from rnnkit.layers.merging import Average as Average
 from rnnkit.layers.merging import Concatenate as Concatenate
