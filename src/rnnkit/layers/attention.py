@@ -88,13 +88,21 @@ class Attention(Layer):
         self._generator: torch.Generator | None = None
 
     # -------------------------------------------------------------- inputs
-    def _split(self, items: Any, argument: str) -> list[Any]:
-        if not isinstance(items, (list, tuple)) or not 2 <= len(items) <= 3:
-            received = (
-                f"a list of length {len(items)}"
-                if isinstance(items, (list, tuple))
-                else type(items).__name__
-            )
+    def _split(self, items: Any, argument: str, shapes: bool = False) -> list[Any]:
+        single = (
+            shapes
+            and isinstance(items, (list, tuple))
+            and not all(isinstance(s, (list, tuple)) for s in items)
+        )
+        if single or not isinstance(items, (list, tuple)) or not 2 <= len(items) <= 3:
+            if single:
+                received = f"a single input of shape {tuple(items)}"
+            elif isinstance(items, torch.Tensor):
+                received = f"a single tensor of shape {tuple(items.shape)}"
+            elif isinstance(items, (list, tuple)):
+                received = f"a list of length {len(items)}"
+            else:
+                received = type(items).__name__
             raise ValueError(
                 f"{layer_label(self)}: {argument} must be a list [query, value] or "
                 f"[query, value, key], received {received}"
@@ -119,7 +127,7 @@ class Attention(Layer):
             )
 
     def build(self, input_shape: Any) -> None:
-        shapes = [tuple(s) for s in self._split(input_shape, "inputs")]
+        shapes = [tuple(s) for s in self._split(input_shape, "inputs", shapes=True)]
         self._check_shapes(shapes)
         self._build_scores(shapes[0][-1])
 
@@ -200,7 +208,7 @@ class Attention(Layer):
         return masks[0]
 
     def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
-        shapes = [tuple(s) for s in self._split(input_shape, "inputs")]
+        shapes = [tuple(s) for s in self._split(input_shape, "inputs", shapes=True)]
         self._check_shapes(shapes)
         return (*shapes[0][:-1], shapes[1][-1])
 

@@ -39,8 +39,8 @@ def _check_shapes_list(layer: Layer, input_shape: Any) -> list[tuple[int | None,
         isinstance(s, (list, tuple)) for s in input_shape
     ):
         raise ValueError(
-            f"{type(layer).__name__} '{layer.name}': expected a list of input shapes, "
-            f"received {input_shape!r}"
+            f"{type(layer).__name__} '{layer.name}': inputs must be a list of tensors, "
+            f"received a single input (shape {input_shape!r})"
         )
     shapes = [tuple(s) for s in input_shape]
     batch_sizes = {s[0] for s in shapes if s and s[0] is not None}
@@ -105,7 +105,17 @@ class _Elementwise(Layer):
     def compute_mask(self, inputs: Any, mask: Any = None) -> torch.Tensor | None:
         if mask is None:
             return None
-        masks = list(mask) if isinstance(mask, (list, tuple)) else [mask]
+        owner = f"{type(self).__name__} '{self.name}'"
+        if not isinstance(mask, (list, tuple)):
+            raise ValueError(f"{owner}: mask should be a list (one per input), received {mask!r}")
+        if not isinstance(inputs, (list, tuple)):
+            raise ValueError(f"{owner}: inputs should be a list, received {type(inputs).__name__}")
+        if len(mask) != len(inputs):
+            raise ValueError(
+                f"{owner}: inputs and mask should have the same length, received "
+                f"{len(inputs)} inputs and {len(mask)} masks"
+            )
+        masks = list(mask)
         if any(m is None for m in masks):
             return None
         out = masks[0]
