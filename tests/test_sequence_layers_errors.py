@@ -115,7 +115,7 @@ def test_bad_inputs_after_build():
     mha(_x(2, 4, 6), _x(2, 5, 3))
     with pytest.raises(ValueError, match=r"'mha': value has shape \(2, 5, 4\), expected"):
         mha(_x(2, 4, 6), _x(2, 5, 4))
-    with pytest.raises(ValueError, match="value and key must agree"):
+    with pytest.raises(ValueError, match="value and key but the last must be equal"):
         mha(_x(2, 4, 6), _x(2, 5, 3), _x(2, 6, 3))
     with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 4, 4\)"):
         mha(_x(2, 4, 6), _x(2, 5, 3), attention_mask=np.ones((2, 4, 4), bool))
@@ -339,3 +339,103 @@ def test_keras_lambda_with_named_function_imports_unsafe(tmp_path):
     ours = load_model(tmp_path / "k.keras", safe_mode=False, custom_objects={"_scaled": _scaled})
     x = _x(2, 3)
     np.testing.assert_allclose(_ours(ours(x)), model.predict(x, verbose=0), atol=1e-5)
+
+
+# ------------------------------------------------------- MultiHeadAttention (Keras' tests)
+def test_multi_head_attention_keyword_call_and_query_mask_propagation():
+    layer = layers.MultiHeadAttention(num_heads=2, key_dim=2)
+    tokens = np.array([[1, 2, 3, 0, 0], [3, 3, 1, 1, 2], [1, 0, 0, 0, 0]])
+    query = layers.Embedding(4, 8, mask_zero=True)(tokens)
+    output = layer(query=query, value=_x(3, 3, 8))
+    np.testing.assert_array_equal(_ours(output._keras_mask), tokens != 0)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_multi_head_attention_masks_equal_the_manual_attention_mask(causal):
+    layer = layers.MultiHeadAttention(num_heads=2, key_dim=2)
+    q_tokens = np.array([[1, 2, 3, 0, 0], [3, 3, 1, 1, 2], [1, 0, 0, 0, 0]])
+    v_tokens = np.array([[5, 4, 0], [3, 0, 0], [2, 1, 1]])
+    query = layers.Embedding(4, 8, mask_zero=True)(q_tokens)
+    value = layers.Embedding(6, 8, mask_zero=True)(v_tokens)
+    output = layer(query=query, value=value, use_causal_mask=causal)
+    manual = (q_tokens != 0)[:, :, None] & (v_tokens != 0)[:, None, :]
+    if causal:
+        manual &= np.tril(np.ones((5, 3), bool))[None]
+    plain_q, plain_v = query.detach().clone(), value.detach().clone()
+    expected = layer(plain_q, plain_v, attention_mask=manual)
+    np.testing.assert_allclose(_ours(output), _ours(expected), atol=1e-6)
+
+
+def test_multi_head_attention_mask_ranks_broadcast():
+    x = _x(2, 5, 8)
+    layer = layers.MultiHeadAttention(num_heads=2, key_dim=4)
+    mask = np.tril(np.ones((5, 5), bool))
+    outputs = [
+        layer(x, x, attention_mask=m)
+        for m in (mask, np.tile(mask[None], (2, 1, 1)), np.tile(mask[None, None], (2, 2, 1, 1)))
+    ]
+    for out in outputs[1:]:
+        np.testing.assert_allclose(_ours(out), _ours(outputs[0]), atol=1e-6)
+    np.testing.assert_allclose(
+        _ours(outputs[0]), _ours(layer(x, x, use_causal_mask=True)), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    ("q_dims", "v_dims", "axes"),
+    [((3, 4), (3, 2), (2,)), ((3, 4), (3, 2), (1, 2)), ((5, 3, 4), (5, 3, 2), (2, 3))],
+)
+def test_multi_head_attention_high_rank_matches_keras(q_dims, v_dims, axes):
+    q, v = _x(3, *q_dims, 8), _x(3, *v_dims, 8)
+    ours = layers.MultiHeadAttention(2, 2, attention_axes=axes)
+    out = ours(q, v)
+    assert tuple(out.shape) == q.shape
+    theirs = keras.layers.MultiHeadAttention(2, 2, attention_axes=axes)
+    theirs(q, v)
+    theirs.set_weights(ours.get_weights())
+    expected, expected_scores = theirs(q, v, return_attention_scores=True)
+    _, scores = ours(q, v, return_attention_scores=True)
+    np.testing.assert_allclose(_ours(out), keras.ops.convert_to_numpy(expected), atol=1e-5)
+    np.testing.assert_allclose(
+        _ours(scores), keras.ops.convert_to_numpy(expected_scores), atol=1e-5
+    )
+    negative = layers.MultiHeadAttention(
+        2, 2, attention_axes=tuple(a - len(q_dims) - 2 for a in axes)
+    )
+    negative(q, v)
+    negative.set_weights(ours.get_weights())
+    np.testing.assert_allclose(_ours(negative(q, v)), _ours(out), atol=1e-6)
+
+
+def test_multi_head_attention_symbolic_scores_and_output_shapes():
+    mha = layers.MultiHeadAttention(num_heads=4, key_dim=2)
+    x, y = rnnkit.Input(batch_shape=(2, 3, 5)), rnnkit.Input(batch_shape=(2, 3, 5))
+    out, scores = mha(x, y, return_attention_scores=True)
+    real_out, real_scores = mha(_x(2, 3, 5), _x(2, 3, 5), return_attention_scores=True)
+    assert out.shape == tuple(real_out.shape) and scores.shape == tuple(real_scores.shape)
+    assert layers.MultiHeadAttention(2, 16, output_shape=8)(_x(2, 4, 16), _x(2, 4, 16)).shape == (
+        2,
+        4,
+        8,
+    )
+    assert layers.MultiHeadAttention(2, 16, output_shape=(8, 8))(
+        _x(2, 4, 16), _x(2, 4, 16)
+    ).shape == (2, 4, 8, 8)
+    with pytest.raises(ValueError, match="output_shape"):
+        layers.MultiHeadAttention(num_heads=2, key_dim=16, output_shape=8.0)
+    layer = layers.MultiHeadAttention(4, 2, value_dim=2)
+    with pytest.raises(ValueError, match="must be equal"):
+        layer.compute_output_shape((2, 4, 8), (2, 2, 8), (2, 1, 7))
+    with pytest.raises(ValueError, match="must be equal"):
+        layer(
+            np.ones((2, 4, 8), "float32"),
+            np.ones((2, 2, 8), "float32"),
+            np.ones((2, 1, 7), "float32"),
+        )
+
+
+def test_multi_head_attention_sublayers_initialized_apart():
+    layer = layers.MultiHeadAttention(num_heads=3, key_dim=4, kernel_initializer="truncated_normal")
+    layer.build((2, 4, 8), (2, 4, 8))
+    kernels = [layer.query_dense.kernel, layer.key_dense.kernel, layer.value_dense.kernel]
+    assert not torch.allclose(kernels[0], kernels[1]) and not torch.allclose(kernels[0], kernels[2])

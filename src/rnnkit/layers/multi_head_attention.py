@@ -232,7 +232,7 @@ class MultiHeadAttention(Layer):
         check_input_shape(self, key, rank=len(query), argument="key", legend=legend)
         if any(a is not None and b is not None and a != b for a, b in zip(value[1:-1], key[1:-1])):
             raise ValueError(
-                f"{layer_label(self)}: value and key must agree on every axis but the last, "
+                f"{layer_label(self)}: all axes of value and key but the last must be equal, "
                 f"received value shape {value} and key shape {key}"
             )
         if self.query_dense is not None:
@@ -301,75 +301,62 @@ class MultiHeadAttention(Layer):
         attention_mask: Any,
         use_causal_mask: bool,
     ) -> torch.Tensor | None:
-        """The combined ``(B or 1, *Tq, *S)`` bool mask over (query, key) pairs, or None."""
+        """The combined bool mask over (query, key) pairs, broadcastable to the scores'
+        ``(B, *other axes, N, *Tq, *S)``, or None."""
         axes = self._attention_axes(query.ndim)
+        others = [a for a in range(1, query.ndim - 1) if a not in axes]
         q_steps = tuple(query.shape[a] for a in axes)
         s_steps = tuple(value.shape[a] for a in axes)
-        lead = tuple(query.shape[:1]) + tuple(
-            query.shape[a] for a in range(1, query.ndim - 1) if a not in axes
-        )
+        lead = (query.shape[0], *(query.shape[a] for a in others), self.num_heads)
+        n = len(axes)
         combined = None
 
         def merge(mask: torch.Tensor) -> None:
             nonlocal combined
             combined = mask if combined is None else torch.logical_and(combined, mask)
 
-        def as_bool(mask: Any, name: str, expected: tuple[int, ...]) -> torch.Tensor:
+        def per_step(mask: Any, name: str, tensor: torch.Tensor, side: str) -> torch.Tensor:
             mask = torch.as_tensor(mask, device=query.device)
-            if tuple(mask.shape) != expected:
+            if tuple(mask.shape) != tuple(tensor.shape[:-1]):
                 raise ValueError(
                     f"{layer_label(self)}: {name} has shape {tuple(mask.shape)}, expected "
-                    f"{expected}"
+                    f"{tuple(tensor.shape[:-1])} (the {side}'s shape without the features)"
                 )
-            return mask.to(torch.bool)
+            m = mask.to(torch.bool).permute(0, *others, *axes)
+            steps = m.shape[1 + len(others) :]
+            if side == "query":
+                return m.reshape(*m.shape[: 1 + len(others)], 1, *steps, *([1] * n))
+            return m.reshape(*m.shape[: 1 + len(others)], 1, *([1] * n), *steps)
 
-        n_q, n_s = len(q_steps), len(s_steps)
         if query_mask is not None:
-            m = as_bool(query_mask, "query_mask", tuple(query.shape[:-1]))
-            merge(self._to_pairs(m, axes, query.ndim, keep="query", n_other=n_s))
+            merge(per_step(query_mask, "query_mask", query, "query"))
         for name, mask in (("value_mask", value_mask), ("key_mask", key_mask)):
             if mask is not None:
-                m = as_bool(mask, name, tuple(value.shape[:-1]))
-                merge(self._to_pairs(m, axes, value.ndim, keep="key", n_other=n_q))
+                merge(per_step(mask, name, value, "value"))
         if use_causal_mask:
-            if n_q != 1:
+            if n != 1:
                 raise ValueError(
                     f"{layer_label(self)}: use_causal_mask needs a single attention axis, "
                     f"received attention_axes={axes}"
                 )
-            merge(
-                causal_mask(q_steps[0], s_steps[0], query.device).reshape(
-                    (1,) * len(lead) + (q_steps[0], s_steps[0])
-                )
-            )
+            causal = causal_mask(q_steps[0], s_steps[0], query.device)
+            merge(causal.reshape((1,) * len(lead) + (q_steps[0], s_steps[0])))
         if attention_mask is not None:
             m = torch.as_tensor(attention_mask, device=query.device).to(torch.bool)
             target = lead + q_steps + s_steps
             while m.ndim < len(target):
-                m = m.unsqueeze(-(n_q + n_s) - 1)  # missing leading axes, as Keras expands
+                m = m.unsqueeze(-2 * n - 1)  # Keras inserts missing axes before the steps
             try:
                 torch.broadcast_shapes(tuple(m.shape), target)
             except RuntimeError as error:
                 raise ValueError(
                     f"{layer_label(self)}: attention_mask has shape "
                     f"{tuple(torch.as_tensor(attention_mask).shape)}, expected {target} "
-                    "(batch, query steps, key steps)"
+                    "(batch, ..., heads, query steps, key steps; size-1 or missing leading "
+                    "axes broadcast)"
                 ) from error
             merge(m)
         return combined
-
-    @staticmethod
-    def _to_pairs(
-        mask: torch.Tensor, axes: tuple[int, ...], rank: int, keep: str, n_other: int
-    ) -> torch.Tensor:
-        """A per-step mask ``(B, *D)`` as a pair mask ``(B, *batch_axes, *Tq, *S)`` with size-1
-        axes for the other side's steps."""
-        others = [a for a in range(1, rank - 1) if a not in axes]
-        m = mask.permute(0, *others, *axes)
-        if keep == "query":
-            return m.reshape(*m.shape, *([1] * n_other))
-        lead = m.shape[: 1 + len(others)]
-        return m.reshape(*lead, *([1] * n_other), *m.shape[1 + len(others) :])
 
     def _dropout(self, weights: torch.Tensor) -> torch.Tensor:
         keep = 1.0 - self.dropout
@@ -382,6 +369,12 @@ class MultiHeadAttention(Layer):
                 weights.device
             )
         return torch.where(pattern, weights / keep, torch.zeros((), dtype=weights.dtype))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Keras' keyword form mha(query=q, value=v): the query is the layer's first input.
+        if not args and "query" in kwargs:
+            args = (kwargs.pop("query"),)
+        return super().__call__(*args, **kwargs)
 
     def call(
         self,
@@ -448,10 +441,8 @@ class MultiHeadAttention(Layer):
         vf = vp.reshape(*lead, -1, vp.shape[-1])
         scores = torch.matmul(qf, kf.transpose(-2, -1))  # (B, *others, N, Tq, S) flat
         if pair_mask is not None:
-            # (B, *others, *Tq, *S) -> insert the heads axis, flatten the steps.
-            m = pair_mask.unsqueeze(1 + len(others))
-            m = m.expand(*lead[: 1 + len(others)], 1, *q_steps, *s_steps)
-            m = m.reshape(*m.shape[: 2 + len(others)], math.prod(q_steps), math.prod(s_steps))
+            m = pair_mask.expand(*lead, *q_steps, *s_steps)
+            m = m.reshape(*lead, math.prod(q_steps), math.prod(s_steps))
             large = 3.0e4 if scores.dtype == torch.float16 else 1.0e9
             scores = torch.where(m, scores, torch.full((), -large, dtype=scores.dtype))
         weights = torch.softmax(scores, dim=-1)
