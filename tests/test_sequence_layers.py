@@ -8,6 +8,7 @@ the symbolic shape, weight names and shapes, and ``count_params`` equal to Keras
 import keras
 import numpy as np
 import pytest
+import torch
 from harness import run_layer_test
 
 import rnnkit
@@ -311,3 +312,56 @@ def test_symbolic_shapes_match_keras(case, name, kwargs, shape, call_kwargs):
         ours = getattr(layers, name)(**kwargs)(ours_in, **call_kwargs)
         theirs = getattr(keras.layers, name)(**kwargs)(theirs_in, **call_kwargs)
         assert tuple(ours.shape) == tuple(theirs.shape), (unknown_time, ours.shape, theirs.shape)
+
+
+GRADCHECK = [
+    (
+        "Conv1D",
+        {"filters": 2, "kernel_size": 3, "padding": "causal", "dilation_rate": 2},
+        (2, 6, 3),
+    ),
+    ("Conv2D", {"filters": 2, "kernel_size": 2, "strides": 2, "padding": "same"}, (1, 5, 4, 2)),
+    ("AveragePooling1D", {"pool_size": 3, "strides": 1, "padding": "same"}, (2, 5, 2)),
+    ("MaxPooling1D", {"pool_size": 2}, (2, 6, 2)),
+    ("LayerNormalization", {"axis": [1, 2]}, (2, 3, 4)),
+    ("Attention", {"use_scale": True, "score_mode": "concat"}, [(2, 3, 4), (2, 5, 4)]),
+    ("AdditiveAttention", {}, [(2, 3, 4), (2, 5, 4)]),
+    ("Dot", {"axes": (2, 2), "normalize": True}, [(2, 3, 4), (2, 5, 4)]),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "shape"), GRADCHECK, ids=[g[0] for g in GRADCHECK])
+def test_float64_gradcheck(name, kwargs, shape):
+    """Gradients with respect to the inputs and every weight, against finite differences."""
+    layer = getattr(layers, name)(dtype="float64", **kwargs)
+    shapes = shape if isinstance(shape, list) else [shape]
+    inputs = [torch.randn(s, dtype=torch.float64, requires_grad=True) for s in shapes]
+    layer(inputs if isinstance(shape, list) else inputs[0])
+    names = [n for n, p in layer.named_parameters() if p.requires_grad]
+    assert len(names) == len(layer.trainable_weights)
+    values = [layer.get_parameter(n).detach().clone().requires_grad_(True) for n in names]
+
+    def run(*tensors):
+        xs = list(tensors[: len(inputs)])
+        params = dict(zip(names, tensors[len(inputs) :]))
+        return torch.func.functional_call(
+            layer, params, (xs if isinstance(shape, list) else xs[0],)
+        )
+
+    assert torch.autograd.gradcheck(run, (*inputs, *values), eps=1e-6, atol=1e-5)
+
+
+def test_float64_gradcheck_multi_head_attention():
+    layer = layers.MultiHeadAttention(2, 3, dtype="float64")
+    q = torch.randn(2, 4, 5, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    layer(q, v)
+    names = [n for n, _ in layer.named_parameters()]
+    values = [layer.get_parameter(n).detach().clone().requires_grad_(True) for n in names]
+
+    def run(a, b, *weights):
+        params = dict(zip(names, weights))
+        return torch.func.functional_call(layer, params, (a, b), {"value_mask": mask})
+
+    assert torch.autograd.gradcheck(run, (q, v, *values), eps=1e-6, atol=1e-5)
