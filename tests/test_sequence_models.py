@@ -80,7 +80,23 @@ def merges_and_reshaping(lib):
     return lib.Model([a_in, b_in], out), data
 
 
+def cnn_lstm_sequential(lib):
+    """A Sequential CNN + LSTM over sequences of unknown length."""
+    model = lib.Sequential(
+        [
+            lib.Input((None, 4)),
+            lib.layers.Conv1D(8, 3, activation="relu"),
+            lib.layers.MaxPooling1D(2),
+            lib.layers.Conv1D(8, 3, strides=2, padding="same"),
+            lib.layers.LSTM(4),
+            lib.layers.Dense(1),
+        ]
+    )
+    return model, RNG.normal(size=(3, 15, 4)).astype("float32")
+
+
 MODELS = {
+    "cnn_lstm_sequential": cnn_lstm_sequential,
     "conv_seq2seq": conv_seq2seq,
     "attention_over_lstm": attention_over_lstm,
     "merges_and_reshaping": merges_and_reshaping,
@@ -134,3 +150,25 @@ def test_symbolic_shapes_of_the_models_equal_keras():
         assert [tuple(t.shape) for t in model.outputs] == [
             tuple(t.shape) for t in keras_model.outputs
         ], name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_models_run_on_cuda_with_the_same_outputs(name):
+    model, x = MODELS[name](rnnkit)
+    expected = _predict(model, x)
+    model.to("cuda")
+    inputs = (
+        [torch.as_tensor(a).cuda() for a in x] if isinstance(x, list) else torch.as_tensor(x).cuda()
+    )
+    with torch.no_grad():
+        out = model(inputs).cpu().numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_multi_head_attention_builds_on_the_inputs_device():
+    layer = rnnkit.layers.MultiHeadAttention(2, 3)
+    x = torch.randn(2, 4, 6, device="cuda")
+    assert layer(x, x).device.type == "cuda"
+    assert all(w.device.type == "cuda" for w in layer.weights)
