@@ -271,3 +271,21 @@ def test_multiply_with_masks_by_hand():
     np.testing.assert_array_equal(_ours(out), [[[2.0, 2.0], [3.0, 3.0], [0.0, 0.0]]])
     one_masked = layers.Multiply()([_masked(a, [[1, 0, 0]]), torch.as_tensor(b)])
     np.testing.assert_array_equal(_ours(one_masked), [[[6.0, 6.0], [3.0, 3.0], [3.0, 3.0]]])
+
+
+def test_numpy_masks_are_accepted():
+    """Keras' tests pass masks as numpy arrays (bool, int or float)."""
+    q, v = (
+        RNG.standard_normal((2, 3, 5)).astype("float32"),
+        RNG.standard_normal((2, 4, 5)).astype("float32"),
+    )
+    q_mask = np.array([[True, False, True], [True, False, True]])
+    v_mask = np.array([[1, 0, 1, 1], [1, 0, 1, 1]])
+    out, scores = layers.Attention()([q, v], mask=[q_mask, v_mask], return_attention_scores=True)
+    assert out.shape == (2, 3, 5) and scores.shape == (2, 3, 4)
+    assert np.all(_ours(scores)[:, :, 1] < 1e-6)
+    computed = layers.Attention().compute_mask([q, v], [np.array([1.0, 0.0, 1.0]), None])
+    np.testing.assert_array_equal(_ours(computed), [1.0, 0.0, 1.0])
+    assert layers.Attention().compute_mask([q, v], [None, v_mask]) is None
+    pooled = layers.GlobalAveragePooling1D()(v, mask=v_mask)
+    np.testing.assert_allclose(_ours(pooled), v[:, [0, 2, 3]].mean(1), atol=1e-6)

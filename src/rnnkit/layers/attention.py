@@ -174,7 +174,9 @@ class Attention(Layer):
         query, value = tensors[0], tensors[1]
         key = tensors[2] if len(tensors) > 2 else value
         masks = [None, None] if mask is None else self._split(mask, "mask")
-        query_mask, value_mask = masks[0], masks[1]
+        query_mask, value_mask = (
+            None if m is None else torch.as_tensor(m, device=query.device) for m in masks[:2]
+        )
         batch, steps_q, steps_v = query.shape[0], query.shape[1], value.shape[1]
         for name, m, steps in (("query", query_mask, steps_q), ("value", value_mask, steps_v)):
             if m is not None and tuple(m.shape) != (batch, steps):
@@ -205,7 +207,7 @@ class Attention(Layer):
         if mask is None:
             return None
         masks = self._split(mask, "mask")
-        return masks[0]
+        return None if masks[0] is None else torch.as_tensor(masks[0])
 
     def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
         shapes = [tuple(s) for s in self._split(input_shape, "inputs", shapes=True)]

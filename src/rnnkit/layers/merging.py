@@ -176,7 +176,7 @@ class Multiply(_Elementwise):
         outputs = None
         for x, m in zip(tensors, masks):
             if m is not None:
-                m = m.to(torch.bool)
+                m = torch.as_tensor(m, device=x.device).to(torch.bool)
                 while m.ndim < x.ndim:
                     m = m.unsqueeze(-1)
                 m = m.expand(x.shape)

@@ -199,6 +199,7 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
         if mask is None:
             return inputs.mean(dim=axis, keepdim=self.keepdims)
         steps = inputs.shape[axis]
+        mask = torch.as_tensor(mask, device=inputs.device)
         if tuple(mask.shape) != (inputs.shape[0], steps):
             raise ValueError(
                 f"{layer_label(self)}: mask has shape {tuple(mask.shape)}, expected "
