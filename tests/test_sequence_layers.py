@@ -348,7 +348,7 @@ def test_float64_gradcheck(name, kwargs, shape):
             layer, params, (xs if isinstance(shape, list) else xs[0],)
         )
 
-    assert torch.autograd.gradcheck(run, (*inputs, *values), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(run, (*inputs, *values), eps=1e-6, atol=1e-5, fast_mode=True)
 
 
 def test_float64_gradcheck_multi_head_attention():
@@ -364,4 +364,4 @@ def test_float64_gradcheck_multi_head_attention():
         params = dict(zip(names, weights))
         return torch.func.functional_call(layer, params, (a, b), {"value_mask": mask})
 
-    assert torch.autograd.gradcheck(run, (q, v, *values), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(run, (q, v, *values), eps=1e-6, atol=1e-5, fast_mode=True)
