@@ -439,3 +439,34 @@ def test_multi_head_attention_sublayers_initialized_apart():
     layer.build((2, 4, 8), (2, 4, 8))
     kernels = [layer.query_dense.kernel, layer.key_dense.kernel, layer.value_dense.kernel]
     assert not torch.allclose(kernels[0], kernels[1]) and not torch.allclose(kernels[0], kernels[2])
+
+
+def test_keras_aliases():
+    for alias, name in [
+        ("MaxPool1D", "MaxPooling1D"),
+        ("AvgPool1D", "AveragePooling1D"),
+        ("GlobalMaxPool1D", "GlobalMaxPooling1D"),
+        ("GlobalAvgPool1D", "GlobalAveragePooling1D"),
+        ("Convolution1D", "Conv1D"),
+        ("Convolution2D", "Conv2D"),
+        ("Convolution3D", "Conv3D"),
+    ]:
+        assert getattr(layers, alias) is getattr(layers, name)
+        assert getattr(keras.layers, alias) is getattr(keras.layers, name)
+
+
+def test_sequential_with_input_shape_on_a_convolution():
+    model = rnnkit.Sequential(
+        [
+            layers.Conv1D(8, 5, activation="relu", input_shape=(None, 4)),
+            layers.MaxPool1D(2),
+            layers.GlobalAvgPool1D(),
+            layers.Dense(1),
+        ]
+    )
+    assert model.output_shape == (None, 1) if hasattr(model, "output_shape") else True
+    assert model(_x(2, 12, 4)).shape == (2, 1)
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = " ".join(lines)
+    assert "(None, None, 8)" in text and f"Total params: {model.count_params():,}" in text

@@ -1,4 +1,4 @@
-"""Keras-style layers."""
+"""Keras-style layers (Keras' aliases included: ``MaxPool1D`` is ``MaxPooling1D``)."""
 
 from rnnkit.layers.attention import AdditiveAttention as AdditiveAttention
 from rnnkit.layers.attention import Attention as Attention
@@ -55,3 +55,12 @@ from rnnkit.layers.serialization import deserialize as deserialize
 from rnnkit.layers.serialization import serialize as serialize
 from rnnkit.layers.spatial_dropout import SpatialDropout1D as SpatialDropout1D
 from rnnkit.layers.time_distributed import TimeDistributed as TimeDistributed
+
+# Keras' alternative names for the same classes.
+Convolution1D = Conv1D
+Convolution2D = Conv2D
+Convolution3D = Conv3D
+MaxPool1D = MaxPooling1D
+AvgPool1D = AveragePooling1D
+GlobalMaxPool1D = GlobalMaxPooling1D
+GlobalAvgPool1D = GlobalAveragePooling1D
