@@ -78,6 +78,27 @@ CASES = [
         {},
     ),
     (
+        "conv1d_causal_cf_strided",
+        "Conv1D",
+        {
+            "filters": 3,
+            "kernel_size": 3,
+            "strides": 2,
+            "padding": "causal",
+            "data_format": "channels_first",
+            **RANDOM_BIAS,
+        },
+        (2, 4, 9),
+        {},
+    ),
+    (
+        "conv3d_cf_same",
+        "Conv3D",
+        {"filters": 2, "kernel_size": 2, "padding": "same", "data_format": "channels_first"},
+        (1, 2, 3, 4, 5),
+        {},
+    ),
+    (
         "conv2d",
         "Conv2D",
         {"filters": 4, "kernel_size": (3, 2), "strides": (2, 1), "padding": "same", **RANDOM_BIAS},
