@@ -47,13 +47,13 @@ from rnnkit.layers.reshaping import RepeatVector as RepeatVector
 from rnnkit.layers.reshaping import UpSampling1D as UpSampling1D
 from rnnkit.layers.reshaping import ZeroPadding1D as ZeroPadding1D
 from rnnkit.layers.rnn import RNN as RNN
-from rnnkit.layers.rnn import StackedRNNCells as StackedRNNCells
 from rnnkit.layers.rnn_cells import GRUCell as GRUCell
 from rnnkit.layers.rnn_cells import LSTMCell as LSTMCell
 from rnnkit.layers.rnn_cells import SimpleRNNCell as SimpleRNNCell
 from rnnkit.layers.serialization import deserialize as deserialize
 from rnnkit.layers.serialization import serialize as serialize
 from rnnkit.layers.spatial_dropout import SpatialDropout1D as SpatialDropout1D
+from rnnkit.layers.stacked_cells import StackedRNNCells as StackedRNNCells
 from rnnkit.layers.time_distributed import TimeDistributed as TimeDistributed
 
 # Keras' alternative names for the same classes.

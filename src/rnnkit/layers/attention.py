@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 
-from rnnkit.layers.base import Layer, check_input_shape, layer_label
+from rnnkit.layers.base import Layer
+from rnnkit.layers.shapes import check_input_shape, layer_label
 
 _SCORE_MODES = ("dot", "concat")
 

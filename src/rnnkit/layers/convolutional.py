@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit import activations, constraints, initializers, regularizers
-from rnnkit.layers.base import Layer, check_input_shape, layer_label
+from rnnkit.layers.base import Layer
 from rnnkit.layers.conv_utils import (
     normalize_data_format,
     normalize_padding,
@@ -38,6 +38,7 @@ from rnnkit.layers.conv_utils import (
     same_padding,
 )
 from rnnkit.layers.core import _KERAS_QUANTIZATION, add_activity_loss, drop_keras_only_keys
+from rnnkit.layers.shapes import check_input_shape, layer_label
 
 _CONV_FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 

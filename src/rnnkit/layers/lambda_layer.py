@@ -23,7 +23,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rnnkit import tree
-from rnnkit.layers.base import Layer, layer_label
+from rnnkit.layers.base import Layer
+from rnnkit.layers.shapes import layer_label
 from rnnkit.saving.serialization import get_registered_object
 
 

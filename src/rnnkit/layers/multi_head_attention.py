@@ -40,8 +40,9 @@ import torch
 
 from rnnkit import constraints, initializers, regularizers
 from rnnkit.layers.attention import causal_mask
-from rnnkit.layers.base import Layer, check_input_shape, layer_label
+from rnnkit.layers.base import Layer
 from rnnkit.layers.core import add_activity_loss, drop_keras_only_keys
+from rnnkit.layers.shapes import check_input_shape, layer_label
 
 
 class _Projection(Layer):

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from rnnkit import constraints, initializers, regularizers
-from rnnkit.layers.base import Layer, check_input_shape, layer_label
+from rnnkit.layers.base import Layer
 from rnnkit.layers.core import drop_keras_only_keys
+from rnnkit.layers.shapes import check_input_shape, layer_label
 from rnnkit.symbolic import in_symbolic_call
 
 # Keras' backend.epsilon(): keeps masked moments finite when every position is masked.

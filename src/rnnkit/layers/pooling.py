@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rnnkit.layers.base import Layer, check_input_shape, layer_label
+from rnnkit.layers.base import Layer
 from rnnkit.layers.conv_utils import (
     normalize_data_format,
     normalize_padding,
@@ -33,6 +33,7 @@ from rnnkit.layers.conv_utils import (
     output_length,
     same_padding,
 )
+from rnnkit.layers.shapes import check_input_shape, layer_label
 
 
 def _legend(data_format: str) -> str:

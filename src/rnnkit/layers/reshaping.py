@@ -16,8 +16,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rnnkit.layers.base import Layer, check_input_shape, layer_label
+from rnnkit.layers.base import Layer
 from rnnkit.layers.conv_utils import normalize_data_format, normalize_tuple
+from rnnkit.layers.shapes import check_input_shape, layer_label
 
 
 def _positive_int(value: Any, argument: str, owner: str) -> int:

@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from rnnkit.layers.base import check_input_shape
 from rnnkit.layers.core import Dropout
+from rnnkit.layers.shapes import check_input_shape
 
 
 class SpatialDropout1D(Dropout):
