@@ -4,6 +4,10 @@ from rnnkit.layers.base import Layer as Layer
 from rnnkit.layers.bidirectional import Bidirectional as Bidirectional
 from rnnkit.layers.cell_wrappers import DropoutCell as DropoutCell
 from rnnkit.layers.cell_wrappers import OutputProjectionCell as OutputProjectionCell
+from rnnkit.layers.conv_lstm import ConvLSTM1D as ConvLSTM1D
+from rnnkit.layers.conv_lstm import ConvLSTM2D as ConvLSTM2D
+from rnnkit.layers.conv_lstm import ConvLSTM3D as ConvLSTM3D
+from rnnkit.layers.conv_lstm_cell import ConvLSTMCell as ConvLSTMCell
 from rnnkit.layers.core import Activation as Activation
 from rnnkit.layers.core import Dense as Dense
 from rnnkit.layers.core import Dropout as Dropout
