@@ -33,9 +33,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnkit import regularizers
-from rnnkit.layers.conv_lstm_cell import ConvLSTMCell
+from rnnkit import regularizers, tree
+from rnnkit.layers.base import layer_label
+from rnnkit.layers.conv_lstm_cell import ConvLSTMCell, check_arguments
 from rnnkit.layers.rnn import RNN
+from rnnkit.symbolic import KerasTensor
 
 _CELL_ARGUMENTS = (
     "filters",
@@ -117,6 +119,19 @@ class ConvLSTM(RNN):
         stateful: bool = False,
         **kwargs: Any,
     ) -> None:
+        # Checked here first so that errors name this layer rather than its cell.
+        check_arguments(
+            type(self).__name__,
+            rank,
+            filters,
+            kernel_size,
+            strides,
+            padding,
+            data_format,
+            dilation_rate,
+            dropout,
+            recurrent_dropout,
+        )
         cell = ConvLSTMCell(
             rank=rank,
             filters=filters,
@@ -155,6 +170,19 @@ class ConvLSTM(RNN):
             **kwargs,
         )
         self._input_rank = rank + 3
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # A symbolic input is run on placeholders whose unknown sizes are made up (2, then 3);
+        # the states' shape follows the spatial sizes, so they must be known (as in Keras).
+        inputs = args[0] if args else kwargs.get("inputs")
+        for x in tree.flatten(inputs):
+            if isinstance(x, KerasTensor) and None in x.shape[2:]:
+                raise ValueError(
+                    f"{layer_label(self)}: ConvLSTM layers need static spatial and channel "
+                    f"sizes; inputs has shape {x.shape} (batch, timesteps, ...), with None "
+                    "after the time axis"
+                )
+        return super().__call__(*args, **kwargs)
 
     def call(
         self,

@@ -65,18 +65,17 @@ def _is_int(x: Any) -> bool:
 
 def standardize_tuple(value: Any, rank: int, argument: str, owner: str) -> tuple[int, ...]:
     """``value`` (an int or ``rank`` ints, each >= 1) as a tuple of ``rank`` ints."""
-    if _is_int(value):
-        value = (value,) * rank
+    values = (value,) * rank if _is_int(value) else value
     if (
-        not isinstance(value, (list, tuple))
-        or len(value) != rank
-        or not all(_is_int(v) and v >= 1 for v in value)
+        not isinstance(values, (list, tuple))
+        or len(values) != rank
+        or not all(_is_int(v) and v >= 1 for v in values)
     ):
         raise ValueError(
             f"{owner}: {argument} must be a positive int or a tuple of {rank} positive int(s), "
             f"received {argument}={value!r}"
         )
-    return tuple(int(v) for v in value)
+    return tuple(int(v) for v in values)
 
 
 def standardize_choice(value: Any, choices: tuple[str, ...], argument: str, owner: str) -> str:
@@ -96,6 +95,46 @@ def check_rate(rate: Any, argument: str, owner: str) -> float:
             f"{owner}: {argument} must be a float in [0, 1), received {argument}={rate!r}"
         )
     return float(rate)
+
+
+def check_arguments(
+    owner: str,
+    rank: Any,
+    filters: Any,
+    kernel_size: Any,
+    strides: Any,
+    padding: Any,
+    data_format: Any,
+    dilation_rate: Any,
+    dropout: Any,
+    recurrent_dropout: Any,
+) -> tuple[Any, ...]:
+    """Validate a ConvLSTM's arguments (``ValueError`` naming ``owner`` and the argument);
+    returns ``(kernel_size, strides, padding, data_format, dilation_rate, dropout,
+    recurrent_dropout)`` standardized."""
+    if rank not in _CONV or not _is_int(rank):
+        raise ValueError(f"{owner}: rank must be 1, 2 or 3, received rank={rank!r}")
+    if not _is_int(filters) or filters <= 0:
+        raise ValueError(
+            f"{owner}: filters must be a positive integer, received filters={filters!r}"
+        )
+    kernel_size = standardize_tuple(kernel_size, rank, "kernel_size", owner)
+    strides = standardize_tuple(strides, rank, "strides", owner)
+    dilation_rate = standardize_tuple(dilation_rate, rank, "dilation_rate", owner)
+    if max(strides) > 1 and max(dilation_rate) > 1:
+        raise ValueError(
+            f"{owner}: Specifying `strides > 1` is not compatible with `dilation_rate > 1`; "
+            f"received strides={strides} and dilation_rate={dilation_rate}"
+        )
+    return (
+        kernel_size,
+        strides,
+        standardize_choice(padding, PADDINGS, "padding", owner),
+        standardize_choice(data_format or "channels_last", DATA_FORMATS, "data_format", owner),
+        dilation_rate,
+        check_rate(dropout, "dropout", owner),
+        check_rate(recurrent_dropout, "recurrent_dropout", owner),
+    )
 
 
 # ------------------------------------------------------------------ convolution maths
@@ -198,27 +237,26 @@ class ConvLSTMCell(DropoutRNNCell, Layer):
         seed: int | None = None,
         **kwargs: Any,
     ) -> None:
-        owner = type(self).__name__
-        if rank not in _CONV or not _is_int(rank):
-            raise ValueError(f"{owner}: rank must be 1, 2 or 3, received rank={rank!r}")
-        if not _is_int(filters) or filters <= 0:
-            raise ValueError(
-                f"{owner}: filters must be a positive integer, received filters={filters!r}"
-            )
-        kernel_size = standardize_tuple(kernel_size, rank, "kernel_size", owner)
-        strides = standardize_tuple(strides, rank, "strides", owner)
-        dilation_rate = standardize_tuple(dilation_rate, rank, "dilation_rate", owner)
-        if max(strides) > 1 and max(dilation_rate) > 1:
-            raise ValueError(
-                f"{owner}: Specifying `strides > 1` is not compatible with `dilation_rate > 1`; "
-                f"received strides={strides} and dilation_rate={dilation_rate}"
-            )
-        padding = standardize_choice(padding, PADDINGS, "padding", owner)
-        data_format = standardize_choice(
-            data_format or "channels_last", DATA_FORMATS, "data_format", owner
+        (
+            kernel_size,
+            strides,
+            padding,
+            data_format,
+            dilation_rate,
+            dropout,
+            recurrent_dropout,
+        ) = check_arguments(
+            type(self).__name__,
+            rank,
+            filters,
+            kernel_size,
+            strides,
+            padding,
+            data_format,
+            dilation_rate,
+            dropout,
+            recurrent_dropout,
         )
-        dropout = check_rate(dropout, "dropout", owner)
-        recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout", owner)
         super().__init__(**kwargs)
         self.rank = rank
         self.filters = filters
@@ -393,7 +431,10 @@ class ConvLSTMCell(DropoutRNNCell, Layer):
     ) -> tuple[Tensor, list[Tensor]]:
         """One step: ``inputs`` ``(N, *S, C)`` / ``(N, C, *S)``, ``states`` ``[h, c]`` each
         ``(N, *S', F)`` / ``(N, F, *S')``; returns ``(h, [h, c])``."""
-        h_tm1, c_tm1 = tree.flatten(states)
+        h_tm1, c_tm1 = (
+            torch.as_tensor(s, dtype=inputs.dtype, device=inputs.device)
+            for s in tree.flatten(states)
+        )
         input_masks = recurrent_masks = None
         if training and self.dropout > 0:
             input_masks = self.get_dropout_mask(inputs.new_empty((_GATES, *inputs.shape)))
