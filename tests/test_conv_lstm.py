@@ -417,8 +417,16 @@ def test_config_round_trip_and_serialize():
     again = layers.deserialize(layers.serialize(layer))
     assert type(again) is layers.ConvLSTM3D and again.get_config() == config
     assert again.filters == 2 and again.strides == (1, 2, 1) and again.seed == 3
-    cell = ConvLSTMCell(1, 4, 3, name="c")
+    cell = ConvLSTMCell(1, 4, 3, strides=2, name="c")
     assert ConvLSTMCell.from_config(cell.get_config()).get_config() == cell.get_config()
+    rnn = layers.RNN([cell, ConvLSTMCell(1, 2, 1)], return_sequences=True)
+    x = floats(2, 3, 9, 2)
+    expected = rnn(x)
+    rebuilt = layers.deserialize(layers.serialize(rnn))
+    rebuilt(x)
+    rebuilt.set_weights(rnn.get_weights())
+    torch.testing.assert_close(rebuilt(x), expected)
+    assert rebuilt.get_config() == rnn.get_config()
 
 
 def test_keras_file_round_trip(tmp_path):
