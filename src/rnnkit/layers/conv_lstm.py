@@ -4,12 +4,10 @@ Legend: ``N`` batch, ``T`` timesteps, ``C`` channels, ``F`` filters, ``S...`` th
 spatial sizes of the input, ``S'...`` those of the output (changed by ``strides``, ``padding``
 and ``dilation_rate`` of the input convolution).
 
-============================ ================================ ==============================
-``data_format``              inputs                           output (``return_sequences``)
-============================ ================================ ==============================
-``"channels_last"`` (default) ``(N, T, *S, C)``               ``(N, *S', F)`` (``(N, T, *S', F)``)
-``"channels_first"``          ``(N, T, C, *S)``               ``(N, F, *S')`` (``(N, T, F, *S')``)
-============================ ================================ ==============================
+- ``data_format="channels_last"`` (default): inputs ``(N, T, *S, C)``, output ``(N, *S', F)``,
+  or ``(N, T, *S', F)`` with ``return_sequences``;
+- ``data_format="channels_first"``: inputs ``(N, T, C, *S)``, output ``(N, F, *S')``, or
+  ``(N, T, F, *S')`` with ``return_sequences``.
 
 With ``return_state`` the call returns ``(output, h, c)``, each state shaped like one step's
 output. Everything about time (masks ``(N, T)``, ``go_backwards``, ``stateful``,
