@@ -217,6 +217,20 @@ def test_step_against_a_gate_by_gate_reference_even_kernels(rank, kernel_size):
     assert same_padding(5, 4, 1) == (1, 2) and same_padding(7, 3, 2) == (1, 1)
 
 
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_huge_dilation_with_same_padding_pads_no_copy(rank):
+    """A file's ``dilation_rate=10**9`` with ``"same"`` padding must not allocate the padding
+    (only the odd extra element is padded explicitly): every tap falls outside the 4-wide input,
+    as with ``dilation_rate=9``, so both give the same output."""
+    x = floats(1, 2, *([4] * rank), 1)
+    small = LAYERS[rank](2, 2, padding="same", dilation_rate=9)
+    huge = LAYERS[rank](2, 2, padding="same", dilation_rate=10**9)
+    small(x)
+    huge(x)
+    huge.set_weights(randomize(small).get_weights())
+    torch.testing.assert_close(huge(x), small(x))
+
+
 def test_dropout_draws_one_mask_per_gate_and_reuses_it():
     cell = ConvLSTMCell(2, 3, 3, padding="same", dropout=0.4, recurrent_dropout=0.3, seed=1)
     x = torch.as_tensor(floats(2, 5, 5, 2))

@@ -177,10 +177,12 @@ def convolve(
             same_padding(x.shape[2 + i], weight.shape[2 + i], strides[i], dilation[i])
             for i in range(rank)
         ]
-        if all(before == after for before, after in pairs):
-            pad = tuple(before for before, _ in pairs)
-        else:  # F.pad lists the last axis first
-            x = F.pad(x, [p for pair in reversed(pairs) for p in pair])
+        # The symmetric part goes to the convolution (no padded copy, however large the
+        # dilated kernel); only an odd total's extra element after is padded explicitly.
+        pad = tuple(before for before, _ in pairs)
+        extra = [after - before for before, after in pairs]
+        if any(extra):  # F.pad lists the last axis first
+            x = F.pad(x, [p for e in reversed(extra) for p in (0, e)])
     return _CONV[rank](x, weight, bias, strides, pad, dilation, groups)
 
 
