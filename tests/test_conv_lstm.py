@@ -342,6 +342,19 @@ def test_stateful_chunks_equal_one_pass(go_backwards):
     torch.testing.assert_close(stateful(chunks[0]), expected[:, :3])
 
 
+def test_reset_states_with_values_before_and_after_build():
+    layer = layers.ConvLSTM1D(3, 3, padding="same", stateful=True, name="s")
+    states = [np.full((2, 6, 3), 0.5, "float32")] * 2
+    with pytest.raises(ValueError, match="'s': reset_states\\(states=...\\) needs the state shape"):
+        layer.reset_states(states)
+    x = floats(2, 4, 6, 2)
+    layer(x)
+    layer.reset_states(states)
+    expected = layer(x, initial_state=states)
+    layer.reset_states(states)
+    torch.testing.assert_close(layer(x), expected)
+
+
 def test_initial_state_and_time_major():
     layer = layers.ConvLSTM1D(3, 2, return_state=True)
     x = floats(2, 4, 6, 2)

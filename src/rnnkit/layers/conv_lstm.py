@@ -182,6 +182,18 @@ class ConvLSTM(RNN):
                 )
         return super().__call__(*args, **kwargs)
 
+    def reset_states(self, states: Any = None) -> None:
+        """:meth:`RNN.reset_states`; setting ``states`` needs the layer built (their shape
+        follows the input's spatial shape)."""
+        if states is not None and not self.built:
+            raise ValueError(
+                f"{layer_label(self)}: reset_states(states=...) needs the state shape, which "
+                "depends on the input's spatial shape; call the layer once (or build it) first"
+            )
+        super().reset_states(states)
+
+    reset_state = reset_states
+
     def call(
         self,
         sequences: Any,
