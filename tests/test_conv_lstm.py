@@ -17,6 +17,7 @@ from harness import run_layer_test
 
 import rnnkit
 from rnnkit import layers
+from rnnkit.layers.conv_lstm import ConvLSTM
 from rnnkit.layers.conv_lstm_cell import ConvLSTMCell, same_padding
 from rnnkit.saving import load_model, save_model
 
@@ -444,6 +445,9 @@ def test_config_round_trip_and_serialize():
     again = layers.deserialize(layers.serialize(layer))
     assert type(again) is layers.ConvLSTM3D and again.get_config() == config
     assert again.filters == 2 and again.strides == (1, 2, 1) and again.seed == 3
+    base = ConvLSTM(2, 3, 2, padding="same")
+    assert base.get_config()["rank"] == 2
+    assert ConvLSTM.from_config(base.get_config()).get_config() == base.get_config()
     cell = ConvLSTMCell(1, 4, 3, strides=2, name="c")
     assert ConvLSTMCell.from_config(cell.get_config()).get_config() == cell.get_config()
     rnn = layers.RNN([cell, ConvLSTMCell(1, 2, 1)], return_sequences=True)
