@@ -571,3 +571,8 @@ def test_bad_inputs_name_the_argument_and_shapes():
         ),
     ):
         ConvLSTMCell(2, 4, 3, data_format="channels_first").build((2, 5, 5))
+    cell = ConvLSTMCell(1, 2, 3, padding="same", name="cc")
+    with pytest.raises(ValueError, match=re.escape("'cc': states must be [h, c], two tensors")):
+        cell(floats(2, 5, 3), [floats(2, 5, 2)])
+    with pytest.raises(ValueError, match=re.escape("'cc': inputs (one step) must have rank 3")):
+        cell(floats(2, 5, 3, 1), [floats(2, 5, 2)] * 2)

@@ -433,10 +433,14 @@ class ConvLSTMCell(DropoutRNNCell, Layer):
     ) -> tuple[Tensor, list[Tensor]]:
         """One step: ``inputs`` ``(N, *S, C)`` / ``(N, C, *S)``, ``states`` ``[h, c]`` each
         ``(N, *S', F)`` / ``(N, F, *S')``; returns ``(h, [h, c])``."""
-        h_tm1, c_tm1 = (
-            torch.as_tensor(s, dtype=inputs.dtype, device=inputs.device)
-            for s in tree.flatten(states)
-        )
+        self._check_step_shape(tuple(inputs.shape), "inputs (one step)")
+        flat = tree.flatten(states)
+        if len(flat) != 2:
+            raise ValueError(
+                f"{layer_label(self)}: states must be [h, c], two tensors shaped like one "
+                f"step's output, received {len(flat)} tensor(s)"
+            )
+        h_tm1, c_tm1 = (torch.as_tensor(s, dtype=inputs.dtype, device=inputs.device) for s in flat)
         input_masks = recurrent_masks = None
         if training and self.dropout > 0:
             input_masks = self.get_dropout_mask(inputs.new_empty((_GATES, *inputs.shape)))
