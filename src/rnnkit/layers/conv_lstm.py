@@ -32,9 +32,9 @@ from __future__ import annotations
 from typing import Any
 
 from rnnkit import regularizers, tree
-from rnnkit.layers.base import layer_label
 from rnnkit.layers.conv_lstm_cell import ConvLSTMCell, check_arguments
 from rnnkit.layers.rnn import RNN
+from rnnkit.layers.shapes import layer_label
 from rnnkit.symbolic import KerasTensor
 
 _CELL_ARGUMENTS = (

@@ -47,8 +47,9 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit import activations, constraints, initializers, regularizers, tree
-from rnnkit.layers.base import Layer, layer_label
+from rnnkit.layers.base import Layer
 from rnnkit.layers.cell_protocol import DropoutRNNCell
+from rnnkit.layers.shapes import layer_label
 
 Tensor = torch.Tensor
 
