@@ -36,10 +36,10 @@ does; ``module.train()`` switches a PyTorch-style loop to training mode.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import inspect
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,7 +50,9 @@ from torch import nn
 from rnnkit import constraints, initializers, regularizers, tree
 from rnnkit.symbolic import has_symbolic, infer_outputs, symbolic_call
 
-_TRAINING = contextvars.ContextVar("rnnkit_training", default=None)
+# The training flag of the layer calls in progress on this thread, innermost last: a plain
+# thread-local list (not a ContextVar) so that torch.compile traces through it.
+_CALL_STATE = threading.local()
 _NAME_COUNTS: dict[str, int] = {}
 _ALLOWED_KWARGS = ("input_shape", "batch_input_shape", "batch_size", "input_dim", "autocast")
 _PLAIN_TYPES = (int, float, str, bool, type(None))
@@ -102,8 +104,9 @@ def _is_plain(value: Any) -> bool:
     return False
 
 
-@functools.cache
 def _call_parameters(cls: type) -> frozenset[str]:
+    """The argument names of ``cls.call`` (plus ``training`` and ``mask`` when it takes
+    ``**kwargs``), computed once per class in ``__init_subclass__``."""
     params = inspect.signature(cls.call).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     names = frozenset(params)
@@ -139,6 +142,7 @@ class Layer(nn.Module):
     """
 
     supports_masking: bool = False
+    _call_arguments: frozenset[str]  # set per class: see __init_subclass__
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Layer:
         obj = super().__new__(cls)
@@ -170,6 +174,7 @@ class Layer(nn.Module):
         super().__init_subclass__(**kwargs)
         if "build" in cls.__dict__:
             cls.build = _wrap_build(cls.__dict__["build"])
+        cls._call_arguments = _call_parameters(cls)
 
     def __init__(
         self,
@@ -467,19 +472,34 @@ class Layer(nn.Module):
         """The computation (override in subclasses)."""
         return inputs
 
-    def _call_accepts(self, argument: str) -> bool:
-        return argument in _call_parameters(type(self))
-
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the layer: symbolic inputs record a node of a functional model; real inputs go
+        through ``nn.Module.__call__`` (hooks, ``nn.Module.compile``) to :meth:`forward`."""
         if not args:
             if "inputs" not in kwargs:
                 raise TypeError(f"{type(self).__name__} '{self.name}': call() needs inputs")
             args = (kwargs.pop("inputs"),)
         if has_symbolic((args, kwargs)):
             return symbolic_call(self, args, kwargs)
-        inputs, rest = args[0], args[1:]
-        training = kwargs.pop("training", None)
-        mask = kwargs.pop("mask", None)
+        if not _has_full_backward_hooks(self):
+            return super().__call__(*args, **kwargs)
+        # A full backward hook wraps the outputs in new tensors, which lose their masks.
+        mask = kwargs.get("mask")
+        inputs = self._convert_inputs(args[0])
+        mask = _collect_masks(args[0]) if mask is None else mask
+        outputs = super().__call__(*args, **kwargs)
+        self._attach_output_masks(inputs, mask, outputs)
+        return outputs
+
+    def forward(
+        self, inputs: Any, *args: Any, training: bool | None = None, mask: Any = None, **kwargs: Any
+    ) -> Any:
+        """Run the layer on real tensors with Keras semantics (what ``layer(x)`` does).
+
+        Converts numpy inputs, builds the layer on the first call, resolves ``training`` (an
+        explicit value, else the enclosing layer's, else ``self.training``), reads the inputs'
+        masks when ``mask`` is None, runs :meth:`call` and attaches the output masks.
+        """
         if mask is None:
             mask = _collect_masks(inputs)
         inputs = self._convert_inputs(inputs)
@@ -487,23 +507,28 @@ class Layer(nn.Module):
             self._maybe_build(inputs)
             inputs = self._convert_inputs(inputs)  # cast to the freshly built weights' dtype
         if training is None:
-            training = _TRAINING.get()
+            training = current_training()
         if training is None:
             training = self.training
         training = bool(training)
-        if self._call_accepts("training"):
+        call_arguments = type(self)._call_arguments
+        if "training" in call_arguments:
             kwargs["training"] = training
-        if mask is not None and self._call_accepts("mask"):
+        if mask is not None and "mask" in call_arguments:
             kwargs["mask"] = mask
         self._call_losses = []
-        token = _TRAINING.set(training)
+        stack = _training_stack()
+        stack.append(training)
         try:
-            outputs = self.call(inputs, *rest, **kwargs)
+            outputs = self.call(inputs, *args, **kwargs)
         finally:
-            _TRAINING.reset(token)
+            stack.pop()
+        self._attach_output_masks(inputs, mask, outputs)
+        return outputs
+
+    def _attach_output_masks(self, inputs: Any, mask: Any, outputs: Any) -> None:
         if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
             _attach_masks(outputs, self.compute_mask(inputs, mask))
-        return outputs
 
     def _convert_inputs(self, inputs: Any) -> Any:
         has_weights = any(True for _ in self.parameters())
@@ -541,6 +566,9 @@ class Layer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
+
+
+Layer._call_arguments = _call_parameters(Layer)
 
 
 def layer_label(layer: Layer) -> str:
@@ -606,6 +634,12 @@ def _wrap_build(build: Any) -> Any:
     return wrapped
 
 
+def _has_full_backward_hooks(module: nn.Module) -> bool:
+    return bool(module._backward_hooks or module._backward_pre_hooks) or bool(
+        nn.modules.module._global_backward_hooks or nn.modules.module._global_backward_pre_hooks
+    )
+
+
 def _collect_masks(inputs: Any) -> Any:
     if isinstance(inputs, torch.Tensor):
         return getattr(inputs, "_keras_mask", None)
@@ -631,11 +665,25 @@ def _attach_masks(outputs: Any, masks: Any) -> None:
             out._keras_mask = m
 
 
+def _training_stack() -> list[bool]:
+    stack = getattr(_CALL_STATE, "training", None)
+    if stack is None:
+        stack = _CALL_STATE.training = []
+    return stack
+
+
+def current_training() -> bool | None:
+    """The training flag of the innermost layer call in progress (None outside any call)."""
+    stack = _training_stack()
+    return stack[-1] if stack else None
+
+
 @contextlib.contextmanager
 def training_scope(training: bool) -> Iterator[None]:
     """Run calls inside as if ``training=training`` were passed to the outermost layer."""
-    token = _TRAINING.set(training)
+    stack = _training_stack()
+    stack.append(bool(training))
     try:
         yield
     finally:
-        _TRAINING.reset(token)
+        stack.pop()
