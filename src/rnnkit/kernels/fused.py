@@ -74,29 +74,17 @@ def _call_vf(fn: Callable[..., Any], inputs: Tensor, *args: Any) -> Any:
     """``fn(inputs, *args)``; on CUDA without cuDNN's per-call weight-layout warning.
 
     Under ``torch.compile`` the call is traced (torch decomposes it into its oneDNN layer op
-    or a per-step loop), except an LSTM that autograd records: torch 2.13's decomposition
+    or a per-step loop), except an LSTM while autograd records: torch 2.13's decomposition
     picks ``mkldnn_rnn_layer`` for it, which has no autograd support there ("expected Tensor()
     for op: torch.ops.aten.mkldnn_rnn_layer.default"), so that call runs eagerly between two
     compiled graphs, as ``nn.LSTM``'s does (dynamo does not trace ``nn.LSTM``)."""
-    if (
-        fn is _VF.lstm
-        and torch.compiler.is_compiling()
-        and torch.is_grad_enabled()
-        and any(isinstance(a, torch.Tensor) and a.requires_grad for a in _tensors(inputs, args))
-    ):
+    if fn is _VF.lstm and torch.compiler.is_compiling() and torch.is_grad_enabled():
         return _call_vf_eagerly(fn, inputs, *args)
     if inputs.device.type != "cuda":
         return fn(inputs, *args)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_CUDNN_WEIGHT_WARNING)
         return fn(inputs, *args)
-
-
-def _tensors(inputs: Tensor, args: tuple) -> list[Any]:
-    flat = [inputs]
-    for a in args:
-        flat.extend(a if isinstance(a, (list, tuple)) else [a])
-    return flat
 
 
 @torch.compiler.disable

@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from rnnkit import constraints, initializers, regularizers, tree
-from rnnkit.symbolic import has_symbolic, infer_outputs, symbolic_call
+from rnnkit.symbolic import has_symbolic, in_symbolic_call, infer_outputs, symbolic_call
 
 # The training flag of the layer calls in progress on this thread, innermost last: a plain
 # thread-local list (not a ContextVar) so that torch.compile traces through it.
@@ -481,6 +481,8 @@ class Layer(nn.Module):
             args = (kwargs.pop("inputs"),)
         if has_symbolic((args, kwargs)):
             return symbolic_call(self, args, kwargs)
+        if in_symbolic_call():  # placeholder runs that infer shapes are not calls hooks see
+            return self.forward(*args, **kwargs)
         if not _has_full_backward_hooks(self):
             return super().__call__(*args, **kwargs)
         # A full backward hook wraps the outputs in new tensors, which lose their masks.
