@@ -130,11 +130,11 @@ def test_nn_module_compile_compiles_the_forward():
     x = _x(2, 5, 3)
     expected = layer(x)
     torch._dynamo.reset()
-    layer.compile(backend="aot_eager")  # nn.Module.compile on a layer
+    layer.compile(backend="eager")  # nn.Module.compile on a layer
     torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
     model = _classifier()
     expected = model(x)
-    torch.nn.Module.compile(model, backend="aot_eager")  # a Model's compile() is Keras'
+    torch.nn.Module.compile(model, backend="eager")  # a Model's compile() is Keras'
     torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
     torch._dynamo.reset()
 

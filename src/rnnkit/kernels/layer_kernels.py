@@ -66,6 +66,9 @@ def run_fused(
     return _result(layer, out, [h])
 
 
+# Under torch.compile the no-cliff kernel runs eagerly (one graph break): its autograd Function
+# writes into preallocated step buffers (`out=`), which dynamo does not trace.
+@torch.compiler.disable
 def run_noclift(
     layer: Any, sequences: Tensor, states: list[Tensor], mask: Tensor | None, training: bool
 ) -> Result:
