@@ -110,7 +110,19 @@ def _layer_blocker(layer: Any, inputs: Any, config: dict[str, Any] | None) -> st
     kernel = getattr(layer.cell, "kernel", None)
     if kernel is not None and kernel.dtype != inputs.dtype:
         return f"inputs of dtype {inputs.dtype} with weights of dtype {kernel.dtype}"
-    return None
+    return _autocast_blocker(config["cell"], inputs.device)
+
+
+def _autocast_blocker(cell: str, device: torch.device) -> str | None:
+    """Why torch's fused LSTM cannot run under the autocast active on a CPU, or None. (On CPU
+    autocast casts only the LSTM; oneDNN runs it in bfloat16 where the CPU supports that, and
+    has no float16 LSTM.)"""
+    if cell != "lstm" or device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+        return None
+    dtype = torch.get_autocast_dtype("cpu")
+    if dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return None
+    return f"autocast to {dtype} on a CPU whose oneDNN has no {dtype} LSTM kernel"
 
 
 def _noclift_blocker(config: dict[str, Any]) -> str | None:

@@ -74,6 +74,24 @@ def run_noclift(
 ) -> Result:
     """Run ``layer`` on the no-cliff kernel (any built-in elementwise activations, masks with
     holes, recurrent dropout, GRU ``reset_after=False``)."""
+    device = sequences.device.type
+    if torch.is_autocast_enabled(device):
+        # Its step buffers and `out=` products need one dtype: compute in autocast's.
+        with torch.autocast(device, enabled=False):
+            low = torch.get_autocast_dtype(device)
+            return _run_noclift_in(layer, sequences.to(low), [s.to(low) for s in states], mask,
+                                   training, low)  # fmt: skip
+    return _run_noclift_in(layer, sequences, states, mask, training, None)
+
+
+def _run_noclift_in(
+    layer: Any,
+    sequences: Tensor,
+    states: list[Tensor],
+    mask: Tensor | None,
+    training: bool,
+    dtype: torch.dtype | None,
+) -> Result:
     from rnnkit.layers.rnn_cells import GRUCell, LSTMCell
 
     cell = layer.cell
@@ -90,6 +108,10 @@ def run_noclift(
         zero_output_for_mask=layer.zero_output_for_mask,
     )
     weights = (sequences, cell.kernel, cell.recurrent_kernel, cell.bias)
+    if dtype is not None:
+        weights = tuple(w if w is None else w.to(dtype) for w in weights)
+        if recurrent_mask is not None:
+            options["recurrent_dropout_mask"] = recurrent_mask.to(dtype)
     if isinstance(cell, LSTMCell):
         out, h, c = noclift.lstm(
             *weights, states[0], states[1], recurrent_activation=cell.recurrent_activation,

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit import constraints, initializers, regularizers, tree
+from rnnkit import constraints, initializers, mixed_precision, regularizers, tree
 from rnnkit.symbolic import has_symbolic, in_symbolic_call, infer_outputs, symbolic_call
 
 # The training flag of the layer calls in progress on this thread, innermost last: a plain
@@ -194,7 +194,12 @@ class Layer(nn.Module):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
             raise ValueError(f"name: expected a non-empty string without '/', received {name!r}")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
-        self._dtype = standardize_dtype(dtype)
+        policy = mixed_precision.global_policy() if dtype is None else None
+        if dtype is not None and mixed_precision.names_mixed_policy(dtype):
+            policy = mixed_precision.get_policy(dtype)
+        self._dtype = policy.variable_dtype if policy is not None else standardize_dtype(dtype)
+        # A mixed policy: `call` runs under torch.autocast in this dtype (see mixed_precision).
+        self._autocast_dtype = policy.compute_dtype if policy and policy.is_mixed else None
         self._dtype_explicit = dtype is not None
         self._trainable = bool(trainable)
         self._weight_keys: list[str] = []
@@ -213,6 +218,13 @@ class Layer(nn.Module):
     def dtype(self) -> str:
         """The weights' dtype name, e.g. ``"float32"``."""
         return dtype_name(self.compute_dtype)
+
+    @property
+    def dtype_policy(self) -> mixed_precision.DTypePolicy:
+        """The layer's :class:`~rnnkit.mixed_precision.DTypePolicy` (variables, computation)."""
+        if self._autocast_dtype is not None:
+            return mixed_precision.get_policy(f"mixed_{dtype_name(self._autocast_dtype)}")
+        return mixed_precision.get_policy(dtype_name(self._dtype))
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -522,7 +534,11 @@ class Layer(nn.Module):
         stack = _training_stack()
         stack.append(training)
         try:
-            outputs = self.call(inputs, *args, **kwargs)
+            if self._autocast_dtype is None:
+                outputs = self.call(inputs, *args, **kwargs)
+            else:
+                with torch.autocast(_device_type(self, inputs), dtype=self._autocast_dtype):
+                    outputs = self.call(inputs, *args, **kwargs)
         finally:
             stack.pop()
         self._attach_output_masks(inputs, mask, outputs)
@@ -558,6 +574,8 @@ class Layer(nn.Module):
         """The constructor arguments, such that ``from_config(get_config())`` rebuilds the layer."""
         config = dict(self._auto_config or {})
         config.update(name=self.name, trainable=self.trainable, dtype=dtype_name(self._dtype))
+        if self._autocast_dtype is not None:
+            config["dtype"] = self.dtype_policy.name
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)
         return config
@@ -634,6 +652,12 @@ def _wrap_build(build: Any) -> Any:
         self.built = True
 
     return wrapped
+
+
+def _device_type(layer: Layer, inputs: Any) -> str:
+    for p in layer.parameters():
+        return p.device.type
+    return next((x.device.type for x in tree.flatten(inputs) if isinstance(x, torch.Tensor)), "cpu")
 
 
 def _has_full_backward_hooks(module: nn.Module) -> bool:

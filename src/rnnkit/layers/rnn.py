@@ -522,6 +522,10 @@ class RNN(Layer):
             )
         finally:
             reset_dropout_masks(self.cell)
+        if torch.is_autocast_enabled(first.device.type):  # states stay in the inputs' dtype
+            final_states = tree.map_structure(
+                lambda s: s.to(first.dtype) if s.is_floating_point() else s, final_states
+            )
 
         if self.stateful and not symbolic:
             self._stored_states = tree.map_structure(lambda s: s.detach(), final_states)

@@ -116,6 +116,12 @@ class Trainer:
         self.run_eagerly = run_eagerly
         self.jit_compile = jit_compile is True
         self._jit_steps: dict[str, Any] = {}
+        # Loss scaling for float16 compute (mixed_float16 layers), as Keras' LossScaleOptimizer.
+        float16 = any(
+            getattr(layer, "_autocast_dtype", None) == torch.float16
+            for layer in self._flatten_layers()
+        )
+        self._loss_scaler = torch.amp.GradScaler(self._device().type) if float16 else None
         self.compiled = True
         self.stop_training = False
 
@@ -165,6 +171,8 @@ class Trainer:
     ) -> torch.Tensor:
         """The total loss of a batch: the weighted compiled losses plus ``self.losses``."""
         total = None
+        # Low-precision outputs (mixed policies) are compared with the targets in float32.
+        y_pred = tree.map_structure(_to_float32_if_low_precision, y_pred)
         if self._compiled_loss is not None:
             flat_true, flat_pred = self._match_targets(y, y_pred)
             if not self._compiled_loss.built:
@@ -191,11 +199,31 @@ class Trainer:
         loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
         for p in self.parameters():
             p.grad = None
-        loss.backward()
+        scaler = getattr(self, "_loss_scaler", None)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        if scaler is not None and not self._unscale_gradients(scaler):
+            return self.get_metrics_result()
         if self._gradients_ready(loss):
             self._apply_gradients()
             self._update_metrics(x, y, y_pred, loss, sample_weight)
+        if scaler is not None:
+            scaler.update()
         return self.get_metrics_result()
+
+    @torch.compiler.disable
+    def _unscale_gradients(self, scaler: torch.amp.GradScaler) -> bool:
+        """Divide the gradients by the loss scale; on an overflow skip the step and lower the
+        scale (False), as Keras' LossScaleOptimizer does."""
+        optimizer = self.optimizer
+        if isinstance(optimizer, optimizers_module.Optimizer) and not optimizer.built:
+            optimizer.build(self._trainable_parameters())
+        scaler.unscale_(getattr(optimizer, "torch_optimizer", optimizer))
+        finite = all(
+            bool(torch.isfinite(p.grad).all()) for p in self.parameters() if p.grad is not None
+        )
+        if not finite:
+            scaler.update()
+        return finite
 
     def _step(self, name: str) -> Any:
         """The step method ``name``, compiled with ``torch.compile`` once when ``jit_compile``."""
@@ -698,9 +726,15 @@ class Trainer:
             m.update_state(flat_true, flat_pred, sample_weight)
 
 
+def _to_float32_if_low_precision(x: Any) -> Any:
+    if isinstance(x, torch.Tensor) and x.dtype in (torch.float16, torch.bfloat16):
+        return x.float()
+    return x
+
+
 def _to_numpy(x: Any) -> Any:
     if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
+        return _to_float32_if_low_precision(x.detach()).cpu().numpy()
     return x
 
 
