@@ -94,7 +94,8 @@ def _seed_model(dtype: str | None) -> rnnkit.Model:
         [
             layers.Input(shape=(None, 8)),
             layers.LSTM(64, dtype=dtype),
-            layers.BatchNormalization(),
+            # momentum 0.9 (Keras: 0.99): the moving statistics settle within this short run
+            layers.BatchNormalization(momentum=0.9),
             layers.Dense(10, dtype="float32"),
         ]
     )
@@ -113,7 +114,7 @@ def test_bfloat16_training_reaches_the_float32_accuracy_on_digits():
     accuracy = {}
     for dtype in ("float32", "mixed_bfloat16"):
         model = _seed_model(dtype)
-        model.fit(x_train, y_train, batch_size=64, epochs=8, verbose=0)
+        model.fit(x_train, y_train, batch_size=64, epochs=6, verbose=0)
         accuracy[dtype] = model.evaluate(x_test, y_test, verbose=0)[1]
     assert accuracy["float32"] > 0.8
     assert accuracy["mixed_bfloat16"] >= accuracy["float32"] - 0.01, accuracy

@@ -111,10 +111,21 @@ def map_shape_structure(func: Callable[[Any], Any], structure: Any) -> Any:
     """Like ``map_structure``, but a tuple or list of ints (or None) counts as one leaf: a shape."""
 
     def is_shape(x: Any) -> bool:
-        return isinstance(x, (tuple, list)) and all(d is None or isinstance(d, int) for d in x)
+        # Sizes may be SymInts (torch.export) or 0-d tensors (a TorchScript trace).
+        return isinstance(x, torch.Size) or (
+            isinstance(x, (tuple, list)) and all(_is_size(d) for d in x)
+        )
 
     if torch.compiler.is_compiling():
         return _python_map(func, (structure,), is_shape)
     return optree.tree_map(
         func, structure, is_leaf=is_shape, none_is_leaf=True, namespace=_NAMESPACE
+    )
+
+
+def _is_size(d: Any) -> bool:
+    return (
+        d is None
+        or isinstance(d, (int, torch.SymInt))
+        or (isinstance(d, torch.Tensor) and d.dim() == 0 and not d.is_floating_point())
     )

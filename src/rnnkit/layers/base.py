@@ -505,15 +505,19 @@ class Layer(nn.Module):
         self._attach_output_masks(inputs, mask, outputs)
         return outputs
 
-    def forward(
-        self, inputs: Any, *args: Any, training: bool | None = None, mask: Any = None, **kwargs: Any
-    ) -> Any:
-        """Run the layer on real tensors with Keras semantics (what ``layer(x)`` does).
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the layer on real tensors with Keras semantics (what ``layer(x)`` does):
+        ``forward(inputs, *args, training=None, mask=None, **kwargs)``.
 
         Converts numpy inputs, builds the layer on the first call, resolves ``training`` (an
         explicit value, else the enclosing layer's, else ``self.training``), reads the inputs'
-        masks when ``mask`` is None, runs :meth:`call` and attaches the output masks.
+        masks when ``mask`` is None, runs :meth:`call` and attaches the output masks. (The
+        signature names no defaults: exporters that fill in a forward's defaults positionally,
+        like the TorchScript ONNX exporter, would otherwise pass them as extra inputs.)
         """
+        inputs, args = args[0], args[1:]
+        training = kwargs.pop("training", None)
+        mask = kwargs.pop("mask", None)
         if mask is None:
             mask = _collect_masks(inputs)
         inputs = self._convert_inputs(inputs)
