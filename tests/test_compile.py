@@ -12,7 +12,7 @@ C++ compiler is needed), which on a 2-core CPU takes far longer than ``make test
 Graph breaks inside rnnkit, by design (README, "Performance"): an LSTM call while autograd
 records runs eagerly (torch 2.13 cannot differentiate its oneDNN decomposition; dynamo does
 not trace ``nn.LSTM`` either); a masked call reads its mask's values to choose a kernel;
-the no-cliff kernel writes into preallocated buffers, which dynamo does not trace.
+the manual-backward kernel writes into preallocated buffers, which dynamo does not trace.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def test_the_kernel_report_survives_compile():
     compiled = torch.compile(model, backend="eager")
     with torch.no_grad():
         compiled(torch.randn(2, 5, 3))
-    assert (lstm.last_kernel, gru.last_kernel) == ("fused", "noclift")
+    assert (lstm.last_kernel, gru.last_kernel) == ("fused", "manual_backward")
 
 
 def test_jit_compile_compiles_the_steps(monkeypatch):

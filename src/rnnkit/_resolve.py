@@ -15,7 +15,19 @@ def resolve(identifier: Any, table: Mapping[str, Any], kind: str, argument: str)
     """
     if isinstance(identifier, Mapping):
         name = identifier.get("class_name")
-        config = dict(identifier.get("config") or {})
+        config = identifier.get("config") or {}
+        if name == "function" and isinstance(config, str):
+            name, config = config, {}  # Keras 3 saves a function by name: only a name here
+        if not isinstance(name, str):
+            raise ValueError(
+                f"{argument}: a {kind} config needs a string class_name, received {str(name)[:60]}"
+            )
+        if not isinstance(config, Mapping):
+            raise ValueError(
+                f"{argument}: the config of the {kind} {name[:60]!r} must be a dict, received "
+                f"{type(config).__name__}"
+            )
+        config = dict(config)
     elif isinstance(identifier, str):
         name, config = identifier, {}
     elif callable(identifier):
@@ -26,15 +38,21 @@ def resolve(identifier: Any, table: Mapping[str, Any], kind: str, argument: str)
             f"received {identifier!r} of type {type(identifier).__name__}"
         )
     if name not in table:
+        # Lazy: importing rnnkit.saving imports the layers, which import this module.
         from rnnkit.saving.serialization import get_registered_object
 
         found = get_registered_object(name)
         if found is None:
             valid = ", ".join(sorted(k for k in table if k[:1].islower()))
-            raise ValueError(f"{argument}: unknown {kind} {name!r}. Valid names: {valid}")
+            raise ValueError(f"{argument}: unknown {kind} {name[:60]!r}. Valid names: {valid}")
         target = found
     else:
         target = table[name]
     if isinstance(target, type):
-        return target(**config)
+        try:
+            return target(**config)
+        except (TypeError, ValueError) as e:
+            if type(e) not in (TypeError, ValueError):
+                raise
+            raise type(e)(f"{argument}: {e}") from e
     return target
