@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint install clean
+.PHONY: test test-all demo lint install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 
 test: lint
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q
+
+# Everything, including the tests marked `slow` (torch.compile / export of every zoo model).
+test-all: lint
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -m "slow or not slow"
 
 # The demo also installs the optional `demo` extra (matplotlib, for the time-series plot), once.
 $(VENV)/.installed-demo: $(STAMP)

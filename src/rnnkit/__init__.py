@@ -7,6 +7,7 @@ from rnnkit import datasets as datasets
 from rnnkit import distributed as distributed
 from rnnkit import initializers as initializers
 from rnnkit import layers as layers
+from rnnkit import mixed_precision as mixed_precision
 from rnnkit import models as models
 from rnnkit import ops as ops
 from rnnkit import preprocessing as preprocessing

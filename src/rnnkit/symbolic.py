@@ -13,7 +13,7 @@ update their states then.
 from __future__ import annotations
 
 import contextlib
-import contextvars
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -25,21 +25,23 @@ if TYPE_CHECKING:
     from rnnkit.layers.base import Layer
 
 _PLACEHOLDERS = (2, 3)
-_SYMBOLIC = contextvars.ContextVar("rnnkit_symbolic", default=False)
+# How many placeholder runs are in progress on this thread: a thread-local counter rather than
+# a ContextVar, which torch.compile cannot trace.
+_SYMBOLIC = threading.local()
 
 
 def in_symbolic_call() -> bool:
     """True while a layer runs on placeholder tensors to infer output shapes."""
-    return _SYMBOLIC.get()
+    return getattr(_SYMBOLIC, "depth", 0) > 0
 
 
 @contextlib.contextmanager
 def _symbolic_scope() -> Iterator[None]:
-    token = _SYMBOLIC.set(True)
+    _SYMBOLIC.depth = getattr(_SYMBOLIC, "depth", 0) + 1
     try:
         yield
     finally:
-        _SYMBOLIC.reset(token)
+        _SYMBOLIC.depth -= 1
 
 
 class KerasTensor:

@@ -72,7 +72,19 @@ def _call_blocker(spec: CellSpec | None, request: KernelRequest, inputs: Any) ->
         return f"inputs of dtype {inputs.dtype} (the fused kernel runs float32 and float64)"
     if spec.dtype is not None and spec.dtype != inputs.dtype:
         return f"inputs of dtype {inputs.dtype} with weights of dtype {spec.dtype}"
-    return None
+    return _autocast_blocker(spec.kind, inputs.device)
+
+
+def _autocast_blocker(kind: str, device: torch.device) -> str | None:
+    """Why torch's fused LSTM cannot run under the autocast active on a CPU, or None. (On CPU
+    autocast casts only the LSTM; oneDNN runs it in bfloat16 where the CPU supports that, and
+    has no float16 LSTM.)"""
+    if kind != "lstm" or device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+        return None
+    dtype = torch.get_autocast_dtype("cpu")
+    if dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return None
+    return f"autocast to {dtype} on a CPU whose oneDNN has no {dtype} LSTM kernel"
 
 
 def _manual_backward_blocker(config: dict[str, Any]) -> str | None:

@@ -71,12 +71,25 @@ _CUDNN_WEIGHT_WARNING = "RNN module weights are not part of single contiguous ch
 
 
 def _call_vf(fn: Callable[..., Any], inputs: Tensor, *args: Any) -> Any:
-    """``fn(inputs, *args)``; on CUDA without cuDNN's per-call weight-layout warning."""
+    """``fn(inputs, *args)``; on CUDA without cuDNN's per-call weight-layout warning.
+
+    Under ``torch.compile`` the call is traced (torch decomposes it into its oneDNN layer op
+    or a per-step loop), except an LSTM while autograd records: torch 2.13's decomposition
+    picks ``mkldnn_rnn_layer`` for it, which has no autograd support there ("expected Tensor()
+    for op: torch.ops.aten.mkldnn_rnn_layer.default"), so that call runs eagerly between two
+    compiled graphs, as ``nn.LSTM``'s does (dynamo does not trace ``nn.LSTM``)."""
+    if fn is _VF.lstm and torch.compiler.is_compiling() and torch.is_grad_enabled():
+        return _call_vf_eagerly(fn, inputs, *args)
     if inputs.device.type != "cuda":
         return fn(inputs, *args)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_CUDNN_WEIGHT_WARNING)
         return fn(inputs, *args)
+
+
+@torch.compiler.disable
+def _call_vf_eagerly(fn: Callable[..., Any], inputs: Tensor, *args: Any) -> Any:
+    return _call_vf(fn, inputs, *args)
 
 
 def _run(

@@ -104,7 +104,34 @@ def _run_fused(
     return out, [h]
 
 
+# Under torch.compile the manual-backward kernel runs eagerly (one graph break): its autograd
+# Function writes into preallocated step buffers (`out=`), which dynamo does not trace.
+@torch.compiler.disable
 def _run_manual_backward(
+    plan: KernelPlan,
+    inputs: Tensor,
+    weights: Weights,
+    states: list[Tensor],
+    options: dict,
+    recurrent_dropout_mask: Tensor | None,
+) -> tuple[Tensor, list[Tensor]]:
+    device = inputs.device.type
+    if not torch.is_autocast_enabled(device):
+        return _manual_backward(plan, inputs, weights, states, options, recurrent_dropout_mask)
+    # Its step buffers and `out=` products need one dtype: compute in autocast's.
+    low = torch.get_autocast_dtype(device)
+
+    def cast(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.to(low)
+
+    with torch.autocast(device, enabled=False):
+        return _manual_backward(
+            plan, inputs.to(low), tuple(cast(w) for w in weights),  # type: ignore[arg-type]
+            [s.to(low) for s in states], options, cast(recurrent_dropout_mask),
+        )  # fmt: skip
+
+
+def _manual_backward(
     plan: KernelPlan,
     inputs: Tensor,
     weights: Weights,

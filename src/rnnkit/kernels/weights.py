@@ -43,7 +43,10 @@ def _zeros(size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
 
 
 def zero_bias(like: Tensor) -> Tensor:
-    """A cached, read-only-by-convention zero vector shaped like the 1-D ``like``."""
+    """A cached, read-only-by-convention zero vector shaped like the 1-D ``like`` (a fresh one
+    under ``torch.compile``, where it is a constant of the graph)."""
+    if torch.compiler.is_compiling():
+        return torch.zeros_like(like)
     return _zeros(like.shape[0], like.dtype, like.device)
 
 

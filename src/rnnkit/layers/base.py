@@ -35,10 +35,11 @@ does; ``module.train()`` switches a PyTorch-style loop to training mode.
 
 from __future__ import annotations
 
-import contextvars
+import contextlib
 import functools
 import inspect
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit import constraints, initializers, regularizers, tree
+from rnnkit import constraints, initializers, mixed_precision, regularizers, tree
 from rnnkit.layers import allocation
 from rnnkit.layers.dtypes import dtype_name as dtype_name
 from rnnkit.layers.dtypes import standardize_dtype as standardize_dtype
@@ -58,9 +59,17 @@ from rnnkit.layers.naming import unique_name as unique_name
 from rnnkit.layers.shapes import batch_input_shape
 from rnnkit.layers.shapes import check_input_shape as check_input_shape
 from rnnkit.layers.shapes import layer_label as layer_label
-from rnnkit.symbolic import KerasTensor, has_symbolic, infer_outputs, symbolic_call
+from rnnkit.symbolic import (
+    KerasTensor,
+    has_symbolic,
+    in_symbolic_call,
+    infer_outputs,
+    symbolic_call,
+)
 
-_TRAINING = contextvars.ContextVar("rnnkit_training", default=None)
+# The training flag of the layer calls in progress on this thread, innermost last: a plain
+# thread-local list (not a ContextVar) so that torch.compile traces through it.
+_CALL_STATE = threading.local()
 _ALLOWED_KWARGS = ("input_shape", "batch_input_shape", "batch_size", "input_dim", "autocast")
 _PLAIN_TYPES = (int, float, str, bool, type(None))
 
@@ -75,8 +84,9 @@ def _is_plain(value: Any) -> bool:
     return False
 
 
-@functools.cache
 def _call_parameters(cls: type) -> frozenset[str]:
+    """The argument names of ``cls.call`` (plus ``training`` and ``mask`` when it takes
+    ``**kwargs``), computed once per class in ``__init_subclass__``."""
     params = inspect.signature(cls.call).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     names = frozenset(params)
@@ -96,6 +106,7 @@ class Layer(nn.Module):
     """
 
     supports_masking: bool = False
+    _call_arguments: frozenset[str]  # set per class: see __init_subclass__
     # True where ``compute_output_shape`` is exact for every input shape (strided, pooling and
     # cropping layers): symbolic calls then take the output shape from it instead of running
     # the layer on small placeholder tensors, which such layers cannot take or would report
@@ -133,6 +144,7 @@ class Layer(nn.Module):
         super().__init_subclass__(**kwargs)
         if "build" in cls.__dict__:
             cls.build = _wrap_build(cls.__dict__["build"])
+        cls._call_arguments = _call_parameters(cls)
 
     def __init__(
         self,
@@ -152,7 +164,12 @@ class Layer(nn.Module):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
             raise ValueError(f"name: expected a non-empty string without '/', received {name!r}")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
-        self._dtype = standardize_dtype(dtype)
+        policy = mixed_precision.global_policy() if dtype is None else None
+        if dtype is not None and mixed_precision.names_mixed_policy(dtype):
+            policy = mixed_precision.get_policy(dtype)
+        self._dtype = policy.variable_dtype if policy is not None else standardize_dtype(dtype)
+        # A mixed policy: `call` runs under torch.autocast in this dtype (see mixed_precision).
+        self._autocast_dtype = policy.compute_dtype if policy and policy.is_mixed else None
         self._dtype_explicit = dtype is not None
         self._trainable = bool(trainable)
         self._weight_keys: list[str] = []
@@ -171,6 +188,13 @@ class Layer(nn.Module):
     def dtype(self) -> str:
         """The weights' dtype name, e.g. ``"float32"``."""
         return dtype_name(self.compute_dtype)
+
+    @property
+    def dtype_policy(self) -> mixed_precision.DTypePolicy:
+        """The layer's :class:`~rnnkit.mixed_precision.DTypePolicy` (variables, computation)."""
+        if self._autocast_dtype is not None:
+            return mixed_precision.get_policy(f"mixed_{dtype_name(self._autocast_dtype)}")
+        return mixed_precision.get_policy(dtype_name(self._dtype))
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -431,17 +455,38 @@ class Layer(nn.Module):
         """The computation (override in subclasses)."""
         return inputs
 
-    def _call_accepts(self, argument: str) -> bool:
-        return argument in _call_parameters(type(self))
-
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the layer: symbolic inputs record a node of a functional model; real inputs go
+        through ``nn.Module.__call__`` (hooks, ``nn.Module.compile``) to :meth:`forward`."""
         if not args:
             if "inputs" not in kwargs:
                 raise TypeError(f"{type(self).__name__} '{self.name}': call() needs inputs")
             args = (kwargs.pop("inputs"),)
         if has_symbolic((args, kwargs)):
             return symbolic_call(self, args, kwargs)
-        inputs, rest = args[0], args[1:]
+        if in_symbolic_call():  # placeholder runs that infer shapes are not calls hooks see
+            return self.forward(*args, **kwargs)
+        if not _has_full_backward_hooks(self):
+            return super().__call__(*args, **kwargs)
+        # A full backward hook wraps the outputs in new tensors, which lose their masks.
+        mask = kwargs.get("mask")
+        inputs = self._convert_inputs(args[0])
+        mask = collect_masks(args[0]) if mask is None else mask
+        outputs = super().__call__(*args, **kwargs)
+        self._attach_output_masks(inputs, mask, outputs)
+        return outputs
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the layer on real tensors with Keras semantics (what ``layer(x)`` does):
+        ``forward(inputs, *args, training=None, mask=None, **kwargs)``.
+
+        Converts numpy inputs, builds the layer on the first call, resolves ``training`` (an
+        explicit value, else the enclosing layer's, else ``self.training``), reads the inputs'
+        masks when ``mask`` is None, runs :meth:`call` and attaches the output masks. (The
+        signature names no defaults: exporters that fill in a forward's defaults positionally,
+        like the TorchScript ONNX exporter, would otherwise pass them as extra inputs.)
+        """
+        inputs, args = args[0], args[1:]
         training = kwargs.pop("training", None)
         mask = kwargs.pop("mask", None)
         if mask is None:
@@ -451,23 +496,32 @@ class Layer(nn.Module):
             self._maybe_build(inputs)
             inputs = self._convert_inputs(inputs)  # cast to the freshly built weights' dtype
         if training is None:
-            training = _TRAINING.get()
+            training = current_training()
         if training is None:
             training = self.training
         training = bool(training)
-        if self._call_accepts("training"):
+        call_arguments = type(self)._call_arguments
+        if "training" in call_arguments:
             kwargs["training"] = training
-        if mask is not None and self._call_accepts("mask"):
+        if mask is not None and "mask" in call_arguments:
             kwargs["mask"] = mask
         self._call_losses = []
-        token = _TRAINING.set(training)
+        stack = _training_stack()
+        stack.append(training)
         try:
-            outputs = self.call(inputs, *rest, **kwargs)
+            if self._autocast_dtype is None:
+                outputs = self.call(inputs, *args, **kwargs)
+            else:
+                with torch.autocast(_device_type(self, inputs), dtype=self._autocast_dtype):
+                    outputs = self.call(inputs, *args, **kwargs)
         finally:
-            _TRAINING.reset(token)
+            stack.pop()
+        self._attach_output_masks(inputs, mask, outputs)
+        return outputs
+
+    def _attach_output_masks(self, inputs: Any, mask: Any, outputs: Any) -> None:
         if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
             attach_masks(outputs, self.compute_mask(inputs, mask))
-        return outputs
 
     def _convert_inputs(self, inputs: Any) -> Any:
         has_weights = any(True for _ in self.parameters())
@@ -494,6 +548,8 @@ class Layer(nn.Module):
         """The constructor arguments, such that ``from_config(get_config())`` rebuilds the layer."""
         config = dict(self._auto_config or {})
         config.update(name=self.name, trainable=self.trainable, dtype=dtype_name(self._dtype))
+        if self._autocast_dtype is not None:
+            config["dtype"] = self.dtype_policy.name
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)
         return config
@@ -506,6 +562,9 @@ class Layer(nn.Module):
         return f"name={self.name!r}"
 
 
+Layer._call_arguments = _call_parameters(Layer)
+
+
 def _wrap_build(build: Any) -> Any:
     @functools.wraps(build)
     def wrapped(self: Layer, *args: Any, **kwargs: Any) -> None:
@@ -513,3 +572,39 @@ def _wrap_build(build: Any) -> Any:
         self.built = True
 
     return wrapped
+
+
+def _device_type(layer: Layer, inputs: Any) -> str:
+    for p in layer.parameters():
+        return p.device.type
+    return next((x.device.type for x in tree.flatten(inputs) if isinstance(x, torch.Tensor)), "cpu")
+
+
+def _has_full_backward_hooks(module: nn.Module) -> bool:
+    return bool(module._backward_hooks or module._backward_pre_hooks) or bool(
+        nn.modules.module._global_backward_hooks or nn.modules.module._global_backward_pre_hooks
+    )
+
+
+def _training_stack() -> list[bool]:
+    stack = getattr(_CALL_STATE, "training", None)
+    if stack is None:
+        stack = _CALL_STATE.training = []
+    return stack
+
+
+def current_training() -> bool | None:
+    """The training flag of the innermost layer call in progress (None outside any call)."""
+    stack = _training_stack()
+    return stack[-1] if stack else None
+
+
+@contextlib.contextmanager
+def training_scope(training: bool) -> Iterator[None]:
+    """Run calls inside as if ``training=training`` were passed to the outermost layer."""
+    stack = _training_stack()
+    stack.append(bool(training))
+    try:
+        yield
+    finally:
+        stack.pop()

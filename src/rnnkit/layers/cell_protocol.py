@@ -14,7 +14,6 @@ look-up, since it runs at every layer call) and :func:`reset_dropout_masks`.
 
 from __future__ import annotations
 
-import functools
 import inspect
 from typing import Any
 
@@ -173,7 +172,15 @@ def _signature_names(fn: Any) -> tuple[frozenset[str], bool] | None:
     return frozenset(params), var_keyword
 
 
-_cached_signature_names = functools.lru_cache(maxsize=1024)(_signature_names)
+# A plain dict rather than functools.lru_cache: torch.compile traces a dict lookup, and warns
+# at every lru_cache-wrapped call it meets.
+_SIGNATURES: dict[Any, tuple[frozenset[str], bool] | None] = {}
+
+
+def _cached_signature_names(fn: Any) -> tuple[frozenset[str], bool] | None:
+    if fn not in _SIGNATURES:
+        _SIGNATURES[fn] = _signature_names(fn)
+    return _SIGNATURES[fn]
 
 
 def _parameters(fn: Any) -> tuple[frozenset[str], bool] | None:

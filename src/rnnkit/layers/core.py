@@ -221,7 +221,9 @@ class Embedding(Layer):
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
         if inputs.is_floating_point() or inputs.dtype == torch.bool:
             inputs = inputs.to(torch.int64)
-        if inputs.numel() > 0:
+        # Eagerly, indices are checked here for a clear error; torch.compile skips the check
+        # (reading the values would split the graph) and torch's embedding op raises instead.
+        if inputs.numel() > 0 and not torch.compiler.is_compiling():
             low, high = int(inputs.min().item()), int(inputs.max().item())
             if low < 0 or high >= self.input_dim:
                 bad = low if low < 0 else high

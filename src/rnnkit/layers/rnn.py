@@ -478,6 +478,10 @@ class RNN(Layer):
             )
         finally:
             reset_dropout_masks(self.cell)
+        if torch.is_autocast_enabled(first.device.type):  # states stay in the inputs' dtype
+            final_states = tree.map_structure(
+                lambda s: s.to(first.dtype) if s.is_floating_point() else s, final_states
+            )
         if symbolic and timesteps > 1 and outputs is not None:
             outputs = tree.map_structure(
                 lambda x: x.expand(x.shape[0], timesteps, *x.shape[2:]), outputs

@@ -62,7 +62,12 @@ def _input_shapes(inputs: Any) -> Any:
 
 def _shape_of(x: Any) -> tuple[int, ...] | None:
     shape = getattr(x, "shape", None)
-    return None if shape is None else tuple(int(d) for d in shape)
+    # SymInts (torch.export) stay symbolic: int() would pin a dynamic size.
+    return (
+        None
+        if shape is None
+        else tuple(d if isinstance(d, torch.SymInt) else int(d) for d in shape)
+    )
 
 
 class Model(Trainer, Layer):

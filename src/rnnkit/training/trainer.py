@@ -144,7 +144,9 @@ class Trainer:
             weighted_metrics: metrics updated with the batches' ``sample_weight``.
             run_eagerly: accepted for Keras compatibility; rnnkit always runs eagerly.
             steps_per_execution: must be 1.
-            jit_compile: ``"auto"`` or False; compilation is not supported.
+            jit_compile: True runs ``train_step``, ``test_step`` and ``predict_step`` through
+                ``torch.compile``, as Keras does on its torch backend; ``"auto"`` and False
+                run them eagerly.
             nan_policy: what training does with NaN/infinite inputs or losses (not a Keras
                 argument): ``"raise"`` (default) raises naming the array, the epoch and the
                 batch before the weights are touched; ``"warn"`` warns and stops training;
@@ -155,10 +157,10 @@ class Trainer:
             raise ValueError(
                 f"compile: steps_per_execution must be 1 in rnnkit, received {steps_per_execution}"
             )
-        if jit_compile not in ("auto", False, None):
+        if jit_compile not in ("auto", True, False, None):
             raise ValueError(
-                f'compile: jit_compile is not supported by rnnkit; pass "auto" or False, '
-                f"received {jit_compile!r}"
+                f'compile: jit_compile must be True, False or "auto" (False on torch, as in '
+                f"Keras), received {jit_compile!r}"
             )
         if isinstance(loss, str):
             losses_module.get(loss)  # unknown names fail here, not at the first batch
@@ -173,6 +175,14 @@ class Trainer:
         self._compiled_weighted_metrics = CompiledMetrics(weighted_metrics, weighted=True)
         self._loss_tracker = metrics_module.Mean(name="loss")
         self.run_eagerly = run_eagerly
+        self.jit_compile = jit_compile is True
+        self._jit_steps: dict[str, Any] = {}
+        # Loss scaling for float16 compute (mixed_float16 layers), as Keras' LossScaleOptimizer.
+        float16 = any(
+            getattr(layer, "_autocast_dtype", None) == torch.float16
+            for layer in self._flatten_layers()
+        )
+        self._loss_scaler = torch.amp.GradScaler(self._device().type) if float16 else None
         self.compiled = True
         self.stop_training = False
 
@@ -206,6 +216,7 @@ class Trainer:
         for m in self.metrics:
             m.reset_state()
 
+    @torch.compiler.disable  # jit_compile compiles the model's computation, not this
     def get_metrics_result(self) -> dict[str, float]:
         """``{name: value}`` of every metric, in :attr:`metrics` order."""
         return {m.name: float(m.result()) for m in self.metrics}
@@ -221,6 +232,8 @@ class Trainer:
     ) -> torch.Tensor:
         """The total loss of a batch: the weighted compiled losses plus ``self.losses``."""
         total = None
+        # Low-precision outputs (mixed policies) are compared with the targets in float32.
+        y_pred = tree.map_structure(_to_float32_if_low_precision, y_pred)
         if self._compiled_loss is not None:
             flat_true, flat_pred = self._match_targets(y, y_pred)
             if not self._compiled_loss.built:
@@ -247,12 +260,42 @@ class Trainer:
         loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
         for p in self.parameters():
             p.grad = None
-        loss.backward()
+        scaler = getattr(self, "_loss_scaler", None)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        if scaler is not None and not self._unscale_gradients(scaler):
+            return self.get_metrics_result()
         if self._gradients_ready(loss):
             self._apply_gradients()
             self._update_metrics(x, y, y_pred, loss, sample_weight)
+        if scaler is not None:
+            scaler.update()
         return self.get_metrics_result()
 
+    @torch.compiler.disable
+    def _unscale_gradients(self, scaler: torch.amp.GradScaler) -> bool:
+        """Divide the gradients by the loss scale; on an overflow skip the step and lower the
+        scale (False), as Keras' LossScaleOptimizer does."""
+        optimizer = self.optimizer
+        if isinstance(optimizer, optimizers_module.Optimizer) and not optimizer.built:
+            optimizer.build(self._trainable_parameters())
+        scaler.unscale_(getattr(optimizer, "torch_optimizer", optimizer))
+        finite = all(
+            bool(torch.isfinite(p.grad).all()) for p in self.parameters() if p.grad is not None
+        )
+        if not finite:
+            scaler.update()
+        return finite
+
+    def _step(self, name: str) -> Any:
+        """The step method ``name``, compiled with ``torch.compile`` once when ``jit_compile``."""
+        step = getattr(self, name)
+        if not getattr(self, "jit_compile", False):
+            return step
+        if name not in self._jit_steps:
+            self._jit_steps[name] = torch.compile(step)
+        return self._jit_steps[name]
+
+    @torch.compiler.disable  # jit_compile compiles the model's computation, not this
     def _gradients_ready(self, loss: torch.Tensor | None) -> bool:
         """After backward: all-reduce the gradients under data parallelism, then apply the
         nan policy to a non-finite loss (on any rank). True when the step may go ahead."""
@@ -263,6 +306,7 @@ class Trainer:
             finite = parallel.reduce_gradients(self._trainable_parameters(), finite)
         return finite or nan_policy_module.check_loss(self, loss)
 
+    @torch.compiler.disable  # jit_compile compiles the model's computation, not this
     def _apply_gradients(self) -> None:
         optimizer = self.optimizer
         if isinstance(optimizer, optimizers_module.Optimizer) and not optimizer.built:
@@ -281,7 +325,7 @@ class Trainer:
         """Train on a batch, or under data parallelism on this rank's slice of it."""
         parallel = self._data_parallel
         if parallel is None:
-            return self.train_step(data_module.to_device(batch, self._device()))
+            return self._step("train_step")(data_module.to_device(batch, self._device()))
         shard = parallel.shard(batch, data_module.num_samples(*batch))
         if shard is None:  # no samples for this rank: it adds zero gradients, and steps
             for p in self.parameters():
@@ -289,16 +333,16 @@ class Trainer:
             if self._gradients_ready(None):
                 self._apply_gradients()
         else:
-            self.train_step(data_module.to_device(shard, self._device()))
+            self._step("train_step")(data_module.to_device(shard, self._device()))
         return parallel.reduce_metrics(self.metrics, float(self._loss_tracker._count))
 
     def _test_batch(self, batch: tuple[Any, Any, Any]) -> dict[str, float]:
         parallel = self._data_parallel
         if parallel is None:
-            return self.test_step(data_module.to_device(batch, self._device()))
+            return self._step("test_step")(data_module.to_device(batch, self._device()))
         shard = parallel.shard(batch, data_module.num_samples(*batch))
         if shard is not None:
-            self.test_step(data_module.to_device(shard, self._device()))
+            self._step("test_step")(data_module.to_device(shard, self._device()))
         return parallel.reduce_metrics(self.metrics, float(self._loss_tracker._count))
 
     def test_step(self, data: tuple[Any, Any, Any]) -> dict[str, float]:
@@ -571,7 +615,7 @@ class Trainer:
                 for step, batch in iterator.epoch():
                     callback_list.call("on_predict_batch_begin", step, None)
                     x_batch = data_module.to_device(batch[0], self._device())
-                    out = tree.map_structure(_to_numpy, self.predict_step((x_batch,)))
+                    out = tree.map_structure(_to_numpy, self._step("predict_step")((x_batch,)))
                     outputs.append(out)
                     callback_list.call("on_predict_batch_end", step, {"outputs": out})
                     seen = step + 1
@@ -604,7 +648,9 @@ class Trainer:
         self._batch_label = "train_on_batch"
         with self._mode(training=True):
             if self._inputs_finite((x, y, sample_weight)):
-                logs = self.train_step(data_module.to_device((x, y, sample_weight), self._device()))
+                logs = self._step("train_step")(
+                    data_module.to_device((x, y, sample_weight), self._device())
+                )
             else:  # nan_policy="warn": the batch is not trained on
                 logs = self.get_metrics_result()
         return logs if return_dict else _flatten_logs(logs)
@@ -618,14 +664,16 @@ class Trainer:
         self._check_inputs(x, "test_on_batch")
         self.reset_metrics()
         with self._mode(training=False):
-            logs = self.test_step(data_module.to_device((x, y, sample_weight), self._device()))
+            logs = self._step("test_step")(
+                data_module.to_device((x, y, sample_weight), self._device())
+            )
         return logs if return_dict else _flatten_logs(logs)
 
     def predict_on_batch(self, x: Any) -> Any:
         """The outputs for one batch as numpy arrays."""
         self._check_inputs(x, "predict_on_batch")
         with self._mode(training=False):
-            out = self.predict_step((data_module.to_device(x, self._device()),))
+            out = self._step("predict_step")((data_module.to_device(x, self._device()),))
         return tree.map_structure(_to_numpy, out)
 
     # --------------------------------------------------------------------- helpers
@@ -711,6 +759,7 @@ class Trainer:
             )
         return flat_true, flat_pred
 
+    @torch.compiler.disable  # jit_compile compiles the model's computation, not this
     def _update_metrics(
         self, x: Any, y: Any, y_pred: Any, loss: torch.Tensor, sample_weight: Any = None
     ) -> None:
@@ -736,9 +785,15 @@ class Trainer:
             m.update_state(flat_true, flat_pred, sample_weight)
 
 
+def _to_float32_if_low_precision(x: Any) -> Any:
+    if isinstance(x, torch.Tensor) and x.dtype in (torch.float16, torch.bfloat16):
+        return x.float()
+    return x
+
+
 def _to_numpy(x: Any) -> Any:
     if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
+        return _to_float32_if_low_precision(x.detach()).cpu().numpy()
     return x
 
 
