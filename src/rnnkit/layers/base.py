@@ -49,7 +49,7 @@ from torch import nn
 
 from rnnkit import constraints, initializers, regularizers, tree
 from rnnkit.layers import allocation
-from rnnkit.symbolic import has_symbolic, infer_outputs, symbolic_call
+from rnnkit.symbolic import has_symbolic, in_symbolic_call, infer_outputs, symbolic_call
 
 _TRAINING = contextvars.ContextVar("rnnkit_training", default=None)
 _NAME_COUNTS: dict[str, int] = {}
@@ -111,16 +111,19 @@ def _call_parameters(cls: type) -> frozenset[str]:
     return names | {"training", "mask"} if accepts_any else names
 
 
-def _to_tensor(x: Any, dtype: torch.dtype | None, device: torch.device | None) -> Any:
-    """numpy arrays become tensors (float64 as float32, like Keras); floating tensors are cast to
-    ``dtype`` when one is given; everything moves to ``device`` when one is given."""
+def _to_tensor(
+    x: Any, dtype: torch.dtype | None, device: torch.device | None, cast_all: bool = False
+) -> Any:
+    """numpy arrays become tensors (float64 as float32, like Keras); floating tensors (every
+    tensor with ``cast_all``) are cast to ``dtype`` when one is given; everything moves to
+    ``device`` when one is given."""
     if isinstance(x, (np.ndarray, np.generic)):
         x = torch.as_tensor(np.asarray(x))
         if x.dtype == torch.float64 and dtype is None:
             x = x.to(torch.float32)
     if not isinstance(x, torch.Tensor):
         return x
-    if dtype is not None and x.is_floating_point() and x.dtype != dtype:
+    if dtype is not None and (cast_all or x.is_floating_point()) and x.dtype != dtype:
         x = x.to(dtype)
     if device is not None and x.device != device:
         x = x.to(device)
@@ -140,6 +143,9 @@ class Layer(nn.Module):
     """
 
     supports_masking: bool = False
+    #: Cast integer and boolean inputs to the compute dtype too (recurrent layers and cells:
+    #: a one-hot ``np.bool`` array is data for them, as Keras' type promotion makes it).
+    _casts_non_floating_inputs: bool = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Layer:
         obj = super().__new__(cls)
@@ -200,6 +206,9 @@ class Layer(nn.Module):
         self._constraints: dict[str, Any] = {}
         self._call_losses: list[torch.Tensor] = []
         self._inbound_nodes: list[Any] = []
+        # The output shapes of the eager call that built the layer (summary() of a
+        # subclassed model shows them, as Keras shows its build shapes' outputs).
+        self._built_output_shapes: list[tuple[int, ...]] | None = None
         self._batch_input_shape = _batch_input_shape(kwargs)
         if not hasattr(self, "built"):
             self.built = False
@@ -238,6 +247,30 @@ class Layer(nn.Module):
     @property
     def input_spec(self) -> Any:
         return None
+
+    # ------------------------------------------------------- symbolic inputs/outputs
+    def _first_node_tensors(self, which: str) -> Any:
+        if not self._inbound_nodes:
+            raise AttributeError(
+                f"{layer_label(self)} has never been called on symbolic inputs (rnnkit.Input) "
+                f"and thus has no defined {which}"
+            )
+        node = self._inbound_nodes[0]
+        tensors = node.input_tensors if which == "input" else node.output_tensors
+        return tensors[0] if len(tensors) == 1 else list(tensors)
+
+    @property
+    def input(self) -> Any:
+        """The symbolic input(s) of this layer's first call on KerasTensors (Keras 3: a
+        layer reused in a graph reports its first call). ``AttributeError`` if never called
+        symbolically (so ``hasattr(layer, "input")`` is False, as in Keras)."""
+        return self._first_node_tensors("input")
+
+    @property
+    def output(self) -> Any:
+        """The symbolic output(s) of this layer's first call on KerasTensors, e.g.
+        ``model.layers[2].output`` to rebuild an inference model from a trained one."""
+        return self._first_node_tensors("output")
 
     # ------------------------------------------------------------------- weights
     def add_weight(
@@ -485,7 +518,8 @@ class Layer(nn.Module):
         if mask is None:
             mask = _collect_masks(inputs)
         inputs = self._convert_inputs(inputs)
-        if not self.built:
+        building = not self.built
+        if building:
             self._maybe_build(inputs)
             inputs = self._convert_inputs(inputs)  # cast to the freshly built weights' dtype
         if training is None:
@@ -503,6 +537,10 @@ class Layer(nn.Module):
             outputs = self.call(inputs, *rest, **kwargs)
         finally:
             _TRAINING.reset(token)
+        if building and not in_symbolic_call():
+            self._built_output_shapes = [
+                tuple(x.shape) for x in tree.flatten(outputs) if isinstance(x, torch.Tensor)
+            ]
         if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
             _attach_masks(outputs, self.compute_mask(inputs, mask))
         return outputs
@@ -511,7 +549,8 @@ class Layer(nn.Module):
         has_weights = any(True for _ in self.parameters())
         dtype = self.compute_dtype if (has_weights or self._dtype_explicit) else None
         device = next((p.device for p in self.parameters()), None)
-        return tree.map_structure(lambda x: _to_tensor(x, dtype, device), inputs)
+        cast_all = self._casts_non_floating_inputs
+        return tree.map_structure(lambda x: _to_tensor(x, dtype, device, cast_all), inputs)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The mask of the outputs: the input mask when ``supports_masking``, else None."""

@@ -110,6 +110,7 @@ class _CellLayer(RNN):
             cell_config.pop(key, None)
         config = super().get_config()
         config.update(cell_config)
+        config.pop("implementation", None)  # accepted, not stored (Keras 3)
         config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         config["use_cudnn"] = self.use_cudnn
         return config
@@ -228,6 +229,7 @@ class LSTM(_CellLayer):
         stateful: bool = False,
         unroll: bool = False,
         use_cudnn: Any = "auto",
+        implementation: int = 2,
         **kwargs: Any,
     ) -> None:
         cell_kwargs = dict(
@@ -248,6 +250,7 @@ class LSTM(_CellLayer):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            implementation=implementation,
         )
         super().__init__(
             cell_kwargs,
@@ -302,6 +305,7 @@ class GRU(_CellLayer):
         unroll: bool = False,
         reset_after: bool = True,
         use_cudnn: Any = "auto",
+        implementation: int = 2,
         **kwargs: Any,
     ) -> None:
         cell_kwargs = dict(
@@ -322,6 +326,7 @@ class GRU(_CellLayer):
             recurrent_dropout=recurrent_dropout,
             reset_after=reset_after,
             seed=seed,
+            implementation=implementation,
         )
         super().__init__(
             cell_kwargs,
