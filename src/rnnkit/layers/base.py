@@ -49,7 +49,13 @@ from torch import nn
 
 from rnnkit import constraints, initializers, regularizers, tree
 from rnnkit.layers import allocation
-from rnnkit.symbolic import has_symbolic, in_symbolic_call, infer_outputs, symbolic_call
+from rnnkit.symbolic import (
+    has_symbolic,
+    in_symbolic_call,
+    infer_outputs,
+    real_tensors,
+    symbolic_call,
+)
 
 _TRAINING = contextvars.ContextVar("rnnkit_training", default=None)
 _NAME_COUNTS: dict[str, int] = {}
@@ -304,7 +310,8 @@ class Layer(nn.Module):
         if initializer is None:
             initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"
         init = initializers.get(initializer, argument="initializer")
-        value = torch.as_tensor(init(shape, dtype=torch_dtype), dtype=torch_dtype)
+        with real_tensors():  # real storage, even when built during a symbolic call
+            value = torch.as_tensor(init(shape, dtype=torch_dtype), dtype=torch_dtype)
         if tuple(value.shape) != shape:
             raise ValueError(
                 f"add_weight '{name}': the initializer returned shape {tuple(value.shape)}, "
@@ -434,6 +441,10 @@ class Layer(nn.Module):
                 f"({', '.join(paths) or 'the layer has no weights yet; build it first'}), "
                 f"received {len(weights)}"
             )
+        with real_tensors():
+            self._copy_weights(paths, params, weights)
+
+    def _copy_weights(self, paths: list[str], params: list[nn.Parameter], weights: list) -> None:
         arrays = []
         for path, param, value in zip(paths, params, weights):
             value = torch.as_tensor(

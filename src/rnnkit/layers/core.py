@@ -20,6 +20,7 @@ import torch
 
 from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit.layers.base import Layer, check_input_shape
+from rnnkit.symbolic import in_symbolic_call
 
 
 def _positive_int(value: Any, argument: str, layer: str) -> int:
@@ -253,7 +254,7 @@ class Embedding(Layer):
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
         if inputs.is_floating_point() or inputs.dtype == torch.bool:
             inputs = inputs.to(torch.int64)
-        if inputs.numel() > 0:
+        if inputs.numel() > 0 and not in_symbolic_call():  # placeholders have no values
             low, high = int(inputs.min().item()), int(inputs.max().item())
             if low < 0 or high >= self.input_dim:
                 bad = low if low < 0 else high
