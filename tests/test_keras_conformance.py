@@ -164,7 +164,7 @@ def test_embedding_weights_of_the_wrong_shape():
 
 # -------------------------------------------------------------------- implementation=
 @pytest.mark.parametrize("cls", [layers.LSTM, layers.GRU])
-@pytest.mark.parametrize("implementation", [1, 2])
+@pytest.mark.parametrize("implementation", [0, 1, 2])
 def test_implementation_is_accepted_and_changes_nothing(cls, implementation):
     x = RNG.normal(size=(2, 3, 4)).astype("float32")
     reference = cls(3)
@@ -174,11 +174,14 @@ def test_implementation_is_accepted_and_changes_nothing(cls, implementation):
     layer.set_weights(reference.get_weights())
     np.testing.assert_allclose(layer(x).detach().numpy(), reference(x).detach().numpy())
     assert "implementation" not in layer.get_config()
+    config = layer.get_config()
+    config["implementation"] = implementation  # a config that carries it (Keras 2) loads
+    assert type(layer).from_config(config).units == 3
 
 
-@pytest.mark.parametrize("bad", [0, 3, "fast", True])
+@pytest.mark.parametrize("bad", [-1, 3, "fast", True])
 def test_implementation_out_of_range(bad):
-    with pytest.raises(ValueError, match=r"implementation must be 1 or 2, received"):
+    with pytest.raises(ValueError, match=r"implementation must be 0, 1 or 2, received"):
         layers.LSTM(3, implementation=bad)
     with pytest.raises(TypeError, match="implementation"):
         layers.SimpleRNN(3, implementation=1)  # Keras' SimpleRNN has no such argument
@@ -275,3 +278,29 @@ def test_summary_of_an_uncalled_subclassed_model_has_no_shapes_yet():
     _Subclassed().summary(print_fn=lines.append)
     text = "\n".join(lines)
     assert text.count("multiple") == 3 and "0 (unused)" in text
+
+
+# ------------------------------------------------------------ Keras' Dense/Embedding tests
+def test_dense_weights_carry_their_constraint():
+    layer = layers.Dense(2, kernel_constraint="non_neg", bias_constraint="non_neg")
+    layer.build((None, 2))
+    assert type(layer.kernel.constraint).__name__ == "NonNeg"
+    assert type(layer.bias.constraint).__name__ == "NonNeg"
+    plain = layers.Dense(2)
+    plain.build((None, 2))
+    assert plain.kernel.constraint is None
+
+
+def test_dense_called_on_another_feature_size_is_incompatible():
+    layer = layers.Dense(2, activation="relu")
+    layer(rnnkit.Input(batch_shape=(1, 2)))
+    with pytest.raises(ValueError, match=r"has shape \(1, 3\).*incompatible with the layer"):
+        layer(rnnkit.Input(batch_shape=(1, 3)))
+
+
+@pytest.mark.parametrize("bad", [3.7, 4.0, "3", None, True, False, -1, 0])
+def test_embedding_sizes_must_be_positive_integers(bad):
+    with pytest.raises(ValueError, match="input_dim must be a positive integer"):
+        layers.Embedding(bad, 8)
+    with pytest.raises(ValueError, match="output_dim must be a positive integer"):
+        layers.Embedding(10, bad)

@@ -331,6 +331,9 @@ class Layer(nn.Module):
             self._regularizers[key] = regularizers.get(regularizer)
         if constraint is not None:
             self._constraints[key] = constraints.get(constraint)
+        # Keras' variables carry their constraint (``layer.kernel.constraint``); read-only here,
+        # apply_constraints uses the layer's table.
+        param.constraint = self._constraints.get(key)
         return param
 
     def _free_key(self, name: str) -> str:
@@ -635,7 +638,8 @@ def check_input_shape(
         return
     suffix = f" {legend}" if legend else ""
     raise ValueError(
-        f"{layer_label(layer)}: {argument} has shape {shape}, expected {expected}{suffix}"
+        f"{layer_label(layer)}: {argument} has shape {shape}, expected {expected}{suffix}; "
+        "it is incompatible with the layer"
     )
 
 

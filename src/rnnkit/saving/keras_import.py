@@ -373,7 +373,9 @@ def import_optimizer_state(model: Any, variables: list[Any], source: str) -> Non
     try:
         blocks = _keras_slot_blocks(optimizer)
     except ValueError as e:
-        if np.ndim(variables[0]) == 0 and int(variables[0]) == 0:
+        first = variables[0]
+        first = first if isinstance(first, np.ndarray) else _scalar(first, source)
+        if np.ndim(first) == 0 and float(first) == 0:
             return  # Keras never took a step: a fresh state is the same
         raise ValueError(f"{source}: {e}; load with compile=False and compile yourself") from e
     slots = [slot for block in blocks for slot in block]
