@@ -48,5 +48,10 @@ def resolve(identifier: Any, table: Mapping[str, Any], kind: str, argument: str)
     else:
         target = table[name]
     if isinstance(target, type):
-        return target(**config)
+        try:
+            return target(**config)
+        except (TypeError, ValueError) as e:
+            if type(e) not in (TypeError, ValueError):
+                raise
+            raise type(e)(f"{argument}: {e}") from e
     return target

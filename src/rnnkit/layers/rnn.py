@@ -516,6 +516,12 @@ class RNN(Layer):
         self.last_kernel = choice.name
         if self.time_major:
             sequences = tree.map_structure(lambda x: x.transpose(0, 1), sequences)
+        if symbolic and timesteps > 1:
+            # a symbolic call only needs the output's shape, which one step gives: the loop
+            # does not run over a long fixed length (building a model stays cheap, also from
+            # an untrusted file), and the outputs are expanded (a view) to every step
+            sequences = tree.map_structure(lambda x: x[:, :1], sequences)
+            mask = None if mask is None else mask[:, :1]
         reset_dropout_masks(self.cell)
         try:
             if symbolic:
@@ -528,6 +534,10 @@ class RNN(Layer):
                 )
         finally:
             reset_dropout_masks(self.cell)
+        if symbolic and timesteps > 1 and outputs is not None:
+            outputs = tree.map_structure(
+                lambda x: x.expand(x.shape[0], timesteps, *x.shape[2:]), outputs
+            )
 
         if self.stateful and not symbolic:
             self._stored_states = tree.map_structure(lambda s: s.detach(), final_states)

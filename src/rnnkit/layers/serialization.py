@@ -33,8 +33,8 @@ def get_layer_class(class_name: str, custom_objects: Mapping[str, Any] | None = 
             found = candidate
     if not (isinstance(found, type) and issubclass(found, Layer)):
         raise ValueError(
-            f"unknown layer class {str(class_name)[:60]!r} (not an rnnkit layer, not a "
-            "registered class and not in custom_objects)"
+            f"unknown layer class {str(class_name)[:60]!r}: rnnkit has no such layer and "
+            "custom_objects does not name it"
         )
     return found
 
