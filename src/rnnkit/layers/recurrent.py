@@ -10,6 +10,8 @@ autograd Function for other activations, masks with holes, recurrent dropout, GR
 ``True`` raises ``ValueError`` when the fused kernel cannot run a call, ``False`` forces the
 loop. Input ``(N, T, H_in)`` (``(T, N, H_in)`` with ``time_major``); output ``(N, u)``, or
 ``(N, T, u)`` with ``return_sequences``.
+``LSTM``/``GRU`` accept Keras' ``implementation`` (0, 1 or 2): the maths are the same, so it
+is checked and not stored. Integer and boolean inputs are cast to the layer's dtype.
 
 >>> import torch
 >>> layer = LSTM(8, return_state=True)
