@@ -193,3 +193,26 @@ def test_masking_matches_keras_on_a_padded_batch():
     np.testing.assert_allclose(out.numpy(), np.asarray(theirs.cpu()))
     np.testing.assert_array_equal(out._keras_mask.numpy(), [[True, False, True]])
     assert torch.equal(ours.compute_mask(x), out._keras_mask)
+
+
+# ------------------------------------------------------------------ StackedRNNCells
+def test_stacked_cells_return_nested_states_and_their_shapes():
+    layer = layers.RNN([layers.LSTMCell(10), layers.LSTMCell(10)], return_state=True)
+    output, first, second = layer(np.zeros((2, 3, 5)))
+    assert tuple(output.shape) == (2, 10)
+    assert [tuple(s.shape) for s in (*first, *second)] == [(2, 10)] * 4
+    shape = layer.compute_output_shape((2, 3, 5))
+    assert shape[0] == (2, 10) and [tuple(s) for s in (*shape[1], *shape[2])] == [(2, 10)] * 4
+
+
+def test_stacked_cells_with_a_mask_match_keras():
+    import keras
+
+    sequence, mask = np.ones((2, 3, 4)), np.array([[True, True, True], [True, True, False]])
+    kwargs = dict(units=1, kernel_initializer="ones", recurrent_initializer="ones")
+    ours = layers.RNN([layers.LSTMCell(**kwargs) for _ in range(2)])(sequence, mask=mask)
+    theirs = keras.layers.RNN([keras.layers.LSTMCell(**kwargs) for _ in range(2)])(
+        sequence, mask=mask
+    )
+    np.testing.assert_allclose(ours.detach().numpy(), np.asarray(theirs.detach().cpu()), atol=1e-6)
+    np.testing.assert_allclose(ours.detach().numpy(), [[0.7793], [0.5998]], atol=1e-4)
