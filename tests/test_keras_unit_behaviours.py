@@ -216,3 +216,27 @@ def test_stacked_cells_with_a_mask_match_keras():
     )
     np.testing.assert_allclose(ours.detach().numpy(), np.asarray(theirs.detach().cpu()), atol=1e-6)
     np.testing.assert_allclose(ours.detach().numpy(), [[0.7793], [0.5998]], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "go_backwards, expected",
+    [
+        (False, [[0.23774096, 0.33508456], [0.83659905, 1.0227708]]),
+        (True, [[0.13486053, 0.23261218], [0.78257304, 0.9691353]]),
+    ],
+)
+def test_gru_initial_state_as_one_array_and_return_state_golden(go_backwards, expected):
+    """Keras' golden values from constant initialisers; the state equals the output."""
+    sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
+    initial_state = np.arange(4).reshape((2, 2)).astype("float32")
+    layer = layers.GRU(
+        2,
+        kernel_initializer=rnnkit.initializers.Constant(0.01),
+        recurrent_initializer=rnnkit.initializers.Constant(0.02),
+        bias_initializer=rnnkit.initializers.Constant(0.03),
+        return_state=True,
+        go_backwards=go_backwards,
+    )
+    output, state = layer(sequence, initial_state=initial_state)
+    np.testing.assert_allclose(output.detach().numpy(), expected, atol=1e-6)
+    assert torch.equal(output, state)
