@@ -135,3 +135,20 @@ def test_fused_kernel_after_a_symbolic_call_runs_on_real_tensors():
     out = model(data)
     assert not is_fake(out) and torch.isfinite(out).all()
     assert gru.last_kernel in ("fused", "noclift", "generic")
+
+
+def test_a_build_that_computes_with_torch_works_in_a_symbolic_call():
+    """build() runs on real tensors, also when the layer is first called symbolically."""
+
+    class RandomScale(rnnkit.layers.Layer):
+        def build(self, input_shape):
+            self.factor = self.add_weight(shape=(), initializer="ones", name="factor")
+            with torch.no_grad():
+                self.factor.fill_(0.5 + float(torch.rand(())))
+
+        def call(self, inputs):
+            return inputs * self.factor
+
+    layer = RandomScale()
+    assert layer(rnnkit.Input((3,))).shape == (None, 3)
+    assert not is_fake(layer.factor) and 0.5 <= float(layer.factor.detach()) <= 1.5

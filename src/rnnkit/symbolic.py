@@ -9,8 +9,9 @@ output needs a minimum length (a ``valid`` convolution over an unknown length), 
 nothing since nothing is computed. The call is recorded as a :class:`Node` so that a
 functional model can replay it on real tensors.
 
-Weights are real: a layer built during a placeholder run creates them with real storage
-(``add_weight`` and ``set_weights`` run under :func:`real_tensors`), on the placeholder shapes.
+Weights are real: a layer built during a placeholder run runs its ``build`` (and
+``add_weight``, ``set_weights``) under :func:`real_tensors`, on the placeholder shapes, so a
+``build`` that computes with torch (``fill_``, ``torch.rand``) works as in an eager call.
 
 While the placeholder runs happen, :func:`in_symbolic_call` is true: stateful layers must not
 update their states then, and checks that read tensor values (index ranges, mask layouts)
@@ -59,8 +60,8 @@ def _symbolic_scope() -> Iterator[None]:
 @contextlib.contextmanager
 def _fake_tensors() -> Iterator[None]:
     """Tensors created inside are fake (no storage, no arithmetic); real tensors (weights)
-    may take part. Nested symbolic calls share the outer mode."""
-    if in_symbolic_call():
+    may take part. Nested symbolic calls share the active mode."""
+    if torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.FAKE) is not None:
         yield
         return
     with warnings.catch_warnings(), FakeTensorMode(allow_non_fake_inputs=True):

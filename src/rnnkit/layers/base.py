@@ -656,7 +656,8 @@ def _batch_input_shape(kwargs: dict[str, Any]) -> tuple[int | None, ...] | None:
 def _wrap_build(build: Any) -> Any:
     @functools.wraps(build)
     def wrapped(self: Layer, *args: Any, **kwargs: Any) -> None:
-        build(self, *args, **kwargs)
+        with real_tensors():  # real weights, even when built during a symbolic call
+            build(self, *args, **kwargs)
         self.built = True
 
     return wrapped
