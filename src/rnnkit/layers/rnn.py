@@ -524,14 +524,9 @@ class RNN(Layer):
             mask = None if mask is None else mask[:, :1]
         reset_dropout_masks(self.cell)
         try:
-            if symbolic:
-                last_output, outputs, final_states = self._run_one_step(
-                    choice, sequences, states, mask, cell_kwargs
-                )
-            else:
-                last_output, outputs, final_states = self._run(
-                    choice, sequences, states, mask, cell_kwargs
-                )
+            last_output, outputs, final_states = self._run(
+                choice, sequences, states, mask, cell_kwargs
+            )
         finally:
             reset_dropout_masks(self.cell)
         if symbolic and timesteps > 1 and outputs is not None:
@@ -554,22 +549,6 @@ class RNN(Layer):
         if self.return_state:
             return (output, *final_states)
         return output
-
-    def _run_one_step(
-        self, choice: KernelChoice, sequences: Any, states: Any, mask: Any, cell_kwargs: dict
-    ) -> tuple[Any, Any, Any]:
-        """Shape inference (a symbolic call, on fake tensors): every step has the shape of the
-        first, so run one step and repeat its output over the ``T`` steps (as a view)."""
-        steps = tree.flatten(sequences)[0].shape[1]
-        first = tree.map_structure(lambda x: x[:, :1], sequences)
-        last_output, outputs, final_states = self._run(
-            choice, first, states, None if mask is None else mask[:, :1], cell_kwargs
-        )
-        if outputs is not None:
-            outputs = tree.map_structure(
-                lambda o: o.expand(o.shape[0], steps, *o.shape[2:]), outputs
-            )
-        return last_output, outputs, final_states
 
     def _run(
         self, choice: KernelChoice, sequences: Any, states: Any, mask: Any, cell_kwargs: dict
