@@ -311,6 +311,7 @@ def get(identifier: Any, argument: str = "initializer") -> Any:
 
 
 def serialize(initializer: Any) -> Any:
+    # Lazy: importing rnnkit.saving imports the layers, which import this module.
     from rnnkit.saving.serialization import serialize_keras_object
 
     return serialize_keras_object(initializer)

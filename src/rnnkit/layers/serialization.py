@@ -24,6 +24,7 @@ def serialize(layer: Layer) -> dict[str, Any]:
 
 def get_layer_class(class_name: str, custom_objects: Mapping[str, Any] | None = None) -> type:
     """The Layer class named ``class_name`` from the allowlist, or ``ValueError``."""
+    # Lazy: the allowlist is the rnnkit.layers package, which imports this module.
     import rnnkit.layers as public_layers
 
     found = get_registered_object(class_name, custom_objects)
