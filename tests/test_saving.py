@@ -260,7 +260,7 @@ def test_resumed_optimizer_state_follows_the_model_to_another_dtype(tmp_path):
         assert b.dtype == np.float64
         np.testing.assert_array_equal(b, a)
     state = again.optimizer.torch_optimizer.state_dict()["state"]
-    assert all(s["exp_avg"].dtype == torch.float64 for s in state.values())
+    assert all(s["momentum"].dtype == torch.float64 for s in state.values())
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -277,7 +277,7 @@ def test_model_saved_on_cpu_resumes_training_on_cuda(tmp_path):
     resumed = load_model(tmp_path / "m.keras").to("cuda")
     resumed.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     state = resumed.optimizer.torch_optimizer.state_dict()["state"]
-    assert all(s["exp_avg"].device.type == "cuda" for s in state.values())
+    assert all(s["momentum"].device.type == "cuda" for s in state.values())
     for a, b in zip(model.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
     save_model(resumed, tmp_path / "cuda.keras")  # and back: saved from the GPU, loads on CPU

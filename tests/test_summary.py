@@ -200,7 +200,7 @@ def test_line_length_positions_and_default_print(capsys):
         model.summary(positions=[0.5, 1.0])
 
 
-def test_unbuilt_sequential_raises_and_subclassed_shows_multiple():
+def test_unbuilt_sequential_raises_and_subclassed_shows_its_call_shapes():
     model = rnnkit.Sequential([layers.Dense(2)])
     with pytest.raises(ValueError, match="has not been built yet"):
         model.summary()
@@ -217,7 +217,7 @@ def test_unbuilt_sequential_raises_and_subclassed_shows_multiple():
     sub = Sub()
     sub(torch.ones(1, 4))
     text = _collapsed(_capture(sub))
-    assert "dense_1 (Dense) multiple 10" in text
+    assert "dense_1 (Dense) (1, 2) 10" in text  # the shape of the call that built it (Keras)
     assert "dense_2 (Dense) multiple 0 (unused)" in text
     assert "Total params: 10 (40.00 B)" in text
 

@@ -389,7 +389,7 @@ def test_unknown_names_list_valid_ones():
     model = Net()
     with pytest.raises(ValueError, match=r"unknown loss 'msee'.*mean_squared_error"):
         model.compile("sgd", "msee")
-    with pytest.raises(ValueError, match=r"unknown optimizer 'adamm'.*adam, adamw"):
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adamm'.*adam, adamax, adamw"):
         model.compile("adamm", "mse")
     with pytest.raises(ValueError, match=r"unknown metric 'acuracy'.*accuracy"):
         model.compile("sgd", "mse", metrics=["acuracy"])

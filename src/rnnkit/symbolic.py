@@ -1,30 +1,45 @@
 """Symbolic tensors and the graph they record.
 
-Calling a layer on a :class:`KerasTensor` (from :func:`rnnkit.Input`) runs no real data: the
-layer is built and run twice on small placeholder tensors (every ``None`` dimension set to 2,
-then to 3), under ``torch.no_grad`` and in inference mode. Dimensions that change between the
-two runs are reported as ``None``; the rest are static. The call is recorded as a :class:`Node`
-so that a functional model can replay it on real tensors.
+Calling a layer on a :class:`KerasTensor` (from :func:`rnnkit.Input`) does no arithmetic: the
+layer runs twice on *fake* placeholder tensors (``torch._subclasses.FakeTensor``: shapes, dtypes
+and devices, no storage, no computation), with every ``None`` dimension set to 13, then to 17,
+under ``torch.no_grad`` and in inference mode. Dimensions that change between the two runs are
+reported as ``None``; the rest are static. The sizes are large enough for layers whose valid
+output needs a minimum length (a ``valid`` convolution over an unknown length), and cost
+nothing since nothing is computed. The call is recorded as a :class:`Node` so that a
+functional model can replay it on real tensors.
+
+Weights are real: a layer built during a placeholder run runs its ``build`` (and
+``add_weight``, ``set_weights``) under :func:`real_tensors`, on the placeholder shapes, so a
+``build`` that computes with torch (``fill_``, ``torch.rand``) works as in an eager call.
 
 While the placeholder runs happen, :func:`in_symbolic_call` is true: stateful layers must not
-update their states then.
+update their states then, and checks that read tensor values (index ranges, mask layouts)
+must be skipped, since fake tensors have no values.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch._subclasses.fake_tensor import (
+    DataDependentOutputException,
+    DynamicOutputShapeException,
+    FakeTensorMode,
+    unset_fake_temporarily,
+)
 
 from rnnkit import tree
 
 if TYPE_CHECKING:
     from rnnkit.layers.base import Layer
 
-_PLACEHOLDERS = (2, 3)
+_PLACEHOLDERS = (13, 17)
 # How many placeholder runs are in progress on this thread: a thread-local counter rather than
 # a ContextVar, which torch.compile cannot trace.
 _SYMBOLIC = threading.local()
@@ -42,6 +57,25 @@ def _symbolic_scope() -> Iterator[None]:
         yield
     finally:
         _SYMBOLIC.depth -= 1
+
+
+@contextlib.contextmanager
+def _fake_tensors() -> Iterator[None]:
+    """Tensors created inside are fake (no storage, no arithmetic); real tensors (weights)
+    may take part. Nested symbolic calls share the active mode."""
+    if torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.FAKE) is not None:
+        yield
+        return
+    with warnings.catch_warnings(), FakeTensorMode(allow_non_fake_inputs=True):
+        # Describing a real non-leaf tensor (a state computed from weights) reads its .grad,
+        # which torch warns about; the fake copy needs no gradient.
+        warnings.filterwarnings("ignore", message="The .grad attribute of a Tensor that is not")
+        yield
+
+
+def real_tensors() -> contextlib.AbstractContextManager:
+    """Inside, tensors are real even during a symbolic call (to create weights with storage)."""
+    return unset_fake_temporarily()
 
 
 class KerasTensor:
@@ -72,7 +106,8 @@ class KerasTensor:
         return f"<KerasTensor shape={self.shape}, dtype={dtype}, name={self.name}>"
 
     def placeholder(self, size: int, device: torch.device) -> torch.Tensor:
-        """A real zero tensor of this shape with ``None`` dimensions set to ``size``."""
+        """A zero tensor of this shape with ``None`` dimensions set to ``size`` (a fake one
+        during a symbolic call)."""
         shape = tuple(size if d is None else d for d in self.shape)
         return torch.zeros(shape, dtype=self.dtype, device=device)
 
@@ -147,12 +182,20 @@ def infer_outputs(layer: Layer, args: tuple, kwargs: dict) -> Any:
     kwargs = dict(kwargs)
     kwargs["training"] = False
     runs = []
-    with _symbolic_scope(), torch.no_grad():
+    with _fake_tensors(), _symbolic_scope(), torch.no_grad():
         for size in _PLACEHOLDERS:
             device = _device_of(layer)
-            real_args = _materialize(args, size, device)
-            real_kwargs = _materialize(kwargs, size, device)
-            runs.append(layer(*real_args, **real_kwargs))
+            fake_args = _materialize(args, size, device)
+            fake_kwargs = _materialize(kwargs, size, device)
+            try:
+                runs.append(layer(*fake_args, **fake_kwargs))
+            except (DataDependentOutputException, DynamicOutputShapeException) as e:
+                raise ValueError(
+                    f"{type(layer).__name__} '{layer.name}': its call() reads tensor values "
+                    f"({e}), which a symbolic call (on rnnkit.Input) cannot give: it infers "
+                    "shapes on placeholder tensors without values. Skip value checks while "
+                    "rnnkit.symbolic.in_symbolic_call() is true."
+                ) from e
     first, second = runs
 
     def to_symbolic(x: Any, y: Any) -> Any:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from torch._subclasses.fake_tensor import is_fake
 
 Tensor = torch.Tensor
 MaskKind = Literal["none", "right", "left", "contiguous", "holes"]
@@ -71,7 +72,9 @@ def analyze_mask(mask: Tensor | None) -> MaskInfo:
         >>> analyze_mask(torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.bool)).kind
         'right'
     """
-    if mask is None:
+    if mask is None or is_fake(mask):
+        # A fake tensor (symbolic shape inference) has no values; its placeholder masks keep
+        # every step, so it is classified as no mask.
         return MaskInfo("none")
     m = mask.to(torch.int64)
     steps = m.shape[1]

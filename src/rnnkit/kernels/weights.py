@@ -33,13 +33,17 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
+from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 Tensor = torch.Tensor
 
 
 @lru_cache(maxsize=32)
 def _zeros(size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    return torch.zeros(size, dtype=dtype, device=device)
+    # Always a real tensor, even when first asked for during symbolic shape inference (fake
+    # tensors): a cached fake tensor would leak into later real calls.
+    with unset_fake_temporarily():
+        return torch.zeros(size, dtype=dtype, device=device)
 
 
 def zero_bias(like: Tensor) -> Tensor:

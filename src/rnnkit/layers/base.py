@@ -64,6 +64,7 @@ from rnnkit.symbolic import (
     has_symbolic,
     in_symbolic_call,
     infer_outputs,
+    real_tensors,
     symbolic_call,
 )
 
@@ -107,6 +108,9 @@ class Layer(nn.Module):
 
     supports_masking: bool = False
     _call_arguments: frozenset[str]  # set per class: see __init_subclass__
+    #: Cast integer and boolean inputs to the compute dtype too (recurrent layers and cells:
+    #: a one-hot ``np.bool`` array is data for them, as Keras' type promotion makes it).
+    _casts_non_floating_inputs: bool = False
     # True where ``compute_output_shape`` is exact for every input shape (strided, pooling and
     # cropping layers): symbolic calls then take the output shape from it instead of running
     # the layer on small placeholder tensors, which such layers cannot take or would report
@@ -179,6 +183,9 @@ class Layer(nn.Module):
         self._constraints: dict[str, Any] = {}
         self._call_losses: list[torch.Tensor] = []
         self._inbound_nodes: list[Any] = []
+        # The output shapes of the eager call that built the layer (summary() of a
+        # subclassed model shows them, as Keras shows its build shapes' outputs).
+        self._built_output_shapes: list[tuple[int, ...]] | None = None
         self._batch_input_shape = batch_input_shape(kwargs)
         if not hasattr(self, "built"):
             self.built = False
@@ -225,6 +232,30 @@ class Layer(nn.Module):
     def input_spec(self) -> Any:
         return None
 
+    # ------------------------------------------------------- symbolic inputs/outputs
+    def _first_node_tensors(self, which: str) -> Any:
+        if not self._inbound_nodes:
+            raise AttributeError(
+                f"{layer_label(self)} has never been called on symbolic inputs (rnnkit.Input) "
+                f"and thus has no defined {which}"
+            )
+        node = self._inbound_nodes[0]
+        tensors = node.input_tensors if which == "input" else node.output_tensors
+        return tensors[0] if len(tensors) == 1 else list(tensors)
+
+    @property
+    def input(self) -> Any:
+        """The symbolic input(s) of this layer's first call on KerasTensors (Keras 3: a
+        layer reused in a graph reports its first call). ``AttributeError`` if never called
+        symbolically (so ``hasattr(layer, "input")`` is False, as in Keras)."""
+        return self._first_node_tensors("input")
+
+    @property
+    def output(self) -> Any:
+        """The symbolic output(s) of this layer's first call on KerasTensors, e.g.
+        ``model.layers[2].output`` to rebuild an inference model from a trained one."""
+        return self._first_node_tensors("output")
+
     # ------------------------------------------------------------------- weights
     def add_weight(
         self,
@@ -257,7 +288,8 @@ class Layer(nn.Module):
         if initializer is None:
             initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"
         init = initializers.get(initializer, argument="initializer")
-        value = torch.as_tensor(init(shape, dtype=torch_dtype), dtype=torch_dtype)
+        with real_tensors():  # real storage, even when built during a symbolic call
+            value = torch.as_tensor(init(shape, dtype=torch_dtype), dtype=torch_dtype)
         if tuple(value.shape) != shape:
             raise ValueError(
                 f"add_weight '{name}': the initializer returned shape {tuple(value.shape)}, "
@@ -277,6 +309,9 @@ class Layer(nn.Module):
             self._regularizers[key] = regularizers.get(regularizer)
         if constraint is not None:
             self._constraints[key] = constraints.get(constraint)
+        # Keras' variables carry their constraint (``layer.kernel.constraint``); read-only here,
+        # apply_constraints uses the layer's table.
+        param.constraint = self._constraints.get(key)
         return param
 
     def _free_key(self, name: str) -> str:
@@ -387,6 +422,10 @@ class Layer(nn.Module):
                 f"({', '.join(paths) or 'the layer has no weights yet; build it first'}), "
                 f"received {len(weights)}"
             )
+        with real_tensors():
+            self._copy_weights(paths, params, weights)
+
+    def _copy_weights(self, paths: list[str], params: list[nn.Parameter], weights: list) -> None:
         arrays = []
         for path, param, value in zip(paths, params, weights):
             value = torch.as_tensor(
@@ -492,7 +531,8 @@ class Layer(nn.Module):
         if mask is None:
             mask = collect_masks(inputs)
         inputs = self._convert_inputs(inputs)
-        if not self.built:
+        building = not self.built
+        if building:
             self._maybe_build(inputs)
             inputs = self._convert_inputs(inputs)  # cast to the freshly built weights' dtype
         if training is None:
@@ -516,6 +556,10 @@ class Layer(nn.Module):
                     outputs = self.call(inputs, *args, **kwargs)
         finally:
             stack.pop()
+        if building and not in_symbolic_call():
+            self._built_output_shapes = [
+                tuple(x.shape) for x in tree.flatten(outputs) if isinstance(x, torch.Tensor)
+            ]
         self._attach_output_masks(inputs, mask, outputs)
         return outputs
 
@@ -527,7 +571,8 @@ class Layer(nn.Module):
         has_weights = any(True for _ in self.parameters())
         dtype = self.compute_dtype if (has_weights or self._dtype_explicit) else None
         device = next((p.device for p in self.parameters()), None)
-        return tree.map_structure(lambda x: to_tensor(x, dtype, device), inputs)
+        cast_all = self._casts_non_floating_inputs
+        return tree.map_structure(lambda x: to_tensor(x, dtype, device, cast_all), inputs)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The mask of the outputs: the input mask when ``supports_masking``, else None."""
@@ -568,7 +613,8 @@ Layer._call_arguments = _call_parameters(Layer)
 def _wrap_build(build: Any) -> Any:
     @functools.wraps(build)
     def wrapped(self: Layer, *args: Any, **kwargs: Any) -> None:
-        build(self, *args, **kwargs)
+        with real_tensors():  # real weights, even when built during a symbolic call
+            build(self, *args, **kwargs)
         self.built = True
 
     return wrapped

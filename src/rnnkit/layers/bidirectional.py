@@ -102,6 +102,8 @@ class Bidirectional(Layer):
     Weights: the forward layer's, then the backward layer's.
     """
 
+    _casts_non_floating_inputs = True
+
     def __init__(
         self,
         layer: Layer,

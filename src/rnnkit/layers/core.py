@@ -13,12 +13,14 @@ for any number of axes in between.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
 
 from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit.layers.base import Layer, check_input_shape
+from rnnkit.symbolic import in_symbolic_call
 
 
 def _positive_int(value: Any, argument: str, layer: str) -> int:
@@ -94,7 +96,7 @@ class Dense(Layer):
         units = _positive_int(units, "units", "Dense")
         super().__init__(**kwargs)
         self.units = units
-        self.activation = activations.get(activation)
+        self._activation = activations.get(activation, argument="activation")
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
@@ -104,6 +106,16 @@ class Dense(Layer):
         self.kernel_constraint = constraints.get(kernel_constraint, "kernel_constraint")
         self.bias_constraint = constraints.get(bias_constraint, "bias_constraint")
         self.supports_masking = True
+
+    @property
+    def activation(self) -> Any:
+        """The activation function; assigning a name, a callable or ``None`` (linear) works
+        before or after the layer is built, as in Keras."""
+        return self._activation
+
+    @activation.setter
+    def activation(self, value: Any) -> None:
+        self._activation = activations.get(value, argument="activation")
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         if len(input_shape) < 2 or input_shape[-1] is None:
@@ -177,6 +189,10 @@ class Embedding(Layer):
         embeddings_regularizer / activity_regularizer / embeddings_constraint: as in Dense.
         mask_zero: if True, index 0 is padding: the output mask is ``inputs != 0`` (so
             ``input_dim`` should count the padding index).
+        weights: initial embeddings, an array ``(V, D)`` or a list holding one; the layer is
+            built at once with them (Keras 3).
+        input_length: Keras 2's argument, accepted with Keras 3's deprecation warning and
+            ignored (the sequence length comes from the inputs).
 
     Shapes: inputs ``(B, ...)`` (cast to integers, like Keras) give outputs ``(B, ..., D)``.
     An index outside ``[0, input_dim)`` raises ``ValueError`` before the lookup.
@@ -191,10 +207,22 @@ class Embedding(Layer):
         embeddings_constraint: Any = None,
         mask_zero: bool = False,
         activity_regularizer: Any = None,
+        weights: Any = None,
         **kwargs: Any,
     ) -> None:
         input_dim = _positive_int(input_dim, "input_dim", "Embedding")
         output_dim = _positive_int(output_dim, "output_dim", "Embedding")
+        input_length = kwargs.pop("input_length", None)
+        if input_length is not None:
+            if isinstance(input_length, bool) or not isinstance(input_length, int):
+                raise TypeError(
+                    f"Embedding: input_length must be an int or None, received {input_length!r}"
+                )
+            warnings.warn(
+                "Embedding: input_length is deprecated (as in Keras 3) and ignored; remove it",
+                UserWarning,
+                stacklevel=2,
+            )
         super().__init__(**kwargs)
         self.input_dim = input_dim
         self.output_dim = output_dim
@@ -208,6 +236,11 @@ class Embedding(Layer):
         self.activity_regularizer = regularizers.get(activity_regularizer, "activity_regularizer")
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
+        if weights is not None:
+            self.build()
+            if not (isinstance(weights, (list, tuple)) and len(weights) == 1):
+                weights = [weights]
+            self.set_weights(weights)
 
     def build(self, input_shape: Any = None) -> None:
         self.embeddings = self.add_weight(
@@ -222,8 +255,9 @@ class Embedding(Layer):
         if inputs.is_floating_point() or inputs.dtype == torch.bool:
             inputs = inputs.to(torch.int64)
         # Eagerly, indices are checked here for a clear error; torch.compile skips the check
-        # (reading the values would split the graph) and torch's embedding op raises instead.
-        if inputs.numel() > 0 and not torch.compiler.is_compiling():
+        # (reading the values would split the graph) and torch's embedding op raises instead;
+        # symbolic calls skip it too (their placeholders have no values).
+        if inputs.numel() > 0 and not torch.compiler.is_compiling() and not in_symbolic_call():
             low, high = int(inputs.min().item()), int(inputs.max().item())
             if low < 0 or high >= self.input_dim:
                 bad = low if low < 0 else high
@@ -244,8 +278,11 @@ class Embedding(Layer):
         return (*tuple(input_shape), self.output_dim)
 
     def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        for ignored in ("input_length", "weights"):  # constructor-only, as in Keras 3
+            config.pop(ignored, None)
         return {
-            **super().get_config(),
+            **config,
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
             "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
@@ -393,7 +430,15 @@ class Masking(Layer):
         self.mask_value = mask_value
         self.supports_masking = True
 
-    def compute_mask(self, inputs: torch.Tensor, mask: Any = None) -> torch.Tensor:
+    def compute_mask(self, inputs: Any, mask: Any = None) -> torch.Tensor:
+        """``any(inputs != mask_value, axis=-1)``; ``inputs`` a tensor or an array."""
+        if not isinstance(inputs, torch.Tensor):
+            inputs = torch.as_tensor(inputs)
+        if inputs.dim() < 2:
+            raise ValueError(
+                f"Masking '{self.name}': inputs has shape {tuple(inputs.shape)}, expected "
+                "rank >= 2 (batch, ..., features)"
+            )
         return torch.any(inputs != self.mask_value, dim=-1)
 
     def call(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -34,16 +34,19 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def to_tensor(x: Any, dtype: torch.dtype | None, device: torch.device | None) -> Any:
-    """numpy arrays become tensors (float64 as float32, like Keras); floating tensors are cast to
-    ``dtype`` when one is given; everything moves to ``device`` when one is given."""
+def to_tensor(
+    x: Any, dtype: torch.dtype | None, device: torch.device | None, cast_all: bool = False
+) -> Any:
+    """numpy arrays become tensors (float64 as float32, like Keras); floating tensors (every
+    tensor with ``cast_all``) are cast to ``dtype`` when one is given; everything moves to
+    ``device`` when one is given."""
     if isinstance(x, (np.ndarray, np.generic)):
         x = torch.as_tensor(np.asarray(x))
         if x.dtype == torch.float64 and dtype is None:
             x = x.to(torch.float32)
     if not isinstance(x, torch.Tensor):
         return x
-    if dtype is not None and x.is_floating_point() and x.dtype != dtype:
+    if dtype is not None and (cast_all or x.is_floating_point()) and x.dtype != dtype:
         x = x.to(dtype)
     if device is not None and x.device != device:
         x = x.to(device)

@@ -10,6 +10,8 @@ recurrent dropout, GRU ``reset_after=False``) or ``"generic"`` (the time loop). 
 ``True`` raises ``ValueError`` when the fused kernel cannot run a call, ``False`` forces the
 loop. Input ``(N, T, H_in)`` (``(T, N, H_in)`` with ``time_major``); output ``(N, u)``, or
 ``(N, T, u)`` with ``return_sequences``.
+``LSTM``/``GRU`` accept Keras' ``implementation`` (0, 1 or 2): the maths are the same, so it
+is checked and not stored. Integer and boolean inputs are cast to the layer's dtype.
 
 >>> import torch
 >>> layer = LSTM(8, return_state=True)
@@ -111,6 +113,7 @@ class _CellLayer(RNN):
             cell_config.pop(key, None)
         config = super().get_config()
         config.update(cell_config)
+        config.pop("implementation", None)  # accepted, not stored (Keras 3)
         config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         config["use_cudnn"] = self.use_cudnn
         return config
@@ -236,6 +239,7 @@ class LSTM(_CellLayer):
         stateful: bool = False,
         unroll: bool = False,
         use_cudnn: Any = "auto",
+        implementation: int = 2,
         **kwargs: Any,
     ) -> None:
         cell_kwargs = dict(
@@ -256,6 +260,7 @@ class LSTM(_CellLayer):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            implementation=implementation,
         )
         super().__init__(
             cell_kwargs,
@@ -310,6 +315,7 @@ class GRU(_CellLayer):
         unroll: bool = False,
         reset_after: bool = True,
         use_cudnn: Any = "auto",
+        implementation: int = 2,
         **kwargs: Any,
     ) -> None:
         cell_kwargs = dict(
@@ -330,6 +336,7 @@ class GRU(_CellLayer):
             recurrent_dropout=recurrent_dropout,
             reset_after=reset_after,
             seed=seed,
+            implementation=implementation,
         )
         super().__init__(
             cell_kwargs,

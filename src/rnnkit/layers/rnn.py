@@ -121,6 +121,7 @@ class RNN(Layer):
     """
 
     supports_masking = True
+    _casts_non_floating_inputs = True
     _input_rank: int | None = None  # SimpleRNN / LSTM / GRU require exactly 3
 
     def __init__(

@@ -77,6 +77,8 @@ def _check_rate(rate: Any, argument: str, owner: str) -> float:
 class _Cell(DropoutRNNCell, Layer):
     """What the three built-in cells share: arguments, validation, config, initial state."""
 
+    _casts_non_floating_inputs = True
+
     def __init__(
         self,
         units: int,
@@ -100,7 +102,14 @@ class _Cell(DropoutRNNCell, Layer):
         units = _check_units(units, owner)
         dropout = _check_rate(dropout, "dropout", owner)
         recurrent_dropout = _check_rate(recurrent_dropout, "recurrent_dropout", owner)
-        kwargs.pop("implementation", None)  # Keras' implementation switch: one path here
+        # Keras' implementation switch (1: several small matmuls, 2: one fused; 0: Keras 2's
+        # legacy value, still in saved configs): the same
+        # maths, and one path here. Accepted as Keras does, checked, not stored.
+        implementation = kwargs.pop("implementation", 2)
+        if implementation not in (0, 1, 2) or isinstance(implementation, bool):
+            raise ValueError(
+                f"{owner}: implementation must be 0, 1 or 2, received {implementation!r}"
+            )
         super().__init__(**kwargs)
         self.units = units
         self.activation = activations.get(activation, argument="activation")

@@ -52,7 +52,8 @@ def check_input_shape(
         return
     suffix = f" {legend}" if legend else ""
     raise ValueError(
-        f"{layer_label(layer)}: {argument} has shape {shape}, expected {expected}{suffix}"
+        f"{layer_label(layer)}: {argument} has shape {shape}, expected {expected}{suffix}; "
+        "it is incompatible with the layer"
     )
 
 

@@ -215,6 +215,21 @@ class Model(Trainer, Layer):
         return None if self._graph is None else list(self._graph.outputs)
 
     @property
+    def input(self) -> Any:
+        """The model's symbolic input(s), nested as given (one KerasTensor for a single input);
+        a subclassed model has them only after a symbolic call (then as any layer)."""
+        if self._graph is None:
+            return super().input
+        return _unpack_singleton(self._graph.inputs_struct)
+
+    @property
+    def output(self) -> Any:
+        """The model's symbolic output(s), nested as given (one KerasTensor for one output)."""
+        if self._graph is None:
+            return super().output
+        return _unpack_singleton(self._graph.outputs_struct)
+
+    @property
     def input_shape(self) -> Any:
         """Shapes of the inputs, nested like them (one shape for a single input)."""
         graph = self._require_graph("input shape")

@@ -57,8 +57,9 @@ def _format_shapes(shapes: list[tuple[int | None, ...]], as_list: bool = False) 
 
 
 def _layer_output_shape(layer: Layer, graph: Graph | None) -> str:
-    if graph is None:
-        return "multiple"
+    if graph is None:  # a subclassed model: the shapes of the call that built the layer
+        shapes = layer._built_output_shapes
+        return _format_shapes(shapes) if shapes else "multiple"
     nodes = graph.layer_nodes(layer)
     shapes = {
         tuple(tuple(x.shape) for x in tree.flatten(node.outputs) if isinstance(x, KerasTensor))

@@ -435,31 +435,15 @@ def _optimizer_variables(contents: Hdf5Contents, source: str) -> list[Any]:
     return [found[k] for k in keys]
 
 
-def _keras_slot_blocks(optimizer: Any) -> list[tuple[tuple[str, float], ...]]:
+def _keras_slot_blocks(optimizer: Any) -> list[tuple[str, ...]]:
     """Keras 3's optimizer variables after ``iterations`` and ``learning_rate``: blocks in
-    order; a block holds, for each trainable weight in turn, one variable per slot. Each slot
-    is given as the torch state it becomes and the factor that converts it (Keras' SGD keeps
-    ``m = momentum m - lr g``, torch ``b = momentum b + g``: ``b = -m / lr``; Keras' RMSprop
-    momentum includes ``lr``: ``b = m / lr``)."""
+    order; a block holds, for each trainable weight in turn, one variable per slot. The
+    optimizer says which (``Optimizer.keras_slots``); its state uses Keras' names."""
     from rnnkit.training import optimizers
 
-    lr = optimizer.learning_rate
-    if isinstance(optimizer, optimizers.Adam):  # and AdamW
-        blocks = [(("exp_avg", 1.0), ("exp_avg_sq", 1.0))]
-        return blocks + ([(("max_exp_avg_sq", 1.0),)] if optimizer.amsgrad else [])
-    with_momentum = isinstance(optimizer, (optimizers.SGD, optimizers.RMSprop))
-    if with_momentum and optimizer.momentum and lr == 0:
-        raise ValueError("the Keras momentum cannot be converted at learning_rate=0")
-    if isinstance(optimizer, optimizers.SGD):
-        return [(("momentum_buffer", -1.0 / lr),)] if optimizer.momentum else []
-    if isinstance(optimizer, optimizers.RMSprop):
-        blocks = [(("square_avg", 1.0),)]
-        if optimizer.momentum:
-            blocks.append((("momentum_buffer", 1.0 / lr),))
-        return blocks + ([(("grad_avg", 1.0),)] if optimizer.centered else [])
-    if isinstance(optimizer, optimizers.Adagrad):
-        return [(("sum", 1.0),)]
-    raise ValueError(f"importing the state of a Keras {type(optimizer).__name__} is not supported")
+    if not isinstance(optimizer, optimizers.Optimizer):
+        raise ValueError(f"importing the state of a {type(optimizer).__name__} is not supported")
+    return optimizer.keras_slots()
 
 
 def import_optimizer_state(model: Any, variables: list[Any], source: str) -> None:
@@ -476,6 +460,10 @@ def import_optimizer_state(model: Any, variables: list[Any], source: str) -> Non
     try:
         blocks = _keras_slot_blocks(optimizer)
     except ValueError as e:
+        first = variables[0]
+        first = first if isinstance(first, np.ndarray) else _scalar(first, source)
+        if np.ndim(first) == 0 and float(first) == 0:
+            return  # Keras never took a step: a fresh state is the same
         raise ValueError(f"{source}: {e}; load with compile=False and compile yourself") from e
     slots = [slot for block in blocks for slot in block]
     if len(variables) == 2 and slots:  # Keras never took a step: a fresh state is the same
@@ -496,13 +484,10 @@ def import_optimizer_state(model: Any, variables: list[Any], source: str) -> Non
         )
     iterations = int(iterations_value)
     state: dict[int, dict[str, Any]] = {i: {} for i in range(len(params))}
-    if not isinstance(optimizer.torch_optimizer, torch.optim.SGD):
-        for values in state.values():
-            values["step"] = torch.tensor(float(iterations), dtype=torch.float32)
     position = 2
     for block in blocks:
         for i, param in enumerate(params):
-            for name, factor in block:
+            for name in block:
                 value = variables[position]
                 position += 1
                 what = f"the Keras optimizer variable {position - 1} ({name})"
@@ -513,7 +498,7 @@ def import_optimizer_state(model: Any, variables: list[Any], source: str) -> Non
                         f"{source}: {what} has shape {tuple(value.shape)}, its weight "
                         f"{tuple(param.shape)}"
                     )
-                tensor = torch.as_tensor(value * factor if factor != 1.0 else value)
+                tensor = torch.as_tensor(value)
                 state[i][name] = tensor.to(dtype=param.dtype, device=param.device)
     optimizer.build(params)
     groups = optimizer.torch_optimizer.state_dict()["param_groups"]

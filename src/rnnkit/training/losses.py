@@ -97,13 +97,17 @@ def binary_crossentropy(
     y_true: Any, y_pred: Any, from_logits: bool = False, label_smoothing: float = 0.0
 ) -> torch.Tensor:
     """``mean(-(y log p + (1 - y) log(1 - p)), axis=-1)``; ``p`` clipped to ``[1e-7, 1 - 1e-7]``
-    unless ``from_logits`` (then ``p = sigmoid(y_pred)``, computed stably)."""
+    unless ``from_logits`` (then ``p = sigmoid(y_pred)``, computed stably). Labels ``(N,)``
+    against predictions ``(N, 1)`` (or the reverse) are aligned first, as in Keras."""
     y_pred = _as_tensor(y_pred)
     y_true = _as_tensor(y_true, y_pred.dtype, y_pred.device)
+    given = tuple(y_true.shape)
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
     if tuple(y_true.shape) != tuple(y_pred.shape):
         raise ValueError(
-            f"binary_crossentropy: y_true and y_pred must have the same shape, received "
-            f"y_true.shape={tuple(y_true.shape)} and y_pred.shape={tuple(y_pred.shape)}"
+            f"binary_crossentropy: y_true and y_pred must have the same shape (up to a "
+            f"trailing axis of size 1), received y_true.shape={given} and "
+            f"y_pred.shape={tuple(y_pred.shape)}"
         )
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing

@@ -184,6 +184,22 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
         super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
 
 
+def accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    """1.0 where ``y_pred == y_true`` exactly, elementwise (Keras' ``Accuracy``: for labels
+    already decided, e.g. ``argmax`` outputs; compile's ``"accuracy"`` picks by shapes)."""
+    y_pred = _as_tensor(y_pred)
+    y_true = _as_tensor(y_true, device=y_pred.device)
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+    return (y_true.to(y_pred.dtype) == y_pred).to(torch.float32)
+
+
+class Accuracy(MeanMetricWrapper):
+    """How often predictions equal labels exactly (``metrics.get("accuracy")``, as Keras)."""
+
+    def __init__(self, name: str = "accuracy", dtype: Any = None) -> None:
+        super().__init__(accuracy, name=name, dtype=dtype)
+
+
 class MeanSquaredError(MeanMetricWrapper):
     """The mean of ``mean((y_true - y_pred) ** 2, axis=-1)`` over samples."""
 
@@ -232,6 +248,8 @@ class BinaryCrossentropy(MeanMetricWrapper):
 
 
 _BY_NAME: dict[str, Callable[[], Metric]] = {
+    "accuracy": Accuracy,
+    "acc": Accuracy,
     "mae": MeanAbsoluteError,
     "mean_absolute_error": MeanAbsoluteError,
     "mse": MeanSquaredError,
@@ -249,6 +267,7 @@ _CLASSES = {
     cls.__name__: cls
     for cls in (
         Mean,
+        Accuracy,
         MeanAbsoluteError,
         MeanSquaredError,
         RootMeanSquaredError,
@@ -265,7 +284,9 @@ _CLASSES = {
 def get(identifier: Any) -> Metric:
     """A metric from a name (``"mae"``, ``"mse"``, ``"binary_accuracy"``, a class name), a
     :class:`Metric`, or a function ``fn(y_true, y_pred) -> per-sample values`` (wrapped in
-    :class:`MeanMetricWrapper`). ``"accuracy"`` needs shapes: use :func:`get_metric`."""
+    :class:`MeanMetricWrapper`). ``"accuracy"`` is Keras' exact-match :class:`Accuracy`;
+    ``compile`` instead picks binary/categorical/sparse accuracy by shapes
+    (:func:`get_metric`)."""
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, str):
@@ -273,7 +294,7 @@ def get(identifier: Any) -> Metric:
             return _BY_NAME[identifier]()
         if identifier in _CLASSES:
             return _CLASSES[identifier]()
-        valid = ["accuracy", "acc", *sorted(_BY_NAME), *sorted(_CLASSES)]
+        valid = [*sorted(_BY_NAME), *sorted(_CLASSES)]
         raise ValueError(f"metrics: unknown metric {identifier!r}. Valid names: {', '.join(valid)}")
     if all(hasattr(identifier, a) for a in ("update_state", "result", "reset_state")):
         return identifier

@@ -261,9 +261,10 @@ class Trainer:
         for p in self.parameters():
             p.grad = None
         scaler = getattr(self, "_loss_scaler", None)
-        (loss if scaler is None else scaler.scale(loss)).backward()
-        if scaler is not None and not self._unscale_gradients(scaler):
-            return self.get_metrics_result()
+        if loss.requires_grad:  # no trainable weights: nothing to differentiate
+            (loss if scaler is None else scaler.scale(loss)).backward()
+            if scaler is not None and not self._unscale_gradients(scaler):
+                return self.get_metrics_result()
         if self._gradients_ready(loss):
             self._apply_gradients()
             self._update_metrics(x, y, y_pred, loss, sample_weight)
@@ -310,6 +311,15 @@ class Trainer:
     def _apply_gradients(self) -> None:
         optimizer = self.optimizer
         if isinstance(optimizer, optimizers_module.Optimizer) and not optimizer.built:
+            if not self._trainable_parameters():
+                # Keras trains such a model without updates, with this warning.
+                warnings.warn(
+                    f"fit: the model '{self.name}' does not have any trainable weights; "
+                    "the optimizer makes no update",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                return
             optimizer.build(self._trainable_parameters())
         optimizer.step()
         self.apply_constraints()
@@ -473,6 +483,8 @@ class Trainer:
         finally:
             self._train_iterator = None
             self._batch_label = "train_step"
+        if isinstance(self.optimizer, optimizers_module.Optimizer):
+            self.optimizer.finalize_variable_values()  # use_ema: the averages replace weights
         callback_list.call("on_train_end", epoch_logs)
         return history
 

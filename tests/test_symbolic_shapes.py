@@ -1,0 +1,154 @@
+"""Symbolic calls (on ``rnnkit.Input``) infer shapes on fake tensors: no arithmetic runs, weights
+are still real, ``None`` sizes stay ``None``, and a layer whose valid output needs a minimum
+length builds on an unknown length (issue 12, item 5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch._subclasses.fake_tensor import is_fake
+
+import rnnkit
+from rnnkit import layers
+from rnnkit.symbolic import in_symbolic_call
+
+
+class _Recorder(rnnkit.layers.Layer):
+    """Records whether each call saw fake inputs, and counts them."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.seen: list[bool] = []
+
+    def build(self, input_shape) -> None:
+        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
+
+    def call(self, inputs):
+        self.seen.append(is_fake(inputs))
+        return inputs * self.scale
+
+
+class _ValidWindow(rnnkit.layers.Layer):
+    """A 'valid' 1-D convolution with a window of 5 steps: the length shrinks by 4, and a
+    length under 5 is an error (as for Conv1D(kernel_size=5, padding="valid"))."""
+
+    def build(self, input_shape) -> None:
+        self.kernel = self.add_weight(shape=(3, input_shape[-1], 5), name="kernel")
+
+    def call(self, inputs):
+        if inputs.shape[1] < 5:
+            raise ValueError(f"needs at least 5 steps, received {inputs.shape[1]}")
+        return torch.nn.functional.conv1d(inputs.transpose(1, 2), self.kernel).transpose(1, 2)
+
+
+def test_a_symbolic_call_sees_only_fake_tensors_and_builds_real_weights():
+    layer = _Recorder()
+    x = rnnkit.Input((None, 4))
+    y = layer(x)
+    assert y.shape == (None, None, 4)
+    assert layer.seen and all(layer.seen), "the symbolic call ran on real tensors"
+    assert not is_fake(layer.scale) and torch.equal(layer.scale.detach(), torch.ones(4))
+    layer.seen.clear()
+    layer(torch.ones(2, 3, 4))
+    assert layer.seen == [False]
+
+
+def test_no_arithmetic_on_real_tensors_while_building_a_model():
+    """Count the aten calls on real tensors during the symbolic calls of a recurrent model:
+    views of the weights (transposes, slices) are free; no other op may touch real storage."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.real_compute: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            flat = [
+                a for a in torch.utils._pytree.tree_leaves((args, kwargs)) if torch.is_tensor(a)
+            ]
+            real = flat and not any(is_fake(a) for a in flat)
+            if in_symbolic_call() and real and not func.is_view:
+                self.real_compute.append(str(func))
+            return out
+
+    inputs = rnnkit.Input((None, 6))
+    x = layers.Masking()(inputs)
+    x = layers.LSTM(8, return_sequences=True)(x)  # already built below: no initializers
+    layers_built = [layers.GRU(5), layers.Dense(3)]
+    for layer in layers_built:
+        layer.build((None, None, 8) if isinstance(layer, layers.GRU) else (None, 5))
+    with Count() as counter:
+        y = layers_built[1](layers_built[0](x))
+    assert y.shape == (None, 3)
+    assert counter.real_compute == [], counter.real_compute[:5]
+
+
+def test_a_size_dependent_layer_builds_on_an_unknown_length():
+    tokens = rnnkit.Input((None,), dtype="int64")
+    x = layers.Embedding(50, 8)(tokens)
+    x = _ValidWindow()(x)
+    x = layers.LSTM(4)(x)
+    model = rnnkit.Model(tokens, x)
+    assert model.layers[2].output.shape == (None, None, 3)
+    assert model.output_shape == (None, 4)
+    out = model.predict(np.ones((2, 9), dtype="int64"), verbose=0)
+    assert out.shape == (2, 4)
+
+
+def test_static_sizes_stay_static_and_unknown_sizes_stay_unknown():
+    x = rnnkit.Input((7, 4), batch_size=None)
+    y = _ValidWindow()(x)
+    assert y.shape == (None, 3, 3)
+    z = layers.Bidirectional(layers.GRU(2, return_sequences=True))(rnnkit.Input((None, 4)))
+    assert z.shape == (None, None, 4)
+    w = layers.TimeDistributed(layers.Dense(3))(rnnkit.Input((5, 2), batch_size=4))
+    assert w.shape == (4, 5, 3)
+
+
+def test_a_call_that_reads_values_gets_a_clear_error():
+    class ReadsValues(rnnkit.layers.Layer):
+        def call(self, inputs):
+            if float(inputs.max()) > 1.0:
+                return inputs
+            return -inputs
+
+    with pytest.raises(ValueError, match=r"ReadsValues 'reads_values': its call\(\) reads tensor"):
+        ReadsValues()(rnnkit.Input((3,)))
+
+
+def test_embedding_range_check_is_skipped_symbolically_but_runs_eagerly():
+    emb = layers.Embedding(5, 2)
+    assert emb(rnnkit.Input((None,), dtype="int64")).shape == (None, None, 2)
+    with pytest.raises(ValueError, match=r"indices must be in \[0, input_dim\)"):
+        emb(np.array([[7]]))
+
+
+def test_fused_kernel_after_a_symbolic_call_runs_on_real_tensors():
+    """A tensor cached during a symbolic call (a kernel's zero bias) must stay real."""
+    x = rnnkit.Input((None, 3))
+    gru = layers.GRU(4, return_sequences=True)
+    model = rnnkit.Model(x, gru(x))
+    data = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    out = model(data)
+    assert not is_fake(out) and torch.isfinite(out).all()
+    assert gru.last_kernel in ("fused", "noclift", "generic")
+
+
+def test_a_build_that_computes_with_torch_works_in_a_symbolic_call():
+    """build() runs on real tensors, also when the layer is first called symbolically."""
+
+    class RandomScale(rnnkit.layers.Layer):
+        def build(self, input_shape):
+            self.factor = self.add_weight(shape=(), initializer="ones", name="factor")
+            with torch.no_grad():
+                self.factor.fill_(0.5 + float(torch.rand(())))
+
+        def call(self, inputs):
+            return inputs * self.factor
+
+    layer = RandomScale()
+    assert layer(rnnkit.Input((3,))).shape == (None, 3)
+    assert not is_fake(layer.factor) and 0.5 <= float(layer.factor.detach()) <= 1.5
