@@ -6,6 +6,10 @@ from rnnkit.layers.base import Layer as Layer
 from rnnkit.layers.bidirectional import Bidirectional as Bidirectional
 from rnnkit.layers.cell_wrappers import DropoutCell as DropoutCell
 from rnnkit.layers.cell_wrappers import OutputProjectionCell as OutputProjectionCell
+from rnnkit.layers.conv_lstm import ConvLSTM1D as ConvLSTM1D
+from rnnkit.layers.conv_lstm import ConvLSTM2D as ConvLSTM2D
+from rnnkit.layers.conv_lstm import ConvLSTM3D as ConvLSTM3D
+from rnnkit.layers.conv_lstm_cell import ConvLSTMCell as ConvLSTMCell
 from rnnkit.layers.convolutional import Conv1D as Conv1D
 from rnnkit.layers.convolutional import Conv2D as Conv2D
 from rnnkit.layers.convolutional import Conv3D as Conv3D

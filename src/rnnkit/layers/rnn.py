@@ -225,6 +225,9 @@ class RNN(Layer):
                 self.cell.build([step_shape, *self._constant_shapes])
             else:
                 self.cell.build(step_shape)
+        # A cell may know its state shapes only once built (ConvLSTMCell's depend on the
+        # input's spatial shape; its state_size is -1 before, as in Keras).
+        self._state_spec = state_spec(self.cell, layer_label(self))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         constants = kwargs.get("constants")
