@@ -54,7 +54,6 @@ class InputLayer(Layer):
         node = Node(self, (), {}, output)
         self._inbound_nodes.append(node)
         output._keras_history = (self, 0, 0)
-        self.output = output
 
     def get_config(self) -> dict[str, Any]:
         return {"batch_shape": list(self.batch_shape), "dtype": self.dtype, "name": self.name}

@@ -210,6 +210,16 @@ class Model(Trainer, Layer):
         return None if self._graph is None else list(self._graph.outputs)
 
     @property
+    def input(self) -> Any:
+        """The model's symbolic inputs, nested as given to ``Model(inputs, ...)`` (Keras)."""
+        return self._require_graph("input").inputs_struct
+
+    @property
+    def output(self) -> Any:
+        """The model's symbolic outputs, nested as given to ``Model(..., outputs)`` (Keras)."""
+        return self._require_graph("output").outputs_struct
+
+    @property
     def input_shape(self) -> Any:
         """Shapes of the inputs, nested like them (one shape for a single input)."""
         graph = self._require_graph("input shape")

@@ -100,10 +100,13 @@ def binary_crossentropy(
     unless ``from_logits`` (then ``p = sigmoid(y_pred)``, computed stably)."""
     y_pred = _as_tensor(y_pred)
     y_true = _as_tensor(y_true, y_pred.dtype, y_pred.device)
+    given = tuple(y_true.shape)
+    # labels (n,) for predictions (n, 1) and the reverse, as Keras' loss wrapper allows
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
     if tuple(y_true.shape) != tuple(y_pred.shape):
         raise ValueError(
             f"binary_crossentropy: y_true and y_pred must have the same shape, received "
-            f"y_true.shape={tuple(y_true.shape)} and y_pred.shape={tuple(y_pred.shape)}"
+            f"y_true.shape={given} and y_pred.shape={tuple(y_pred.shape)}"
         )
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
