@@ -3,6 +3,8 @@
 As keras-io's timeseries_weather_forecasting: normalized features, `sampling_rate` over the
 readings, `keras.utils.timeseries_dataset_from_array` for training and validation windows,
 an LSTM and a Dense, `fit` with validation data and EarlyStopping. Synthetic readings.
+On Keras itself `timeseries_dataset_from_array` needs TensorFlow (it returns a tf.data
+Dataset); rnnkit returns a re-iterable of numpy batches.
 """
 
 import os
