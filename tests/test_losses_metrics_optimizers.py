@@ -33,6 +33,9 @@ LOSS_CASES = [
     ("BinaryCrossentropy", {}, BIN_TRUE, BIN_PROBS),
     ("BinaryCrossentropy", {"from_logits": True}, BIN_TRUE, BIN_LOGITS),
     ("BinaryCrossentropy", {"label_smoothing": 0.2}, BIN_TRUE, BIN_PROBS),
+    # labels (n,) for one sigmoid output (n, 1), as keras-io's IMDB programs fit them
+    ("BinaryCrossentropy", {}, BIN_TRUE[:, 0], BIN_PROBS[:, :1]),
+    ("BinaryCrossentropy", {"from_logits": True}, BIN_TRUE[:, :1], BIN_LOGITS[:, 0]),
     ("CategoricalCrossentropy", {}, ONE_HOT, PROBS),
     ("CategoricalCrossentropy", {"from_logits": True}, ONE_HOT, LOGITS),
     ("CategoricalCrossentropy", {"label_smoothing": 0.1, "from_logits": True}, ONE_HOT, LOGITS),

@@ -534,6 +534,40 @@ def test_guide_encoder_decoder_matches_keras():
     _close(model([xe, xd]), np.asarray(kmodel([xe, xd]).detach().cpu()))
 
 
+def test_layer_output_and_model_input_rebuild_an_inference_model_like_keras():
+    """keras-io's lstm_seq2seq: models rebuilt from ``model.input`` and ``layers[i].output``."""
+
+    def build(lib):
+        enc_in, dec_in = lib.Input(shape=(None, 3)), lib.Input(shape=(None, 2))
+        _, h, c = lib.layers.LSTM(4, return_state=True)(enc_in)
+        dec = lib.layers.LSTM(4, return_sequences=True, return_state=True)
+        seq, _, _ = dec(dec_in, initial_state=[h, c])
+        model = lib.Model([enc_in, dec_in], lib.layers.Dense(2)(seq))
+        # rebuilt from the trained layers, as the example does
+        encoder = lib.Model(model.input[0], model.layers[2].output[1:])
+        h_in, c_in = lib.Input(shape=(4,)), lib.Input(shape=(4,))
+        out, h2, c2 = model.layers[3](model.input[1], initial_state=[h_in, c_in])
+        decoder = lib.Model([model.input[1], h_in, c_in], [model.layers[4](out), h2, c2])
+        return model, encoder, decoder
+
+    model, encoder, decoder = build(rnnkit)
+    kmodel, kencoder, kdecoder = build(keras)
+    assert [type(x).__name__ for x in model.layers] == [type(x).__name__ for x in kmodel.layers]
+    assert model.layers[4].input is model.layers[3].output[0]
+    assert model.output is model.outputs[0] and kmodel.output is kmodel.outputs[0]
+    assert len(model.layers[2].output) == len(kmodel.layers[2].output) == 3
+    kmodel.set_weights(model.get_weights())
+    xe, xd = RNG.random((2, 5, 3), "float32"), RNG.random((2, 1, 2), "float32")
+    states = encoder.predict(xe, verbose=0)
+    kstates = kencoder.predict(xe, verbose=0)
+    ours = decoder.predict([xd, *states], verbose=0)
+    theirs = kdecoder.predict([xd, *kstates], verbose=0)
+    for a, b in zip(ours, theirs):
+        _close(a, b)
+    with pytest.raises(ValueError, match="never been called"):
+        _ = rnnkit.layers.Dense(2).output
+
+
 # --------------------------------------------------------------- the guide's models
 @pytest.mark.skipif(not HAS_LSTM, reason="needs rnnkit.layers.RNN")
 def test_guide_nested_cell_model():
