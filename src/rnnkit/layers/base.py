@@ -211,28 +211,6 @@ class Layer(nn.Module):
         return self._dtype
 
     @property
-    def input(self) -> Any:
-        """The symbolic input(s) of the layer's first call on KerasTensors (Keras' ``input``):
-        one tensor, or a list when that call took several."""
-        return self._first_node_tensors("input_tensors", "input")
-
-    @property
-    def output(self) -> Any:
-        """The symbolic output(s) of the layer's first call on KerasTensors (Keras'
-        ``output``): one tensor, or a list (e.g. ``[outputs, h, c]`` with ``return_state``)."""
-        return self._first_node_tensors("output_tensors", "output")
-
-    def _first_node_tensors(self, attr: str, what: str) -> Any:
-        nodes = self.__dict__.get("_inbound_nodes") or []
-        if not nodes:
-            raise ValueError(
-                f"layer '{self.name}' has never been called on symbolic inputs "
-                f"(keras.Input) and thus has no defined {what}"
-            )
-        tensors = getattr(nodes[0], attr)
-        return tensors[0] if len(tensors) == 1 else list(tensors)
-
-    @property
     def trainable(self) -> bool:
         return self._trainable
 
