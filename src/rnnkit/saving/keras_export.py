@@ -43,10 +43,12 @@ import os
 from collections.abc import Mapping
 from typing import IO, Any
 
+import numpy as np
+
 from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit.layers.base import Layer
 from rnnkit.saving.files import _fspath, atomic_write, check_overwrite, write_zip
-from rnnkit.saving.keras_import import KERAS_OPS, keras_weight_groups
+from rnnkit.saving.keras_import import KERAS_OPS, _keras_slot_blocks, keras_weight_groups
 
 KERAS_SUFFIX = ".keras"
 KERAS_WEIGHTS_SUFFIX = ".weights.h5"
@@ -208,7 +210,10 @@ def _layer_config(class_name: str, config: Mapping[str, Any], where: str) -> dic
     only = RNNKIT_ONLY_ARGUMENTS.get(class_name, {})
     out: dict[str, Any] = {}
     for key, value in config.items():
-        if key in _INPUT_ARGUMENTS:
+        if key in _INPUT_ARGUMENTS and not (class_name == "Embedding" and key == "input_dim"):
+            continue
+        if key == "dtype" and class_name == "InputLayer":
+            out[key] = value  # Keras writes an InputLayer's dtype as a name, not a policy
             continue
         if key in only:
             if value != only[key]:
@@ -332,8 +337,9 @@ def model_config(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def keras_config(model: Layer) -> dict[str, Any]:
-    """The ``config.json`` object of ``model`` in Keras 3's format."""
+def keras_config(model: Any, include_optimizer: bool = True) -> dict[str, Any]:
+    """The ``config.json`` object of ``model`` in Keras 3's format (with its compile
+    settings when ``include_optimizer``)."""
     kind = _keras_class(model)
     if kind not in _MODELS:
         raise ValueError(
@@ -350,13 +356,117 @@ def keras_config(model: Layer) -> dict[str, Any]:
         "config": config,
         "registered_name": registered,
         "build_config": {"input_shape": build_shape},
-        "compile_config": None,
+        "compile_config": compile_config(model) if include_optimizer else None,
     }
 
 
+# --------------------------------------------------------------------------- compile
+def _compile_argument(value: Any, module: str, classes: Mapping[str, type], kind: str) -> Any:
+    """A loss or metric spec as Keras writes it: names as they are, rnnkit's loss and metric
+    objects as ``{"module", "class_name", "config", "registered_name"}``; anything else (a
+    Python function) ``ValueError``."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_compile_argument(v, module, classes, kind) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _compile_argument(v, module, classes, kind) for k, v in value.items()}
+    cls = type(value)
+    if classes.get(cls.__name__) is cls:
+        config = value.get_config()
+        if hasattr(value, "_compile_base_name"):  # a metric named "<output>_<name>" by compile
+            config["name"] = value._compile_base_name
+        return {
+            "module": module,
+            "class_name": cls.__name__,
+            "config": config,
+            "registered_name": None,
+        }
+    raise ValueError(
+        f"export_keras: the compiled {kind} {value!r} is neither a name nor one of rnnkit's "
+        f"{kind} classes, so Keras could not rebuild it; pass include_optimizer=False and "
+        "compile again in Keras"
+    )
+
+
+def compile_config(model: Any) -> dict[str, Any] | None:
+    """Keras 3's ``compile_config`` of a compiled ``model`` (optimizer hyperparameters, loss,
+    loss weights, metrics), or None when it is not compiled. rnnkit's own ``nan_policy``
+    is refused unless it holds the default ``"raise"``; a ``torch.optim`` optimizer is
+    refused."""
+    from rnnkit.training import losses, metrics, optimizers
+
+    if not getattr(model, "compiled", False):
+        return None
+    if model._nan_policy != "raise":
+        raise ValueError(
+            f"export_keras: the model is compiled with nan_policy={model._nan_policy!r}, an "
+            "rnnkit-only compile argument that Keras 3 does not have; compile with "
+            "nan_policy='raise' or pass include_optimizer=False"
+        )
+    optimizer = model.optimizer
+    cls = type(optimizer)
+    if optimizers._CLASSES.get(cls.__name__) is not cls:
+        raise ValueError(
+            f"export_keras: the optimizer is a {cls.__name__}, not one of rnnkit's Keras "
+            f"optimizers ({', '.join(sorted(optimizers._CLASSES))}); pass "
+            "include_optimizer=False"
+        )
+    compiled_loss = model._compiled_loss
+    return {
+        "optimizer": {
+            "module": "keras.optimizers",
+            "class_name": cls.__name__,
+            "config": optimizer.get_config(),
+            "registered_name": None,
+        },
+        "loss": _compile_argument(model.loss, "keras.losses", losses._CLASSES, "loss"),
+        "loss_weights": None if compiled_loss is None else compiled_loss.loss_weights,
+        "metrics": _compile_argument(
+            model._compiled_metrics.spec, "keras.metrics", metrics._CLASSES, "metric"
+        ),
+        "weighted_metrics": _compile_argument(
+            model._compiled_weighted_metrics.spec, "keras.metrics", metrics._CLASSES, "metric"
+        ),
+        "run_eagerly": False,
+        "steps_per_execution": 1,
+        "jit_compile": False,
+    }
+
+
+def optimizer_variables(model: Any) -> list[np.ndarray]:
+    """The variables of Keras 3's optimizer for ``model``'s compiled rnnkit optimizer, in
+    Keras' order: ``iterations``, ``learning_rate``, then the slots of each trainable weight
+    (:func:`rnnkit.saving.keras_import._keras_slot_blocks` gives the order and the factors
+    between torch's and Keras' slots; a slot torch has not created yet is zeros, as in a
+    fresh Keras optimizer)."""
+    optimizer = model.optimizer
+    params = model._trainable_parameters()
+    try:
+        blocks = _keras_slot_blocks(optimizer)
+    except ValueError as e:
+        raise ValueError(f"export_keras: {e}; pass include_optimizer=False") from e
+    state = optimizer.torch_optimizer.state if optimizer.built else {}
+    arrays = [
+        np.asarray(optimizer.iterations, dtype=np.int64),
+        np.asarray(optimizer.learning_rate, dtype=np.float32),
+    ]
+    for block in blocks:
+        for param in params:
+            for name, factor in block:
+                value = state.get(param, {}).get(name)
+                if value is None:
+                    arrays.append(np.zeros(tuple(param.shape), dtype=np.float32))
+                else:
+                    array = value.detach().to("cpu").numpy()
+                    arrays.append((array / factor if factor != 1.0 else array).astype(np.float32))
+    return arrays
+
+
 # --------------------------------------------------------------------------- weights
-def weights_to_h5_bytes(model: Layer) -> bytes:
-    """``model``'s weights as the bytes of a Keras 3 weights HDF5 file."""
+def weights_to_h5_bytes(model: Layer, optimizer: list[np.ndarray] | None = None) -> bytes:
+    """``model``'s weights as the bytes of a Keras 3 weights HDF5 file; ``optimizer`` (from
+    :func:`optimizer_variables`) goes to ``optimizer/vars``."""
     h5py = _h5py()
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as f:
@@ -367,6 +477,11 @@ def weights_to_h5_bytes(model: Layer) -> bytes:
             group.attrs["name"] = layer.name
             for i, weight in enumerate(layer._own_weights()):
                 group[str(i)] = weight.detach().to("cpu").numpy()
+        if optimizer is not None:
+            group = f.create_group("optimizer/vars")
+            group.attrs["name"] = str(model.optimizer.name)
+            for i, array in enumerate(optimizer):
+                group[str(i)] = array
     return buffer.getvalue()
 
 
@@ -409,7 +524,12 @@ def save_keras_weights(model: Any, filepath: str | os.PathLike, overwrite: bool 
 
 
 # --------------------------------------------------------------------------- model
-def export_keras(model: Any, filepath: str | os.PathLike, overwrite: bool = True) -> None:
+def export_keras(
+    model: Any,
+    filepath: str | os.PathLike,
+    overwrite: bool = True,
+    include_optimizer: bool = True,
+) -> None:
     """Write ``model`` as a Keras 3 ``.keras`` file (architecture and weights), atomically.
 
     ``keras.saving.load_model(filepath)`` (Keras 3, any backend) rebuilds it with the same
@@ -434,7 +554,8 @@ def export_keras(model: Any, filepath: str | os.PathLike, overwrite: bool = True
         raise ValueError(f"export_keras: filepath must end in '.keras', received {path!r}")
     _check_built(model, "export_keras")
     check_overwrite(path, overwrite)
-    config = keras_config(model)
+    config = keras_config(model, include_optimizer)
+    optimizer = optimizer_variables(model) if config["compile_config"] is not None else None
     metadata = {
         "keras_version": KERAS_FORMAT_VERSION,
         "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
@@ -445,6 +566,6 @@ def export_keras(model: Any, filepath: str | os.PathLike, overwrite: bool = True
         {
             "metadata.json": (json.dumps(metadata).encode(), True),
             "config.json": (json.dumps(config).encode(), True),
-            "model.weights.h5": (weights_to_h5_bytes(model), False),
+            "model.weights.h5": (weights_to_h5_bytes(model, optimizer), False),
         },
     )
