@@ -17,6 +17,8 @@ import pytest
 import torch
 
 import rnnkit
+from rnnkit.saving.limits import DEFAULT_LIMITS
+from rnnkit.saving.state_file import read_state
 from rnnkit.training.callbacks import BackupAndRestore, Callback
 
 # Trains an LSTM with dropout on shuffled data, deterministically on the CPU: 3 epochs of 6
@@ -130,7 +132,7 @@ def _weights(tmp: Path) -> list[np.ndarray]:
 
 
 def _backup(tmp: Path) -> dict:
-    return torch.load(tmp / "backup" / "backup.pt", map_location="cpu", weights_only=True)
+    return read_state(str(tmp / "backup" / "backup.zip"), DEFAULT_LIMITS)
 
 
 @pytest.fixture(scope="module")

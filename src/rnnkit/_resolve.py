@@ -15,7 +15,19 @@ def resolve(identifier: Any, table: Mapping[str, Any], kind: str, argument: str)
     """
     if isinstance(identifier, Mapping):
         name = identifier.get("class_name")
-        config = dict(identifier.get("config") or {})
+        config = identifier.get("config") or {}
+        if name == "function" and isinstance(config, str):
+            name, config = config, {}  # Keras 3 saves a function by name: only a name here
+        if not isinstance(name, str):
+            raise ValueError(
+                f"{argument}: a {kind} config needs a string class_name, received {str(name)[:60]}"
+            )
+        if not isinstance(config, Mapping):
+            raise ValueError(
+                f"{argument}: the config of the {kind} {name[:60]!r} must be a dict, received "
+                f"{type(config).__name__}"
+            )
+        config = dict(config)
     elif isinstance(identifier, str):
         name, config = identifier, {}
     elif callable(identifier):
@@ -31,7 +43,7 @@ def resolve(identifier: Any, table: Mapping[str, Any], kind: str, argument: str)
         found = get_registered_object(name)
         if found is None:
             valid = ", ".join(sorted(k for k in table if k[:1].islower()))
-            raise ValueError(f"{argument}: unknown {kind} {name!r}. Valid names: {valid}")
+            raise ValueError(f"{argument}: unknown {kind} {name[:60]!r}. Valid names: {valid}")
         target = found
     else:
         target = table[name]

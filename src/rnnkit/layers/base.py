@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from rnnkit import constraints, initializers, regularizers, tree
+from rnnkit.layers import allocation
 from rnnkit.symbolic import has_symbolic, infer_outputs, symbolic_call
 
 _TRAINING = contextvars.ContextVar("rnnkit_training", default=None)
@@ -265,6 +266,7 @@ class Layer(nn.Module):
         shape = tuple(int(d) for d in (shape or ()))
         if any(d < 0 for d in shape):
             raise ValueError(f"add_weight: shape must have non-negative sizes, received {shape}")
+        allocation.reserve(shape, f"layer '{self.name}': weight '{name or 'variable'}'")
         torch_dtype = standardize_dtype(dtype) if dtype is not None else self._dtype
         if initializer is None:
             initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"

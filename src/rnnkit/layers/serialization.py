@@ -33,8 +33,8 @@ def get_layer_class(class_name: str, custom_objects: Mapping[str, Any] | None = 
             found = candidate
     if not (isinstance(found, type) and issubclass(found, Layer)):
         raise ValueError(
-            f"unknown layer class {class_name!r}: it is not an rnnkit layer, not registered with "
-            "rnnkit.saving.register_keras_serializable and not in custom_objects"
+            f"unknown layer class {str(class_name)[:60]!r} (not an rnnkit layer, not a "
+            "registered class and not in custom_objects)"
         )
     return found
 
@@ -48,7 +48,19 @@ def deserialize(
             f"deserialize: expected a dict with 'class_name' and 'config', received {config!r}"
         )
     cls = get_layer_class(config["class_name"], custom_objects)
-    inner = dict(config.get("config") or {})
-    if custom_objects and "custom_objects" in inspect.signature(cls.from_config).parameters:
-        return cls.from_config(inner, custom_objects=custom_objects)
-    return cls.from_config(inner)
+    inner = config.get("config") or {}
+    if not isinstance(inner, Mapping):
+        raise ValueError(
+            f"deserialize: the config of a {cls.__name__} must be a dict, received "
+            f"{type(inner).__name__}"
+        )
+    inner = dict(inner)
+    try:
+        if custom_objects and "custom_objects" in inspect.signature(cls.from_config).parameters:
+            return cls.from_config(inner, custom_objects=custom_objects)
+        return cls.from_config(inner)
+    except (ValueError, TypeError) as e:
+        if type(e) not in (ValueError, TypeError) or str(e).startswith("layer '"):
+            raise
+        # name the layer at fault (the innermost one, for layers inside wrappers)
+        raise type(e)(f"layer {str(inner.get('name', '?'))[:100]!r}: {e}") from e

@@ -418,12 +418,12 @@ class Model(Trainer, Layer):
 
         save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath: Any) -> None:
+    def load_weights(self, filepath: Any, limits: Any = None) -> None:
         """Load a ``.weights.safetensors`` file or a Keras 3 ``.weights.h5`` file (see
-        :func:`rnnkit.saving.load_weights`)."""
+        :func:`rnnkit.saving.load_weights`; ``limits``: a :class:`rnnkit.saving.LoadLimits`)."""
         from rnnkit.saving.weights_file import load_weights
 
-        load_weights(self, filepath)
+        load_weights(self, filepath, limits=limits)
 
 
 def _layer_deserializer(custom_objects: Mapping[str, Any] | None) -> Callable[[Any], Layer]:

@@ -2,6 +2,8 @@
 classes."""
 
 from rnnkit.saving.keras_export import export_keras as export_keras
+from rnnkit.saving.limits import DEFAULT_LIMITS as DEFAULT_LIMITS
+from rnnkit.saving.limits import LoadLimits as LoadLimits
 from rnnkit.saving.model_file import load_model as load_model
 from rnnkit.saving.model_file import save_model as save_model
 from rnnkit.saving.serialization import get_registered_name as get_registered_name

@@ -12,9 +12,13 @@ member is checked before a byte is used:
 - names must be relative paths without ``..``, drive letters or backslashes (nothing is ever
   extracted to disk, but a file with such names is refused as crafted);
 - names must be unique;
+- the archive must hold at most ``LoadLimits.max_members`` members, expanding to at most
+  ``LoadLimits.max_total_bytes`` in all; no member may be encrypted or use a compression
+  method other than stored or deflate;
 - a member's declared size must be at most ``max_member_bytes`` and, for members above
-  ``ratio_floor_bytes``, at most ``max_ratio`` (100) times its compressed size (zip bombs);
-- reading stops at the declared size: a member that inflates past it is refused.
+  1 MiB, at most ``LoadLimits.max_ratio`` (100) times its compressed size (zip bombs);
+- reading stops at the declared size: a member that inflates past it is refused;
+- an HDF5 file (a legacy Keras ``.h5`` model) is named as such.
 
 Every refusal is a ``ValueError`` that names the file and the member.
 """
@@ -26,13 +30,15 @@ import io
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import IO, Any
 
+from rnnkit.saving.limits import DEFAULT_LIMITS, LoadLimits, parse_json
+
 MAX_MEMBER_BYTES = 4 * 1024**3  # 4 GiB: one weights file
-MAX_RATIO = 100
 RATIO_FLOOR_BYTES = 1024**2  # members up to 1 MiB are too small to be bombs
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _CHUNK = 1024**2
 
 
@@ -132,58 +138,96 @@ class SafeZipReader:
 
     Args:
         filepath: the zip file.
+        limits: the :class:`~rnnkit.saving.limits.LoadLimits` to keep (file size, member
+            count, total uncompressed size, compression ratio).
         max_member_bytes: the largest uncompressed member accepted.
-        max_ratio: the largest uncompressed/compressed ratio accepted for members larger than
-            ``ratio_floor_bytes``.
     """
 
     def __init__(
         self,
         filepath: Any,
+        limits: LoadLimits = DEFAULT_LIMITS,
         max_member_bytes: int = MAX_MEMBER_BYTES,
-        max_ratio: float = MAX_RATIO,
-        ratio_floor_bytes: int = RATIO_FLOOR_BYTES,
     ) -> None:
         self.filepath = _fspath(filepath)
         if not os.path.isfile(self.filepath):
             raise ValueError(f"cannot load {self.filepath!r}: no such file")
+        self.limits = limits
         self.max_member_bytes = max_member_bytes
-        self.max_ratio = max_ratio
-        self.ratio_floor_bytes = ratio_floor_bytes
+        size = os.path.getsize(self.filepath)
+        if size > limits.max_file_bytes:
+            raise ValueError(
+                f"{self.filepath!r}: the file has {size} bytes, more than the limit of "
+                f"{limits.max_file_bytes} (LoadLimits.max_file_bytes)"
+            )
+        with open(self.filepath, "rb") as f:
+            magic = f.read(8)
+        if magic == HDF5_SIGNATURE:
+            raise ValueError(
+                f"cannot load {self.filepath!r}: it is an HDF5 file, not a zip archive: a legacy "
+                "Keras 2 '.h5' model or a weights file. rnnkit reads Keras 3 '.keras' model "
+                "files; load weights with model.load_weights(...) (Keras 3 '.weights.h5'), or "
+                "re-save a legacy model with Keras 3 as '.keras'"
+            )
         try:
             self._zip = zipfile.ZipFile(self.filepath, "r")
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as e:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as e:
             raise ValueError(
                 f"cannot load {self.filepath!r}: it is not a valid model file (a zip archive); "
                 f"it may be truncated or corrupted ({e})"
             ) from e
         self._infos: dict[str, zipfile.ZipInfo] = {}
         try:
-            for info in self._zip.infolist():
+            infos = self._zip.infolist()
+            if len(infos) > limits.max_members:
+                raise ValueError(
+                    f"{self.filepath!r}: the archive has {len(infos)} members, more than the "
+                    f"limit of {limits.max_members} (LoadLimits.max_members)"
+                )
+            total = 0
+            for info in infos:
                 check_member_name(info.filename, self.filepath)
                 if info.filename in self._infos:
                     raise ValueError(
                         f"{self.filepath!r}: the zip member {info.filename!r} appears twice"
                     )
-                self._check_sizes(info)
+                self._check_member(info)
+                total += info.file_size
+                if total > limits.max_total_bytes:
+                    raise ValueError(
+                        f"{self.filepath!r}: the archive's members expand to more than "
+                        f"{limits.max_total_bytes} bytes in all (LoadLimits.max_total_bytes); "
+                        "raise the limit to load a larger model you trust"
+                    )
                 self._infos[info.filename] = info
         except BaseException:
             self._zip.close()
             raise
 
-    def _check_sizes(self, info: zipfile.ZipInfo) -> None:
+    def _check_member(self, info: zipfile.ZipInfo) -> None:
+        if info.flag_bits & 0x1:
+            raise ValueError(
+                f"{self.filepath!r}: the zip member {info.filename!r} is encrypted; model files "
+                "are never encrypted"
+            )
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ValueError(
+                f"{self.filepath!r}: the zip member {info.filename!r} uses compression method "
+                f"{info.compress_type}; model files use only 0 (stored) and 8 (deflate)"
+            )
         if info.file_size > self.max_member_bytes:
             raise ValueError(
                 f"{self.filepath!r}: refusing the zip member {info.filename!r}: it expands to "
                 f"{info.file_size} bytes, more than the limit of {self.max_member_bytes}"
             )
-        if info.file_size > self.ratio_floor_bytes and info.file_size > self.max_ratio * max(
+        if info.file_size > RATIO_FLOOR_BYTES and info.file_size > self.limits.max_ratio * max(
             info.compress_size, 1
         ):
             raise ValueError(
                 f"{self.filepath!r}: refusing the zip member {info.filename!r}: it expands "
                 f"{info.file_size / max(info.compress_size, 1):.0f}x ({info.compress_size} -> "
-                f"{info.file_size} bytes), more than the limit of {self.max_ratio}x (zip bomb?)"
+                f"{info.file_size} bytes), more than the limit of {self.limits.max_ratio}x "
+                "(LoadLimits.max_ratio; a zip bomb?)"
             )
 
     @property
@@ -193,14 +237,22 @@ class SafeZipReader:
     def __contains__(self, name: str) -> bool:
         return name in self._infos
 
-    def read(self, name: str, max_bytes: int | None = None) -> bytes:
-        """The bytes of member ``name``, read in chunks and never past its declared size."""
+    def size(self, name: str) -> int:
+        """The declared uncompressed size of member ``name``."""
+        return self._info(name).file_size
+
+    def _info(self, name: str) -> zipfile.ZipInfo:
         info = self._infos.get(name)
         if info is None:
             raise ValueError(
                 f"{self.filepath!r}: the model file has no {name!r} member; members: "
-                f"{sorted(self._infos)}"
+                f"{sorted(self._infos)[:20]}"
             )
+        return info
+
+    def read(self, name: str, max_bytes: int | None = None) -> bytes:
+        """The bytes of member ``name``, read in chunks and never past its declared size."""
+        info = self._info(name)
         limit = info.file_size if max_bytes is None else min(info.file_size, max_bytes)
         if info.file_size > limit:
             raise ValueError(
@@ -220,12 +272,17 @@ class SafeZipReader:
                             f"{self.filepath!r}: refusing the zip member {name!r}: it "
                             f"inflates past its declared size of {info.file_size} bytes"
                         )
-        except (zipfile.BadZipFile, EOFError, OSError, RuntimeError) as e:
+        except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError) as e:
             raise ValueError(
                 f"{self.filepath!r}: the zip member {name!r} cannot be read; the file may be "
                 f"truncated or corrupted ({e})"
             ) from e
         return out.getvalue()
+
+    def read_json(self, name: str) -> Any:
+        """Member ``name`` parsed as JSON within the limits (:func:`parse_json`)."""
+        data = self.read(name, max_bytes=self.limits.max_json_bytes)
+        return parse_json(data, f"{self.filepath!r} ({name})", self.limits)
 
     def close(self) -> None:
         self._zip.close()
@@ -235,12 +292,3 @@ class SafeZipReader:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-@contextlib.contextmanager
-def open_zip(filepath: Any) -> Iterator[SafeZipReader]:
-    reader = SafeZipReader(filepath)
-    try:
-        yield reader
-    finally:
-        reader.close()

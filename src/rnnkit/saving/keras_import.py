@@ -37,7 +37,6 @@ training resumes where Keras stopped.
 from __future__ import annotations
 
 import inspect
-import io
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -46,23 +45,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnkit.layers.allocation import weight_budget
 from rnnkit.layers.base import _ALLOWED_KWARGS, Layer, to_snake_case
 from rnnkit.saving.files import SafeZipReader, _fspath
+from rnnkit.saving.hdf5 import Hdf5Contents, open_hdf5, read_dataset
+from rnnkit.saving.limits import LoadLimits, check_limits
 
 _WRAPPER_KEYS = ("module", "registered_name", "build_config", "shared_object_id", "compile_config")
 _MODEL_CLASSES = ("Functional", "Sequential", "Model")
 # Keras-only arguments rnnkit drops when they hold these (Keras' default) values.
 _KERAS_DEFAULTS: dict[str, Any] = {"renorm_momentum": 0.99, "lora_alpha": None, "lora_rank": None}
-
-
-def _h5py() -> Any:
-    try:
-        import h5py
-    except ImportError as e:
-        raise ImportError(
-            "reading Keras .keras/.weights.h5 files needs h5py: pip install 'rnnkit[keras-import]'"
-        ) from e
-    return h5py
 
 
 # ---------------------------------------------------------------------- configs
@@ -310,7 +302,9 @@ def keras_model_from_zip(
     compile: bool = True,
 ) -> Any:
     """The rnnkit model of a Keras 3 ``.keras`` file (read by :func:`load_model`); with
-    ``compile``, compiled with the file's settings (see :func:`translate_compile_config`)."""
+    ``compile``, compiled with the file's settings (see :func:`translate_compile_config`).
+    The weights file is opened and checked (:func:`rnnkit.saving.hdf5.open_hdf5`) before the
+    model is built, and the model may allocate no more weight elements than it holds."""
     from rnnkit.saving.model_file import model_from_config
 
     source = repr(reader.filepath)
@@ -319,42 +313,39 @@ def keras_model_from_zip(
         isinstance(class_name, str) and class_name in (custom_objects or {})
     ):
         raise ValueError(
-            f"{source}: the Keras model class {class_name!r} is not supported; rnnkit imports "
-            "Keras Functional and Sequential models (or classes given in custom_objects)"
+            f"{source}: the Keras model class {str(class_name)[:60]!r} is not supported; rnnkit "
+            "imports Keras Functional and Sequential models (or classes given in custom_objects)"
         )
-    translated = {
-        "class_name": class_name,
-        "config": translate_model_config(dict(config.get("config") or {}), custom_objects),
-    }
-    model = model_from_config(translated, {**KERAS_OPS, **(custom_objects or {})}, source)
-    data = reader.read("model.weights.h5")
-    h5py = _h5py()
-    try:
-        f = h5py.File(io.BytesIO(data), "r")
-    except OSError as e:
-        raise ValueError(f"{source}: model.weights.h5 is not a valid HDF5 file ({e})") from e
-    with f:
-        assign_from_h5(model, f, f"{source} (model.weights.h5)")
-        optimizer_variables = _optimizer_variables(f, h5py, f"{source} (model.weights.h5)")
-    compile_config = config.get("compile_config")
-    if compile and isinstance(compile_config, Mapping) and compile_config.get("optimizer"):
-        model.compile(**translate_compile_config(compile_config, source))
-        import_optimizer_state(model, optimizer_variables, f"{source} (model.weights.h5)")
+    where = f"{source} (model.weights.h5)"
+    contents = open_hdf5(reader.read("model.weights.h5"), where, reader.limits)
+    with contents.file:
+        translated = {
+            "class_name": class_name,
+            "config": translate_model_config(dict(config.get("config") or {}), custom_objects),
+        }
+        with weight_budget(contents.elements(), where):
+            model = model_from_config(translated, {**KERAS_OPS, **(custom_objects or {})}, source)
+        assign_from_h5(model, contents, where)
+        compile_config = config.get("compile_config")
+        if compile and isinstance(compile_config, Mapping) and compile_config.get("optimizer"):
+            model.compile(**translate_compile_config(compile_config, source))
+            import_optimizer_state(model, _optimizer_variables(contents, where), where)
     return model
 
 
 # ------------------------------------------------------------------- optimizer state
-def _optimizer_variables(f: Any, h5py: Any, source: str) -> list[np.ndarray]:
-    """The arrays at ``optimizer/vars/<i>``, in order (none when the group is absent)."""
-    group = f.get("optimizer/vars")
-    if group is None:
-        return []
-    keys = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1)
-    if keys != [str(i) for i in range(len(keys))] or not all(
-        isinstance(group[k], h5py.Dataset) for k in keys
-    ):
+def _optimizer_variables(contents: Hdf5Contents, source: str) -> list[Any]:
+    """The datasets at ``optimizer/vars/<i>``, in order (none when the group is absent);
+    nothing is read yet."""
+    found = {
+        path[len("optimizer/vars/") :]: ds
+        for path, ds in contents.datasets.items()
+        if path.startswith("optimizer/vars/")
+    }
+    keys = sorted(found, key=lambda k: int(k) if k.isdigit() else -1)
+    if keys != [str(i) for i in range(len(keys))]:
         raise ValueError(f"{source}: unexpected entries in optimizer/vars: {keys[:8]}")
-    return [np.asarray(group[k][()]) for k in keys]
+    return [found[k] for k in keys]
 
 
 def _keras_slot_blocks(optimizer: Any) -> list[tuple[tuple[str, float], ...]]:
@@ -384,12 +375,13 @@ def _keras_slot_blocks(optimizer: Any) -> list[tuple[tuple[str, float], ...]]:
     raise ValueError(f"importing the state of a Keras {type(optimizer).__name__} is not supported")
 
 
-def import_optimizer_state(model: Any, variables: list[np.ndarray], source: str) -> None:
+def import_optimizer_state(model: Any, variables: list[Any], source: str) -> None:
     """Give ``model``'s optimizer (compiled from the Keras file) the state of Keras'
     optimizer: ``variables`` are the file's ``optimizer/vars`` (``iterations``,
     ``learning_rate``, then the slots of each trainable weight, see
-    :func:`_keras_slot_blocks`). Nothing to do when Keras never took a step. The counts and
-    every shape must fit the model's trainable weights, else ``ValueError``."""
+    :func:`_keras_slot_blocks`), as datasets or arrays. Nothing to do when Keras never took a
+    step. The counts and every shape must fit the model's trainable weights, else
+    ``ValueError``, before a slot is read."""
     if len(variables) < 2:
         return
     optimizer = model.optimizer
@@ -407,7 +399,15 @@ def import_optimizer_state(model: Any, variables: list[np.ndarray], source: str)
             f"variables, but {len(params)} trainable weights need {len(slots) * len(params)}; "
             "the file's optimizer does not fit this model (load with compile=False)"
         )
-    iterations = int(variables[0])
+    iterations_value = np.asarray(
+        variables[0] if isinstance(variables[0], np.ndarray) else _scalar(variables[0], source)
+    )
+    if iterations_value.shape != () or not 0 <= float(iterations_value) < 2**62:
+        raise ValueError(
+            f"{source}: the Keras optimizer's iteration count must be a non-negative scalar "
+            f"below 2**62, received {str(iterations_value)[:40]}"
+        )
+    iterations = int(iterations_value)
     state: dict[int, dict[str, Any]] = {i: {} for i in range(len(params))}
     if not isinstance(optimizer.torch_optimizer, torch.optim.SGD):
         for values in state.values():
@@ -418,10 +418,13 @@ def import_optimizer_state(model: Any, variables: list[np.ndarray], source: str)
             for name, factor in block:
                 value = variables[position]
                 position += 1
-                if tuple(value.shape) != tuple(param.shape):
+                what = f"the Keras optimizer variable {position - 1} ({name})"
+                if not isinstance(value, np.ndarray):
+                    value = read_dataset(value, tuple(param.shape), True, source, what)
+                elif tuple(value.shape) != tuple(param.shape):
                     raise ValueError(
-                        f"{source}: the Keras optimizer variable {position - 1} ({name}) has "
-                        f"shape {tuple(value.shape)}, its weight {tuple(param.shape)}"
+                        f"{source}: {what} has shape {tuple(value.shape)}, its weight "
+                        f"{tuple(param.shape)}"
                     )
                 tensor = torch.as_tensor(value * factor if factor != 1.0 else value)
                 state[i][name] = tensor.to(dtype=param.dtype, device=param.device)
@@ -477,21 +480,28 @@ def keras_weight_groups(layer: Layer, path: str = "") -> Iterator[tuple[Layer, s
     yield from walk(layer, path)
 
 
-def assign_from_h5(model: Layer, f: Any, source: str) -> None:
-    """Copy the weights of an open Keras 3 weights HDF5 file into ``model`` (all checked
-    before any is copied)."""
-    h5py = _h5py()
+def _scalar(dataset: Any, source: str) -> Any:
+    return read_dataset(dataset, (), False, source, "a scalar optimizer variable")
+
+
+def assign_from_h5(model: Layer, contents: Hdf5Contents, source: str) -> None:
+    """Copy the weights of a checked Keras 3 weights file (:func:`open_hdf5`) into ``model``:
+    every count, shape and dtype is checked before any data is read, and all of it before
+    anything is copied."""
     if not model.weights:
         raise ValueError(
             f"{source}: the model '{model.name}' has no weights yet; build it before loading"
         )
-    planned: list[tuple[nn.Parameter, np.ndarray]] = []
+    datasets = contents.datasets
+    planned: list[tuple[nn.Parameter, Any, str]] = []
     used: set[str] = set()
     for layer, path in keras_weight_groups(model):
         own = layer._own_weights()
         group_path = f"{path}/vars" if path else "vars"
-        group = f.get(group_path)
-        stored = [] if group is None else sorted(group.keys(), key=lambda k: int(k))
+        stored = sorted(
+            (p[len(group_path) + 1 :] for p in datasets if p.startswith(group_path + "/")),
+            key=lambda k: int(k) if k.isdigit() else -1,
+        )
         if not own and not stored:
             continue
         if len(stored) != len(own):
@@ -500,51 +510,47 @@ def assign_from_h5(model: Layer, f: Any, source: str) -> None:
                 f"weights, but the file holds {len(stored)} at '{group_path}'"
             )
         for i, (param, key) in enumerate(zip(own, stored)):
-            dataset = group[key]
-            if not isinstance(dataset, h5py.Dataset) or key != str(i):
+            if key != str(i):
                 raise ValueError(f"{source}: unexpected entry '{group_path}/{key}'")
+            what = f"weight {i} of layer '{layer.name}' ({type(layer).__name__})"
+            dataset = datasets[f"{group_path}/{key}"]
             if tuple(dataset.shape) != tuple(param.shape):
                 raise ValueError(
-                    f"{source}: weight {i} of layer '{layer.name}' ({type(layer).__name__}) "
-                    f"has shape {tuple(dataset.shape)} at '{group_path}/{key}', but the model "
-                    f"expects {tuple(param.shape)}"
+                    f"{source}: {what} has shape {tuple(dataset.shape)} at "
+                    f"'{group_path}/{key}', but the model expects {tuple(param.shape)}"
                 )
-            planned.append((param, np.asarray(dataset[()])))
+            planned.append((param, dataset, what))
             used.add(f"{group_path}/{key}")
-    extra = sorted(_layer_datasets(f, h5py) - used)
+    extra = sorted(p for p in datasets if not p.startswith("optimizer/") and p not in used)
     if extra:
         raise ValueError(
             f"{source}: the file holds weights the model '{model.name}' has no place for: "
             f"{extra[:8]}{' ...' if len(extra) > 8 else ''}; the architectures differ"
         )
+    arrays = [
+        read_dataset(ds, tuple(param.shape), param.dtype.is_floating_point, source, what)
+        for param, ds, what in planned
+    ]
     with torch.no_grad():
-        for param, array in planned:
+        for (param, _, _), array in zip(planned, arrays):
             param.copy_(torch.as_tensor(array).to(dtype=param.dtype, device=param.device))
 
 
-def _layer_datasets(f: Any, h5py: Any) -> set[str]:
-    found: set[str] = set()
-
-    def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset) and not name.startswith("optimizer/"):
-            found.add(name)
-
-    f.visititems(visit)
-    return found
-
-
-def load_keras_weights(model: Layer, filepath: str | os.PathLike) -> None:
+def load_keras_weights(
+    model: Layer, filepath: str | os.PathLike, limits: LoadLimits | None = None
+) -> None:
     """Load a Keras 3 ``.weights.h5`` file (``keras_model.save_weights(...)``) into the rnnkit
-    ``model`` of the same architecture."""
+    ``model`` of the same architecture (the file checked as :func:`open_hdf5` says)."""
+    limits = check_limits(limits, "load_weights")
     path = _fspath(filepath)
     if not os.path.isfile(path):
         raise ValueError(f"load_weights: no such file {path!r}")
-    h5py = _h5py()
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
+    size = os.path.getsize(path)
+    if size > limits.max_file_bytes:
         raise ValueError(
-            f"load_weights: {path!r} is not a valid HDF5 file; it may be truncated ({e})"
-        ) from e
-    with f:
-        assign_from_h5(model, f, repr(path))
+            f"load_weights: {path!r} has {size} bytes, more than the limit of "
+            f"{limits.max_file_bytes} (LoadLimits.max_file_bytes)"
+        )
+    contents = open_hdf5(path, repr(path), limits)
+    with contents.file:
+        assign_from_h5(model, contents, repr(path))

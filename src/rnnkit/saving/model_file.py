@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import json
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -40,10 +41,13 @@ import torch
 from safetensors.torch import save as st_save
 
 import rnnkit
+from rnnkit.layers.allocation import weight_budget
 from rnnkit.layers.base import Layer
 from rnnkit.saving import weights_file
+from rnnkit.saving.config_check import check_config
 from rnnkit.saving.files import SafeZipReader, _fspath, check_overwrite, write_zip
 from rnnkit.saving.keras_import import KERAS_OPS, keras_model_from_zip
+from rnnkit.saving.limits import LoadLimits, check_limits
 from rnnkit.saving.serialization import get_registered_name, get_registered_object
 
 CONFIG = "config.json"
@@ -52,10 +56,7 @@ WEIGHTS = "model.weights.safetensors"
 OPTIMIZER_JSON = "optimizer.json"
 OPTIMIZER_TENSORS = "optimizer.safetensors"
 KERAS_WEIGHTS = "model.weights.h5"
-MAX_JSON_BYTES = 64 * 1024**2
 _FORMAT = "rnnkit.keras"
-# Keras' markers of Python code in a config: a Lambda layer, a lambda saved as bytecode.
-_CODE_CLASSES = ("Lambda", "__lambda__")
 
 
 class _Unserializable(Exception):
@@ -248,32 +249,6 @@ def save_model(
 
 
 # --------------------------------------------------------------------------- load
-def check_safe(config: Any, safe_mode: bool, source: str) -> None:
-    """Refuse (``ValueError``) Python code in a config (``Lambda`` layers, functions saved as
-    code) when ``safe_mode``."""
-    if isinstance(config, Mapping):
-        name = config.get("class_name")
-        if safe_mode and isinstance(name, str) and name in _CODE_CLASSES:
-            raise ValueError(
-                f"{source}: the config holds a {name!r} object, i.e. Python code, which is "
-                "not loaded in safe mode because it could run arbitrary code; pass "
-                "safe_mode=False only if you trust the file's author"
-            )
-        for value in config.values():
-            check_safe(value, safe_mode, source)
-    elif isinstance(config, list):
-        for value in config:
-            check_safe(value, safe_mode, source)
-
-
-def read_json(reader: SafeZipReader, name: str) -> Any:
-    data = reader.read(name, max_bytes=MAX_JSON_BYTES)
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ValueError(f"{reader.filepath!r}: {name} is not valid JSON ({e})") from e
-
-
 def model_class(class_name: Any, custom_objects: Mapping[str, Any] | None, source: str) -> type:
     """The Model class for a config's ``class_name`` (allowlist only)."""
     from rnnkit.models.model import Model
@@ -356,11 +331,28 @@ def _deserialize_compile_arg(
 
 
 def _restore_optimizer(model: Any, reader: SafeZipReader) -> None:
-    info = read_json(reader, OPTIMIZER_JSON)
+    info = reader.read_json(OPTIMIZER_JSON)
     if not isinstance(info, Mapping) or not isinstance(info.get("param_groups"), list):
         raise ValueError(f"{reader.filepath!r}: {OPTIMIZER_JSON} has no 'param_groups' list")
+    iterations = info.get("iterations", 0)
+    if not (isinstance(iterations, int) and not isinstance(iterations, bool)) or not (
+        0 <= iterations < 2**62
+    ):
+        raise ValueError(
+            f"{reader.filepath!r}: {OPTIMIZER_JSON}: iterations must be an integer in "
+            f"[0, 2**62), received {str(iterations)[:40]}"
+        )
+    extra_state = info.get("extra_state") or {}
+    if not isinstance(extra_state, Mapping) or not all(
+        isinstance(k, str) and k.isdigit() and isinstance(v, Mapping)
+        for k, v in extra_state.items()
+    ):
+        raise ValueError(
+            f"{reader.filepath!r}: {OPTIMIZER_JSON}: extra_state must map parameter indices to "
+            "objects"
+        )
     tensors = weights_file.bytes_to_tensors(
-        reader.read(OPTIMIZER_TENSORS), f"{reader.filepath!r} ({OPTIMIZER_TENSORS})"
+        reader.read(OPTIMIZER_TENSORS), f"{reader.filepath!r} ({OPTIMIZER_TENSORS})", reader.limits
     )
     optimizer = model.optimizer
     params = model._trainable_parameters()
@@ -382,7 +374,12 @@ def _restore_optimizer(model: Any, reader: SafeZipReader) -> None:
                 f"the weight it belongs to has {tuple(params[index].shape)}"
             )
         state.setdefault(index, {})[parts[2]] = value
-    for index, values in dict(info.get("extra_state") or {}).items():
+    for index, values in extra_state.items():
+        if int(index) >= len(params):
+            raise ValueError(
+                f"{reader.filepath!r}: optimizer state for parameter {index}, but the model has "
+                f"{len(params)} trainable weights"
+            )
         state.setdefault(int(index), {}).update(values)
     try:
         optimizer.torch_optimizer.load_state_dict(
@@ -392,7 +389,7 @@ def _restore_optimizer(model: Any, reader: SafeZipReader) -> None:
         raise ValueError(
             f"{reader.filepath!r}: the optimizer state does not fit the model ({e})"
         ) from e
-    optimizer.iterations = int(info.get("iterations", 0))
+    optimizer.iterations = iterations
 
 
 def _compile_from_config(
@@ -427,51 +424,83 @@ def load_model(
     custom_objects: Mapping[str, Any] | None = None,
     safe_mode: bool = True,
     compile: bool = True,
+    limits: LoadLimits | None = None,
 ) -> Any:
     """Load a model saved by :func:`save_model` or by Keras 3 (``model.save("m.keras")``).
+
+    The file is untrusted (see ``SECURITY.md``): the archive, its JSON and its tensors are
+    checked against ``limits`` before they are read, the config before anything is built
+    (:func:`rnnkit.saving.config_check.check_config`), and the model may allocate no more
+    weight elements than the file holds. No code from the file runs in safe mode and no
+    forward pass runs while loading.
 
     Args:
         filepath: a ``.keras`` file.
         custom_objects: ``{name: class or function}`` for custom layers, models and losses.
-        safe_mode: refuse Python code in the file (``Lambda`` layers); keep True unless you
-            trust the file's author.
+        safe_mode: refuse Python code in the file (``Lambda`` layers) and loop-compilation
+            options beyond on/off; keep True unless you trust the file's author.
         compile: compile the model with the saved settings and restore the optimizer state
             (for a Keras file: its optimizer hyperparameters, loss and metrics, no state).
+        limits: a :class:`rnnkit.saving.LoadLimits`; None for the defaults.
 
     Returns:
         The model, with the saved weights.
 
     Raises:
         ValueError: the file is not a valid model file, is truncated, has unsafe or oversized
-            members, names a class outside the allowlist, or its weights do not fit.
+            members, names a class outside the allowlist, or its weights do not fit; the
+            message names the file (and the layer, where one is at fault).
     """
     path = _fspath(filepath)
+    limits = check_limits(limits, "load_model")
     if custom_objects is not None and not isinstance(custom_objects, Mapping):
         raise TypeError(
             f"load_model: custom_objects must be a dict, received {type(custom_objects).__name__}"
         )
-    with SafeZipReader(path) as reader:
-        source = repr(path)
-        config = read_json(reader, CONFIG)
+    source = repr(path)
+    with SafeZipReader(path, limits) as reader:
+        config = reader.read_json(CONFIG)
+        check_config(config, source, safe_mode, limits)
         try:
-            check_safe(config, safe_mode, source)
-        except RecursionError as e:
-            raise ValueError(f"{source}: config.json is nested too deeply") from e
-        if WEIGHTS not in reader and KERAS_WEIGHTS in reader:
-            return keras_model_from_zip(reader, config, custom_objects, compile=compile)
-        metadata = read_json(reader, METADATA)
-        if not isinstance(metadata, Mapping) or metadata.get("format") != _FORMAT:
-            raise ValueError(
-                f"{source}: metadata.json does not describe an rnnkit model file "
-                f"(format {metadata.get('format') if isinstance(metadata, Mapping) else None!r})"
-            )
-        # the mask ops of imported Keras graphs are rnnkit classes too (no code, no weights)
+            return _load_from_reader(reader, config, custom_objects, compile, source)
+        except (TypeError, KeyError, IndexError, AttributeError) as e:
+            # a config that passed the checks above but that a from_config cannot take
+            raise ValueError(f"{source}: the model cannot be rebuilt from its config ({e})") from e
+        except ValueError as e:
+            if str(e).startswith(source):
+                raise
+            raise ValueError(f"{source}: {e}") from e
+
+
+def _load_from_reader(
+    reader: SafeZipReader,
+    config: Any,
+    custom_objects: Mapping[str, Any] | None,
+    compile: bool,
+    source: str,
+) -> Any:
+    if not isinstance(config, Mapping):
+        raise ValueError(f"{source}: config.json must hold a JSON object")
+    if WEIGHTS not in reader and KERAS_WEIGHTS in reader:
+        return keras_model_from_zip(reader, config, custom_objects, compile=compile)
+    metadata = reader.read_json(METADATA)
+    if not isinstance(metadata, Mapping) or metadata.get("format") != _FORMAT:
+        raise ValueError(
+            f"{source}: metadata.json does not describe an rnnkit model file "
+            f"(format {str(metadata.get('format') if isinstance(metadata, Mapping) else None)[:40]!r})"
+        )
+    where = f"{source} ({WEIGHTS})"
+    data = reader.read(WEIGHTS)
+    header = weights_file.read_header(data, where, reader.limits)
+    # the mask ops of imported Keras graphs are rnnkit classes too (no code, no weights)
+    with weight_budget(sum(math.prod(shape) for _, shape in header.values()), where):
         model = model_from_config(config, {**KERAS_OPS, **(custom_objects or {})}, source)
-        tensors = weights_file.bytes_to_tensors(reader.read(WEIGHTS), f"{source} ({WEIGHTS})")
-        weights_file.assign_tensors(model, tensors, f"{source} ({WEIGHTS})")
-        compile_config = config.get("compile_config")
-        if compile and compile_config:
-            _compile_from_config(model, compile_config, custom_objects, source)
-            if OPTIMIZER_JSON in reader:
-                _restore_optimizer(model, reader)
+    weights_file.assign_tensors(
+        model, weights_file.bytes_to_tensors(data, where, reader.limits), where
+    )
+    compile_config = config.get("compile_config")
+    if compile and compile_config:
+        _compile_from_config(model, compile_config, custom_objects, source)
+        if OPTIMIZER_JSON in reader:
+            _restore_optimizer(model, reader)
     return model

@@ -18,6 +18,7 @@ Loading matches weights by position, so a model rebuilt with other automatic lay
 
 from __future__ import annotations
 
+import math
 import os
 from typing import IO, Any
 
@@ -29,6 +30,7 @@ from safetensors.torch import save as st_save
 from rnnkit.layers.base import Layer
 from rnnkit.saving.files import _fspath, atomic_write, check_overwrite
 from rnnkit.saving.keras_export import save_keras_weights
+from rnnkit.saving.limits import DEFAULT_LIMITS, LoadLimits, check_limits, parse_json
 
 WEIGHTS_SUFFIX = ".weights.safetensors"
 KERAS_WEIGHTS_SUFFIX = ".weights.h5"
@@ -59,8 +61,93 @@ def weights_to_bytes(model: Layer) -> bytes:
     return st_save(tensors, metadata={"format": _FORMAT, "count": str(len(tensors))})
 
 
-def bytes_to_tensors(data: bytes, source: str) -> dict[str, torch.Tensor]:
-    """Parse safetensors bytes; a truncated or corrupted file raises ``ValueError``."""
+# safetensors dtype codes rnnkit files may hold: real floating point only.
+_FLOAT_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+
+
+def read_header(
+    data: bytes,
+    source: str,
+    limits: LoadLimits = DEFAULT_LIMITS,
+    dtypes: dict[str, int] = _FLOAT_DTYPES,
+) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Check the safetensors header of ``data`` before any tensor is made:
+    ``{name: (dtype code, shape)}``.
+
+    ``ValueError`` naming ``source`` unless the header is at most ``max_json_bytes`` of valid
+    JSON, lists at most ``max_tensors`` tensors, each of a real floating dtype (or one of
+    ``dtypes``: safetensors code -> bytes per element), of rank at most
+    ``max_rank``, and the tensors' byte ranges tile the data exactly.
+    """
+    if len(data) < 8:
+        raise ValueError(f"{source}: not a safetensors file ({len(data)} bytes; truncated?)")
+    length = int.from_bytes(data[:8], "little")
+    if length > min(limits.max_json_bytes, len(data) - 8):
+        raise ValueError(
+            f"{source}: the safetensors header declares {length} bytes, more than the file "
+            f"holds or the limit of {limits.max_json_bytes} (truncated or crafted?)"
+        )
+    header = parse_json(data[8 : 8 + length], f"{source} (safetensors header)", limits)
+    if not isinstance(header, dict):
+        raise ValueError(f"{source}: the safetensors header is not a JSON object")
+    header.pop("__metadata__", None)
+    if len(header) > limits.max_tensors:
+        raise ValueError(
+            f"{source}: the file holds {len(header)} tensors, more than the limit of "
+            f"{limits.max_tensors} (LoadLimits.max_tensors)"
+        )
+    body = len(data) - 8 - length
+    spans, out = [], {}
+    for name, entry in header.items():
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise ValueError(f"{source}: tensor {name[:80]!r} has a malformed header entry")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in dtypes:
+            raise ValueError(
+                f"{source}: tensor {name[:80]!r} has dtype {str(dtype)[:20]!r}; expected one of "
+                f"{', '.join(dtypes)}"
+            )
+        if (
+            not isinstance(shape, list)
+            or len(shape) > limits.max_rank
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        ):
+            raise ValueError(
+                f"{source}: tensor {name[:80]!r} has an invalid shape {str(shape)[:80]} "
+                f"(at most {limits.max_rank} non-negative sizes)"
+            )
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= body
+            and offsets[1] - offsets[0] == math.prod(shape) * dtypes[dtype]
+        ):
+            raise ValueError(
+                f"{source}: tensor {name[:80]!r} has data offsets {str(offsets)[:80]} that do not "
+                f"fit its shape {tuple(shape)} and dtype {dtype} within the file"
+            )
+        spans.append((offsets[0], offsets[1]))
+        out[name] = (dtype, tuple(shape))
+    position = 0
+    for begin, end in sorted(spans):
+        if begin != position:
+            raise ValueError(f"{source}: the tensors' data overlap or leave gaps (crafted file?)")
+        position = end
+    if position != body:
+        raise ValueError(f"{source}: {body - position} bytes after the last tensor's data")
+    return out
+
+
+def bytes_to_tensors(
+    data: bytes,
+    source: str,
+    limits: LoadLimits = DEFAULT_LIMITS,
+    dtypes: dict[str, int] = _FLOAT_DTYPES,
+) -> dict[str, torch.Tensor]:
+    """Parse safetensors bytes after :func:`read_header` checked them; a truncated or
+    corrupted file raises ``ValueError``."""
+    read_header(data, source, limits, dtypes)
     try:
         return st_load(data)
     except (SafetensorError, ValueError, RuntimeError) as e:
@@ -156,21 +243,26 @@ def save_weights(model: Any, filepath: str | os.PathLike, overwrite: bool = True
     atomic_write(path, write)
 
 
-def load_weights(model: Any, filepath: str | os.PathLike, max_bytes: int = 4 * 1024**3) -> None:
+def load_weights(model: Any, filepath: str | os.PathLike, limits: LoadLimits | None = None) -> None:
     """Load weights saved by :func:`save_weights` (``.weights.safetensors``) or by Keras 3
     (``.weights.h5``) into ``model``; shapes must match, else ``ValueError``.
+
+    The file is untrusted: it may not be larger than the model's own weights plus their
+    header, and is checked against ``limits`` (:class:`~rnnkit.saving.LoadLimits`) before its
+    data is read.
 
     Args:
         model: an rnnkit model or layer, built with the same architecture.
         filepath: a ``.weights.safetensors`` or Keras ``.weights.h5`` file.
-        max_bytes: refuse larger files.
+        limits: the loader's limits; None for the defaults.
     """
     model = _check_layer(model, "load_weights")
+    limits = check_limits(limits, "load_weights")
     path = _fspath(filepath)
     if path.endswith(KERAS_WEIGHTS_SUFFIX):
         from rnnkit.saving.keras_import import load_keras_weights
 
-        load_keras_weights(model, path)
+        load_keras_weights(model, path, limits)
         return
     if not path.endswith(WEIGHTS_SUFFIX):
         raise ValueError(
@@ -180,10 +272,15 @@ def load_weights(model: Any, filepath: str | os.PathLike, max_bytes: int = 4 * 1
     if not os.path.isfile(path):
         raise ValueError(f"load_weights: no such file {path!r}")
     size = os.path.getsize(path)
-    if size > max_bytes:
+    # the weights' bytes plus a header of at most max_json_bytes: more can only be crafted
+    expected = sum(w.numel() * w.element_size() for w in model.weights)
+    allowed = min(limits.max_file_bytes, expected + 8 + limits.max_json_bytes)
+    if size > allowed:
         raise ValueError(
-            f"load_weights: {path!r} has {size} bytes, more than max_bytes={max_bytes}"
+            f"load_weights: {path!r} has {size} bytes, but the weights of the model "
+            f"'{model.name}' take {expected} bytes (limit {allowed} with the header); the "
+            "file does not belong to this model"
         )
     with open(path, "rb") as f:
         data = f.read()
-    assign_tensors(model, bytes_to_tensors(data, repr(path)), repr(path))
+    assign_tensors(model, bytes_to_tensors(data, repr(path), limits), repr(path))

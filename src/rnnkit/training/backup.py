@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import threading
-import zipfile
 from types import FrameType
 from typing import Any
 
@@ -14,18 +12,20 @@ import torch
 
 from rnnkit import distributed
 from rnnkit.saving.files import atomic_write
+from rnnkit.saving.limits import LoadLimits, check_limits
+from rnnkit.saving.state_file import read_state, state_to_bytes
 from rnnkit.training import rng
 from rnnkit.training.callbacks import Callback
 from rnnkit.training.metrics import Mean
 from rnnkit.training.optimizers import Optimizer
 
-_FORMAT = "rnnkit.BackupAndRestore/1"
+_FORMAT = "rnnkit.BackupAndRestore/2"
 
 
 class BackupAndRestore(Callback):
     """Back up the training state during ``fit`` and resume from it when ``fit`` runs again.
 
-    Each backup is one file, ``backup_dir/backup.pt``, written atomically (a temporary file in
+    Each backup is one file, ``backup_dir/backup.zip``, written atomically (a temporary file in
     the same folder, flushed, fsync-ed, then ``os.replace``-d), so a process killed at any
     moment (even by SIGKILL during a save) leaves the previous backup intact. It holds the
     model's weights (``state_dict``), the optimizer's state, the position (epoch and batch),
@@ -56,10 +56,12 @@ class BackupAndRestore(Callback):
         backup_dir: the folder of the backup file; use one folder per training run.
         save_freq: ``"epoch"`` (at the end of every epoch), an int ``N`` (every ``N`` batches,
             counted over the whole run) or False (only on SIGTERM).
-        double_checkpoint: keep the previous backup as ``backup.pt.bkp`` and resume from it
+        double_checkpoint: keep the previous backup as ``backup.zip.bkp`` and resume from it
             when the latest cannot be read.
         delete_checkpoint: delete the backup when ``fit`` completes (not when it was
             interrupted by SIGTERM or raised).
+        limits: the :class:`~rnnkit.saving.LoadLimits` a backup is read within (it is a
+            file like any other: JSON and tensors, no pickle, checked before use).
 
     Example::
 
@@ -75,6 +77,7 @@ class BackupAndRestore(Callback):
         save_freq: str | int | bool = "epoch",
         double_checkpoint: bool = False,
         delete_checkpoint: bool = True,
+        limits: LoadLimits | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir):
@@ -91,6 +94,7 @@ class BackupAndRestore(Callback):
         self.save_freq = save_freq
         self.double_checkpoint = bool(double_checkpoint)
         self.delete_checkpoint = bool(delete_checkpoint)
+        self.limits = check_limits(limits, "BackupAndRestore")
         self.interrupted = False
         self._every = save_freq if every else None
         self._stop_requested = False
@@ -101,8 +105,8 @@ class BackupAndRestore(Callback):
 
     @property
     def backup_path(self) -> str:
-        """The backup file, ``backup_dir/backup.pt``."""
-        return os.path.join(self.backup_dir, "backup.pt")
+        """The backup file, ``backup_dir/backup.zip``."""
+        return os.path.join(self.backup_dir, "backup.zip")
 
     # ------------------------------------------------------------------------- hooks
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -182,30 +186,30 @@ class BackupAndRestore(Callback):
             "rng": rng.get_state(),
             "data": model._train_iterator.state(),
         }
+        data = state_to_bytes(state)
         os.makedirs(self.backup_dir, exist_ok=True)
         if self.double_checkpoint and os.path.exists(self.backup_path):
             os.replace(self.backup_path, self.backup_path + ".bkp")
-        atomic_write(self.backup_path, lambda f: torch.save(state, f))
+        atomic_write(self.backup_path, lambda f: f.write(data))
 
     def _load(self) -> dict[str, Any] | None:
+        legacy = os.path.join(self.backup_dir, "backup.pt")
+        if os.path.exists(legacy):
+            raise ValueError(
+                f"BackupAndRestore: {legacy!r} is a backup in the old torch.save (pickle) "
+                "format; pickles can hold code, so it is not loaded. Delete it to start over"
+            )
         paths = [self.backup_path] + ([self.backup_path + ".bkp"] if self.double_checkpoint else [])
         errors = []
         for path in paths:
             if not os.path.exists(path):
                 continue
-            if not zipfile.is_zipfile(path):  # torch.save writes zip archives
-                errors.append(f"{path!r} is not a torch.save archive (truncated?)")
-                continue
             try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as e:
-                errors.append(f"{path!r}: {e}")
+                state = read_state(path, self.limits)
+            except ValueError as e:
+                errors.append(str(e))
                 continue
-            if not isinstance(state, dict) or state.get("format") != _FORMAT:
-                raise ValueError(
-                    f"BackupAndRestore: {path!r} is not a backup written by this callback; "
-                    "use a backup_dir of its own"
-                )
+            _check_state(state, path)
             return state
         if errors:
             raise ValueError(
@@ -227,10 +231,16 @@ class BackupAndRestore(Callback):
         if shapes != saved:
             raise ValueError(
                 f"BackupAndRestore: the backup in {self.backup_dir!r} holds weights of shapes "
-                f"{saved}, this model has {shapes}; resume with the same model"
+                f"{saved[:8]}, this model has {shapes[:8]}; resume with the same model"
             )
         model.load_state_dict(dict(zip(current.keys(), state["model"])))
-        _restore_optimizer(model, state["optimizer"])
+        try:
+            _restore_optimizer(model, state["optimizer"])
+        except (KeyError, TypeError, IndexError) as e:
+            raise ValueError(
+                f"BackupAndRestore: the optimizer state in {self.backup_path!r} does not fit "
+                f"this model's optimizer ({e!r}); resume with the same model and optimizer"
+            ) from e
         if not distributed.is_active():  # rank 0's running mean is not the global one
             tracker: Mean = model._loss_tracker
             tracker._total, tracker._count = state["loss_tracker"]
@@ -238,6 +248,107 @@ class BackupAndRestore(Callback):
         rng.set_state(state["rng"])
         model._initial_epoch, model._initial_step = state["epoch"], state["step"]
         self._epoch, self._batches_seen = state["epoch"], state["batches_seen"]
+
+
+_COUNT = 2**40  # epochs, batches: far beyond any run, small enough to loop over safely
+
+
+def _check_state(state: Any, path: str) -> None:
+    """``ValueError`` naming ``path`` unless ``state`` has the layout :meth:`_save` writes:
+    the keys, the types, the counts in range and the generator states of the right sizes."""
+
+    def fail(what: str) -> None:
+        raise ValueError(f"BackupAndRestore: {path!r}: {what}; delete the backup to start over")
+
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _COUNT
+
+    if not isinstance(state, dict) or state.get("format") != _FORMAT:
+        fail("not a backup written by this callback (use a backup_dir of its own)")
+    missing = sorted(
+        {"epoch", "step", "batches_seen", "model", "optimizer", "loss_tracker", "rng", "data"}
+        - set(state)
+    )
+    if missing:
+        fail(f"the backup lacks {missing}")
+    for key in ("epoch", "step", "batches_seen"):
+        if not count(state[key]):
+            fail(f"{key} must be a count, received {str(state[key])[:40]}")
+    if not (
+        isinstance(state["model"], list)
+        and all(isinstance(t, torch.Tensor) for t in state["model"])
+    ):
+        fail("the weights must be a list of tensors")
+    tracker = state["loss_tracker"]
+    if not (isinstance(tracker, tuple) and len(tracker) == 2 and all(map(_number, tracker))):
+        fail("the loss tracker must hold two numbers")
+    optimizer = state["optimizer"]
+    if not (isinstance(optimizer, dict) and set(optimizer) == {"torch", "iterations"}):
+        fail("the optimizer state must hold 'torch' and 'iterations'")
+    if optimizer["iterations"] is not None and not count(optimizer["iterations"]):
+        fail("the optimizer's iterations must be a count")
+    torch_state = optimizer["torch"]
+    if torch_state is not None and not (
+        isinstance(torch_state, dict)
+        and isinstance(torch_state.get("state"), dict)
+        and isinstance(torch_state.get("param_groups"), list)
+    ):
+        fail("the torch optimizer state must hold 'state' and 'param_groups'")
+    _check_rng(state["rng"], fail)
+    data = state["data"]
+    if data is not None:
+        if not (
+            isinstance(data, dict) and set(data) == {"rng", "batches"} and count(data["batches"])
+        ):
+            fail("the data position must hold 'rng' and a count of 'batches'")
+        _check_rng(data["rng"], fail)
+
+
+def _number(value: Any) -> bool:
+    """A number, or a one-element floating tensor (a running total kept on the device)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and value.dtype.is_floating_point
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_rng(state: Any, fail: Any) -> None:
+    """The generator states of :func:`rnnkit.training.rng.get_state`, sizes included."""
+    if not (isinstance(state, dict) and {"torch", "numpy", "python"} <= set(state)):
+        fail("the generator states must hold 'torch', 'numpy' and 'python'")
+    reference = rng.get_state()
+    own = state["torch"]
+    if not (
+        isinstance(own, torch.Tensor)
+        and own.dtype == torch.uint8
+        and own.shape == reference["torch"].shape
+    ):
+        fail("torch's generator state has the wrong type or size")
+    numpy_state = state["numpy"]
+    if not (
+        isinstance(numpy_state, tuple)
+        and len(numpy_state) == 5
+        and numpy_state[0] == "MT19937"
+        and isinstance(numpy_state[1], torch.Tensor)
+        and numpy_state[1].shape == reference["numpy"][1].shape
+        and isinstance(numpy_state[2], int)
+        and 0 <= numpy_state[2] <= 624
+    ):
+        fail("numpy's generator state has the wrong layout")
+    python = state["python"]
+    if not (
+        isinstance(python, tuple)
+        and len(python) == 3
+        and isinstance(python[1], tuple)
+        and len(python[1]) == len(reference["python"][1])
+        and all(isinstance(v, int) and 0 <= v <= 2**32 for v in python[1])
+    ):
+        fail("Python's generator state has the wrong layout")
+    cuda = state.get("cuda")
+    if cuda is not None and not (
+        isinstance(cuda, list)
+        and all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in cuda)
+    ):
+        fail("the CUDA generator states have the wrong type")
 
 
 def _optimizer_state(optimizer: Any) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 :func:`get_state` covers every generator training may draw from: torch's CPU generator, the
 CUDA generators (when CUDA is initialized), numpy's global generator (``np.random.seed``) and
-Python's ``random``. The state holds only tensors, ints, floats, lists and tuples, so a
-backup file that contains it loads with ``torch.load(..., weights_only=True)``.
+Python's ``random``. The state holds only tensors, ints, floats, lists and tuples, so a backup
+file stores it without pickle (:mod:`rnnkit.saving.state_file`).
 
 >>> state = get_state()
 >>> a = torch.rand(1)
