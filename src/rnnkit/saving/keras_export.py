@@ -28,8 +28,13 @@ is written:
   ``use_cudnn`` of ``SimpleRNN``); and the ``constants`` call argument of ``RNN``;
 - custom initializers, regularizers, constraints and activations.
 
-The compile settings are not written (``compile_config`` is null): Keras loads the model
-uncompiled, and ``model.compile(...)`` in Keras picks the training up from there.
+A compiled model's compile settings go to ``compile_config`` (the optimizer's
+hyperparameters, the loss, loss weights and metrics, by name or as Keras objects) and its
+optimizer state to ``optimizer/vars`` of ``model.weights.h5`` in Keras' variable order (the
+inverse of the importer's, for Adam/AdamW, SGD, RMSprop and Adagrad), so training continues in
+Keras where rnnkit stopped. rnnkit's ``nan_policy`` (other than ``"raise"``) and
+``torch.optim`` optimizers are refused; ``include_optimizer=False`` leaves the settings out.
+A ``.weights.h5`` file holds the layers' weights only.
 
 >>> # rnnkit.saving.export_keras(model, "m.keras"); keras.saving.load_model("m.keras")
 """
