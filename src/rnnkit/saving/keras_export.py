@@ -34,7 +34,7 @@ optimizer state to ``optimizer/vars`` of ``model.weights.h5`` in Keras' variable
 inverse of the importer's, for Adam/AdamW, SGD, RMSprop and Adagrad), so training continues in
 Keras where rnnkit stopped. rnnkit's ``nan_policy`` (other than ``"raise"``) and
 ``torch.optim`` optimizers are refused; ``include_optimizer=False`` leaves the settings out.
-A ``.weights.h5`` file holds the layers' weights only.
+A ``.weights.h5`` file holds the layers' weights only, of any model (custom layers too).
 
 >>> # rnnkit.saving.export_keras(model, "m.keras"); keras.saving.load_model("m.keras")
 """
@@ -500,10 +500,16 @@ def _check_built(model: Layer, where: str) -> None:
 
 def save_keras_weights(model: Any, filepath: str | os.PathLike, overwrite: bool = True) -> None:
     """Write ``model``'s weights to a Keras 3 ``.weights.h5`` file, atomically; Keras'
-    ``model.load_weights`` and rnnkit's ``load_weights`` read it.
+    ``model.load_weights`` reads it into the same architecture built in Keras, and rnnkit's
+    ``load_weights`` into the same rnnkit architecture.
+
+    Any model can be written, also one with custom layers or a subclassed model (as
+    ``ModelCheckpoint`` needs): every layer's variables go to its object path (see the module
+    docstring). Keras' reading is tested for functional and Sequential models of Keras'
+    own layers.
 
     Args:
-        model: a built rnnkit model or layer made of layers Keras 3 has.
+        model: a built rnnkit model or layer.
         filepath: the file, ending in ``.weights.h5``.
         overwrite: when False, an existing file raises ``ValueError``.
     """
@@ -519,7 +525,6 @@ def save_keras_weights(model: Any, filepath: str | os.PathLike, overwrite: bool 
         )
     _check_built(model, "save_weights")
     check_overwrite(path, overwrite)
-    check_exportable(model)
     data = weights_to_h5_bytes(model)
 
     def write(f: IO[bytes]) -> None:
