@@ -423,3 +423,28 @@ def test_failed_save_leaves_the_old_file(tmp_path, monkeypatch):
         assert (tmp_path / name).read_bytes() == data
     # and the old files still load
     keras.saving.load_model(tmp_path / "m.keras")
+
+
+def test_losses_metrics_and_loss_weights_are_exported(tmp_path):
+    """Loss and metric objects, names, loss weights and weighted metrics per output: Keras'
+    training logs the same keys as rnnkit's."""
+    entry = ZOO["multi_input_multi_output"]()
+    model = entry.model
+    model.compile(
+        rnnkit.optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+        loss=[rnnkit.losses.MeanSquaredError(), "mae"],
+        loss_weights=[1.0, 0.5],
+        metrics=[["mae", rnnkit.metrics.MeanAbsoluteError(name="abs")], ["mse"]],
+        weighted_metrics=[["mse"], []],
+    )
+    y = [np.zeros((3, 2), "float32"), np.zeros((3, 1), "float32")]
+    model.fit(entry.inputs, y, verbose=0)
+    model.save(tmp_path / "m.keras", format="keras")
+    compile_config = json.loads(_member(tmp_path / "m.keras", "config.json"))["compile_config"]
+    assert compile_config["loss"][0]["module"] == "keras.losses"
+    assert compile_config["loss_weights"] == [1.0, 0.5]
+    keras_model = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(keras_model.optimizer, keras.optimizers.RMSprop)
+    assert keras_model.optimizer.centered and keras_model.optimizer.momentum == 0.5
+    keras_logs = keras_model.fit(entry.inputs, y, verbose=0).history
+    assert set(keras_logs) == set(model.fit(entry.inputs, y, verbose=0).history)
