@@ -238,16 +238,46 @@ def _keras_arguments(cls):
     return names - {"self"}
 
 
-@pytest.mark.parametrize("class_name", sorted(RNNKIT_ONLY_ARGUMENTS))
-def test_rnnkit_only_arguments_are_keras_free(class_name):
-    """The arguments left out are not Keras 3's, and every argument written for the layer is
-    one Keras' class takes."""
+# One instance of each layer class written to Keras files, with its required arguments.
+LAYER_EXAMPLES = {
+    "InputLayer": lambda: layers.InputLayer(shape=(3,)),
+    "Dense": lambda: layers.Dense(2),
+    "Dropout": lambda: layers.Dropout(0.1),
+    "Embedding": lambda: layers.Embedding(3, 2),
+    "Flatten": layers.Flatten,
+    "Masking": layers.Masking,
+    "Reshape": lambda: layers.Reshape((2,)),
+    "Activation": lambda: layers.Activation("relu"),
+    "Add": layers.Add,
+    "Concatenate": layers.Concatenate,
+    "BatchNormalization": layers.BatchNormalization,
+    "LSTM": lambda: layers.LSTM(2),
+    "GRU": lambda: layers.GRU(2),
+    "SimpleRNN": lambda: layers.SimpleRNN(2),
+    "RNN": lambda: layers.RNN(layers.LSTMCell(2)),
+    "StackedRNNCells": lambda: layers.StackedRNNCells([layers.LSTMCell(2)]),
+    "LSTMCell": lambda: layers.LSTMCell(2),
+    "GRUCell": lambda: layers.GRUCell(2),
+    "SimpleRNNCell": lambda: layers.SimpleRNNCell(2),
+    "Bidirectional": lambda: layers.Bidirectional(layers.LSTM(2)),
+    "TimeDistributed": lambda: layers.TimeDistributed(layers.Dense(2)),
+}
+
+
+def test_every_written_layer_class_has_an_example():
+    assert set(LAYER_EXAMPLES) == set(KERAS_LAYERS)
+
+
+@pytest.mark.parametrize("class_name", sorted(KERAS_LAYERS))
+def test_written_arguments_are_keras_arguments(class_name):
+    """Every argument written for a layer is one Keras' class of that name takes (a new
+    rnnkit argument must be added to RNNKIT_ONLY_ARGUMENTS), and the ones left out are not
+    Keras 3's."""
     keras_arguments = _keras_arguments(getattr(keras.layers, class_name))
-    assert not set(RNNKIT_ONLY_ARGUMENTS[class_name]) & keras_arguments
-    cell = {"cell": layers.LSTMCell(2)} if class_name == "RNN" else {"units": 2}
-    ours = layer_entry(
-        {"class_name": class_name, "config": getattr(layers, class_name)(**cell).get_config()}
-    )
+    assert not set(RNNKIT_ONLY_ARGUMENTS.get(class_name, {})) & keras_arguments
+    layer = LAYER_EXAMPLES[class_name]()
+    assert type(layer).__name__ == class_name
+    ours = layer_entry({"class_name": class_name, "config": layer.get_config()})
     assert set(ours["config"]) <= keras_arguments
 
 
@@ -448,3 +478,17 @@ def test_losses_metrics_and_loss_weights_are_exported(tmp_path):
     assert keras_model.optimizer.centered and keras_model.optimizer.momentum == 0.5
     keras_logs = keras_model.fit(entry.inputs, y, verbose=0).history
     assert set(keras_logs) == set(model.fit(entry.inputs, y, verbose=0).history)
+
+
+def test_nested_functional_model_called_twice(tmp_path):
+    """Keras 3 numbers a nested functional model's calls from 0 in call arguments (rnnkit's
+    configs count the model's own node first): both calls keep their own inputs in Keras."""
+    inner = rnnkit.Input((None, 3))
+    encoder = rnnkit.Model(inner, layers.LSTM(4)(inner), name="encoder")
+    a, b = rnnkit.Input((None, 3)), rnnkit.Input((None, 3))
+    model = rnnkit.Model([a, b], layers.Dense(1)(layers.Concatenate()([encoder(a), encoder(b)])))
+    rng = np.random.default_rng(0)
+    inputs = [rng.random((2, 5, 3), dtype=np.float32), 3 * rng.random((2, 5, 3), dtype=np.float32)]
+    expected = _rnnkit_outputs(_randomize(model), inputs)
+    model.save(tmp_path / "m.keras", format="keras")
+    _assert_close(_keras_outputs(keras.saving.load_model(tmp_path / "m.keras"), inputs), expected)
