@@ -18,9 +18,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# lint: ruff; the import contracts of pyproject.toml ([tool.importlinter]); mypy on rnnkit.kernels.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: lint
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q

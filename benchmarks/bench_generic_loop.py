@@ -19,10 +19,10 @@ measured in the same rounds:
 With ``--dispatch`` it measures instead the configurations the fused kernel cannot run
 (``recurrent_dropout=0.2`` in training, a mask with holes, ``activation="relu"``, GRU
 ``reset_after=False``) through the layers: ``use_cudnn="auto"`` (the dispatch's choice, the
-no-cliff kernel) and ``use_cudnn=False`` (the generic loop), as ratios to plain ``nn.LSTM`` /
+manual-backward kernel) and ``use_cudnn=False`` (the generic loop), as ratios to plain ``nn.LSTM`` /
 ``nn.GRU`` (the issue's bar: <= 2.0x at this size). The kernel column is the training step's.
 
-With ``--compiled`` it measures the opt-in compiled loop (``RNN(cell, compile=True)``,
+With ``--compiled`` it measures the opt-in compiled loop (``RNN(cell, compile_loop=True)``,
 :mod:`rnnkit.kernels.compiled_loop`) against the generic loop and the ``nn.LSTMCell`` loop, for
 ``RNN(LSTMCell)``, the guide's ``MinimalRNNCell`` and a user-written LSTM cell (torch ops),
 and prints the compile cost: the seconds of the first training step and of the first
@@ -190,11 +190,11 @@ def make_compiled_variants() -> dict[str, nn.Module]:
     return {
         "torch LSTMCell loop": TorchCellLoop(),
         "rnnkit RNN(LSTMCell)": RnnkitModel(RNN(LSTMCell(U))),
-        "rnnkit RNN(LSTMCell) compiled": RnnkitModel(RNN(LSTMCell(U), compile=True)),
+        "rnnkit RNN(LSTMCell) compiled": RnnkitModel(RNN(LSTMCell(U), compile_loop=True)),
         "RNN(UserLSTMCell)": RnnkitModel(RNN(UserLSTMCell(U))),
-        "RNN(UserLSTMCell) compiled": RnnkitModel(RNN(UserLSTMCell(U), compile=True)),
+        "RNN(UserLSTMCell) compiled": RnnkitModel(RNN(UserLSTMCell(U), compile_loop=True)),
         "RNN(MinimalRNNCell)": RnnkitModel(RNN(MinimalRNNCell(U))),
-        "RNN(MinimalRNNCell) compiled": RnnkitModel(RNN(MinimalRNNCell(U), compile=True)),
+        "RNN(MinimalRNNCell) compiled": RnnkitModel(RNN(MinimalRNNCell(U), compile_loop=True)),
     }
 
 
@@ -249,7 +249,7 @@ def main() -> None:
     parser.add_argument(
         "--dispatch",
         action="store_true",
-        help="instead: the no-cliff configurations, auto vs generic loop vs nn.LSTM / nn.GRU",
+        help="instead: the manual-backward configurations, auto vs generic loop vs nn.LSTM / nn.GRU",
     )
     parser.add_argument(
         "--compiled", action="store_true", help="instead: the compiled loop vs the generic loop"

@@ -6,7 +6,7 @@ gives milliseconds per training step (forward + backward + SGD step) and per inf
 (forward, ``no_grad``). Every block's variants run interleaved, round by round; a ratio is the
 median over rounds of ``time / time of the block's first variant`` taken within each round,
 so it compares numbers taken under the same machine load. ``kernel`` is the kernel the
-training step ran (``layer.last_kernel``: fused, noclift, generic).
+training step ran (``layer.last_kernel``: fused, manual_backward, generic).
 
 Sizes (``--sizes``, comma-separated; ``B`` batch, ``T`` steps, ``d`` features, ``u`` units):
 
@@ -174,7 +174,7 @@ def _blocks(size: str) -> list[tuple[str, Tensor | None, list[Row]]]:
     ]
 
 
-def _steps(model: nn.Module, x: Tensor, y: Tensor, mask: Tensor | None):  # noqa: ANN202
+def _steps(model: nn.Module, x: Tensor, y: Tensor, mask: Tensor | None):
     """The training-step and inference closures; ``model.train_kernel`` records the kernel
     of the last training step."""
     model.eval()

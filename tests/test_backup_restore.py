@@ -17,9 +17,9 @@ import pytest
 import torch
 
 import rnnkit
+from rnnkit.callbacks import BackupAndRestore, Callback
 from rnnkit.saving.limits import DEFAULT_LIMITS
 from rnnkit.saving.state_file import read_state
-from rnnkit.training.callbacks import BackupAndRestore, Callback
 
 # Trains an LSTM with dropout on shuffled data, deterministically on the CPU: 3 epochs of 6
 # batches, a backup every 4 batches. `python train.py BACKUP_DIR OUT STALL_AT` stops after

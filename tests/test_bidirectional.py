@@ -310,10 +310,10 @@ def test_one_fused_call_equals_the_generic_loop(kind, merge_mode, return_sequenc
         x_fast = x.clone().requires_grad_(True)
         x_slow = x.clone().requires_grad_(True)
         ours = fast(x_fast, mask=mask, initial_state=initial_state)
-        assert fast.last_kernel == "fused_bidirectional", fast.last_kernel_choice
-        assert fast.forward_layer.last_kernel == fast.backward_layer.last_kernel == "fused"
+        assert fast.last_kernel == "fused", fast.last_kernel_choice
+        assert fast.last_kernel_choice.one_call
         reference = slow(x_slow, mask=mask, initial_state=initial_state)
-        assert slow.last_kernel == "per_direction"
+        assert slow.last_kernel == "generic" and not slow.last_kernel_choice.one_call
         flat_ours, flat_ref = tree.flatten(ours), tree.flatten(reference)
         assert len(flat_ours) == len(flat_ref)
         for a, b in zip(flat_ours, flat_ref):
@@ -339,7 +339,7 @@ def test_one_fused_call_matches_keras_with_a_padded_mask():
     theirs.set_weights(ours.get_weights())
     mask = np.array([*PADDED[:3].tolist(), [1, 1, 0, 0, 0]], bool)
     got = ours(x, mask=mask)
-    assert ours.last_kernel == "fused_bidirectional"
+    assert ours.last_kernel == "fused" and ours.last_kernel_choice.one_call
     expected = theirs(x, mask=mask)
     for a, b in zip(tree.flatten(got), _keras_flat(expected)):
         np.testing.assert_allclose(a.detach().numpy(), b, atol=1e-5)
@@ -360,5 +360,8 @@ def test_one_fused_call_is_refused_with_a_reason(make, call, words):
     layer = make()
     x = np.random.default_rng(3).standard_normal((4, 5, 2)).astype("float32")
     layer(x, **call)
-    assert layer.last_kernel == "per_direction"
+    assert not layer.last_kernel_choice.one_call
+    assert layer.last_kernel == "/".join(
+        dict.fromkeys([layer.forward_layer.last_kernel, layer.backward_layer.last_kernel])
+    )
     assert words in layer.last_kernel_choice.reason

@@ -1,4 +1,4 @@
-"""The opt-in compiled loop (``RNN(cell, compile=...)``, rnnkit.kernels.compiled_loop) against
+"""The opt-in compiled loop (``RNN(cell, compile_loop=...)``, rnnkit.kernels.compiled_loop) against
 the generic loop: outputs, final states and gradients, with masks, ``go_backwards``, nested
 inputs and states, constants; the dispatch's report; config; what it refuses.
 
@@ -77,10 +77,10 @@ class UntraceableCell(MinimalRNNCell):
         return super().call(inputs, states)
 
 
-def _pair(make_cell, compile=AOT, **kwargs):
+def _pair(make_cell, compile_loop=AOT, **kwargs):
     """A generic and a compiled layer with the same weights."""
     generic = layers.RNN(make_cell(), **kwargs)
-    compiled = layers.RNN(make_cell(), compile=compile, **kwargs)
+    compiled = layers.RNN(make_cell(), compile_loop=compile_loop, **kwargs)
     return generic, compiled
 
 
@@ -145,7 +145,7 @@ def test_lstm_cell_matches_generic(mask):
     x = _x(B, T, D)
     _build_same(generic, compiled, x)
     _assert_same(generic, compiled, x, mask=mask, training=True)
-    assert "compile=True" in compiled.last_kernel_choice.reason
+    assert "compile_loop=True" in compiled.last_kernel_choice.reason
     # initial states, and a second call with the graphs already compiled
     states = [_x(B, U, seed=1), _x(B, U, seed=2)]
     _assert_same(generic, compiled, x, mask=mask, initial_state=states)
@@ -175,7 +175,7 @@ def test_time_major_and_single_step():
 
 
 def test_inductor_backend_matches_generic():
-    generic, compiled = _pair(lambda: MinimalRNNCell(2), compile=True, return_sequences=True)
+    generic, compiled = _pair(lambda: MinimalRNNCell(2), compile_loop=True, return_sequences=True)
     x = _x(2, 3, 2)
     _build_same(generic, compiled, x)
     _assert_same(generic, compiled, x)
@@ -191,36 +191,36 @@ def test_chunking_pads_with_masked_steps(monkeypatch):
 
 
 def test_config_round_trip():
-    layer = layers.RNN(MinimalRNNCell(U), compile=AOT, return_sequences=True)
+    layer = layers.RNN(MinimalRNNCell(U), compile_loop=AOT, return_sequences=True)
     config = layer.get_config()
-    assert config["compile"] == AOT
-    assert layers.RNN(MinimalRNNCell(U)).get_config()["compile"] is False
+    assert config["compile_loop"] == AOT
+    assert layers.RNN(MinimalRNNCell(U)).get_config()["compile_loop"] is False
     clone = layers.RNN.from_config(config, custom_objects={"MinimalRNNCell": MinimalRNNCell})
-    assert clone.compile_options == AOT and clone.get_config()["compile"] == AOT
-    lstm = layers.LSTM(U, compile=True)
-    assert lstm.get_config()["compile"] is True
+    assert clone.compile_options == AOT and clone.get_config()["compile_loop"] == AOT
+    lstm = layers.LSTM(U, compile_loop=True)
+    assert lstm.get_config()["compile_loop"] is True
     assert layers.LSTM.from_config(lstm.get_config()).compile_options == {}
 
 
 def test_builtin_layer_compiles_only_what_would_run_the_loop():
     x = _x(B, T, D)
-    fused = layers.LSTM(U, compile=AOT)
+    fused = layers.LSTM(U, compile_loop=AOT)
     fused(x)
     assert fused.last_kernel == "fused"
-    looped = layers.LSTM(U, compile=AOT, use_cudnn=False)
+    looped = layers.LSTM(U, compile_loop=AOT, use_cudnn=False)
     looped(x)
     assert looped.last_kernel == "compiled"
 
 
 def test_shape_inference_is_not_compiled():
-    layer = layers.RNN(MinimalRNNCell(U), compile=AOT)
+    layer = layers.RNN(MinimalRNNCell(U), compile_loop=AOT)
     out = layer(layers.Input((None, D)))
     assert tuple(out.shape) == (None, U)
     assert layer.last_kernel == "generic" and "not compiled" in layer.last_kernel_choice.reason
 
 
 def test_refuses_builtin_dropout_in_training():
-    layer = layers.RNN(layers.LSTMCell(U, recurrent_dropout=0.2), compile=AOT)
+    layer = layers.RNN(layers.LSTMCell(U, recurrent_dropout=0.2), compile_loop=AOT)
     x = _x(B, T, D)
     layer(x)  # inference: no dropout, compiles
     assert layer.last_kernel == "compiled"
@@ -229,23 +229,23 @@ def test_refuses_builtin_dropout_in_training():
 
 
 def test_untraceable_cell_raises_value_error():
-    layer = layers.RNN(UntraceableCell(U), compile=AOT)
+    layer = layers.RNN(UntraceableCell(U), compile_loop=AOT)
     with pytest.raises(ValueError, match="cannot trace the cell"):
         layer(_x(B, T, D))
 
 
 @pytest.mark.parametrize("bad", ["yes", {"fullgraph": False}, 1.0])
 def test_invalid_compile_argument(bad):
-    with pytest.raises(ValueError, match="compile must be True, False or a dict"):
-        layers.RNN(MinimalRNNCell(U), compile=bad)
+    with pytest.raises(ValueError, match="compile_loop must be True, False or a dict"):
+        layers.RNN(MinimalRNNCell(U), compile_loop=bad)
 
 
 def test_missing_compiler_is_reported(monkeypatch):
     monkeypatch.setattr(compiled_loop, "_has_cxx_compiler", lambda: False)
-    layer = layers.RNN(MinimalRNNCell(U), compile=True)
+    layer = layers.RNN(MinimalRNNCell(U), compile_loop=True)
     with pytest.raises(ValueError, match="needs a C\\+\\+ compiler"):
         layer(_x(B, T, D))
-    ok = layers.RNN(MinimalRNNCell(U), compile=AOT)  # other backends need none
+    ok = layers.RNN(MinimalRNNCell(U), compile_loop=AOT)  # other backends need none
     ok(_x(B, T, D))
     assert ok.last_kernel == "compiled"
 
@@ -253,9 +253,27 @@ def test_missing_compiler_is_reported(monkeypatch):
 def test_copies_recompile():
     import copy
 
-    layer = layers.RNN(MinimalRNNCell(U), compile=AOT, return_sequences=True)
+    layer = layers.RNN(MinimalRNNCell(U), compile_loop=AOT, return_sequences=True)
     x = _x(B, 5, D)
     expected = layer(x)
     clone = copy.deepcopy(layer)
     np.testing.assert_allclose(clone(x).detach().numpy(), expected.detach().numpy(), atol=1e-6)
     assert clone.last_kernel == "compiled" and clone._compiled_loop is not layer._compiled_loop
+
+
+def test_former_compile_argument_is_deprecated_and_old_configs_still_load():
+    with pytest.warns(DeprecationWarning, match="compile= is renamed compile_loop="):
+        layer = layers.RNN(MinimalRNNCell(U), compile=AOT, return_sequences=True)
+    assert layer.compile_options == AOT
+    layer(_x(B, T, D))
+    assert layer.last_kernel == "compiled"
+    with pytest.raises(TypeError, match="compile_loop= only"):
+        layers.RNN(MinimalRNNCell(U), compile=AOT, compile_loop=True)
+    # A config saved before the rename: its "compile" key is read as compile_loop, silently.
+    old = {**layer.get_config(), "compile": AOT}
+    del old["compile_loop"]
+    clone = layers.RNN.from_config(old, custom_objects={"MinimalRNNCell": MinimalRNNCell})
+    assert clone.compile_options == AOT and "compile" not in clone.get_config()
+    old_lstm = {**layers.LSTM(U).get_config(), "compile": True}
+    del old_lstm["compile_loop"]
+    assert layers.LSTM.from_config(old_lstm).compile_options == {}

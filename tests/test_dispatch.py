@@ -11,7 +11,7 @@ import torch
 
 import rnnkit
 from rnnkit import layers
-from rnnkit.kernels import select
+from rnnkit.kernels import choose
 
 RNG = np.random.default_rng(1)
 X = RNG.standard_normal((3, 5, 4)).astype("float32")
@@ -54,26 +54,38 @@ def choice_of(layer, x=X, mask=None, training=False):
             lambda: layers.LSTM(3, recurrent_dropout=0.2),
             None,
             True,
-            "noclift",
+            "manual_backward",
             "recurrent_dropout > 0 in training",
         ),
-        (lambda: layers.LSTM(3), HOLES, False, "noclift", "the mask has holes"),
-        (lambda: layers.LSTM(3, activation="relu"), None, False, "noclift", "'relu' is not tanh"),
+        (lambda: layers.LSTM(3), HOLES, False, "manual_backward", "the mask has holes"),
+        (
+            lambda: layers.LSTM(3, activation="relu"),
+            None,
+            False,
+            "manual_backward",
+            "'relu' is not tanh",
+        ),
         (
             lambda: layers.GRU(3, recurrent_activation="hard_sigmoid"),
             None,
             False,
-            "noclift",
+            "manual_backward",
             "recurrent_activation 'hard_sigmoid' is not sigmoid",
         ),
         (
             lambda: layers.SimpleRNN(3, activation="sigmoid"),
             None,
             False,
-            "noclift",
+            "manual_backward",
             "not tanh or relu",
         ),
-        (lambda: layers.GRU(3, reset_after=False), None, False, "noclift", "reset_after=False"),
+        (
+            lambda: layers.GRU(3, reset_after=False),
+            None,
+            False,
+            "manual_backward",
+            "reset_after=False",
+        ),
         (lambda: layers.LSTM(3, unroll=True), None, False, "generic", "unroll=True"),
         (lambda: layers.LSTM(3, use_cudnn=False), None, False, "generic", "use_cudnn=False"),
         (lambda: layers.RNN(layers.LSTMCell(3)), None, False, "generic", "generic RNN(cell)"),
@@ -83,18 +95,22 @@ def test_decision_grid(make, mask, training, name, reason):
     choice = choice_of(make(), mask=mask, training=training)
     assert choice.name == name
     assert reason in choice.reason
-    if name == "noclift":
+    if name == "manual_backward":
         assert choice.reason.startswith("use_cudnn='auto': ")
-        assert choice.reason.endswith("; the no-cliff kernel runs it")
+        assert choice.reason.endswith("; the manual-backward kernel runs it")
 
 
 def test_select_is_a_pure_function_of_config_inputs_and_mask():
     layer = layers.LSTM(3, recurrent_dropout=0.5)
     layer(X)
     x = torch.as_tensor(X)
+
+    def select(layer, inputs, mask, training=False):
+        return choose(layer.kernel_spec(), layer.kernel_request(), inputs, mask, training)
+
     assert select(layer, x, None, training=False).name == "fused"
-    assert select(layer, x, None, training=True).name == "noclift"
-    assert select(layer, x, torch.as_tensor(HOLES), training=False).name == "noclift"
+    assert select(layer, x, None, training=True).name == "manual_backward"
+    assert select(layer, x, torch.as_tensor(HOLES), training=False).name == "manual_backward"
     assert select(layer, x, torch.as_tensor(MASKS["right"]), training=False).name == "fused"
     assert select(layer, x.double(), None).reason.endswith(
         "inputs of dtype torch.float64 with weights of dtype torch.float32"
@@ -137,7 +153,7 @@ def test_overridden_cell_step_is_never_fused_nor_projected():
     plain(X)
     plain.set_weights(layer.get_weights())
     torch.testing.assert_close(out, 2 * plain(X))
-    assert rnnkit.kernels.dispatch.fused_config(layer.cell, False) is None
+    assert layer.cell.kernel_spec() is None
 
 
 # ------------------------------------------------------------------ fused == generic loop
@@ -234,7 +250,7 @@ def test_fused_equals_generic_stateful(kind):
 
 def test_fused_equals_generic_with_input_dropout_in_training():
     """Both paths draw the cell's one (N, H_in) input mask from the seeded generator.
-    (use_cudnn=True: with "auto", a padded batch in training on CPU runs the no-cliff kernel.)"""
+    (use_cudnn=True: with "auto", a padded batch in training on CPU runs the manual-backward kernel.)"""
     options = dict(dropout=0.5, seed=7, return_sequences=True)
     fused_layer, generic_layer = (
         layers.LSTM(3, use_cudnn=True, **options),
@@ -270,13 +286,12 @@ def test_fused_equals_generic_bidirectional(merge_mode):
             out = layer(x, mask=mask)
             grads = torch.autograd.grad((out * out).sum(), [x, *layer.trainable_weights])
             results.append([out.detach(), *grads])
-        assert fused_bi.forward_layer.last_kernel == "fused"
-        assert fused_bi.backward_layer.last_kernel == "fused"
-        assert generic_bi.backward_layer.last_kernel == "generic"
+        assert fused_bi.last_kernel == "fused"  # both directions' kernel
+        assert generic_bi.last_kernel == "generic"
         _assert_close_lists(results[0], results[1])
 
 
-# ------------------------------------------------------------------ no-cliff == generic loop
+# ------------------------------------------------------------------ manual-backward == generic loop
 NOCLIFT_CASES = {
     "lstm_relu": (layers.LSTM, {"activation": "relu"}),
     "lstm_hard_sigmoid": (layers.LSTM, {"recurrent_activation": "hard_sigmoid"}),
@@ -290,7 +305,7 @@ NOCLIFT_CASES = {
 @pytest.mark.parametrize("case", list(NOCLIFT_CASES))
 @pytest.mark.parametrize("mask", [None, HOLES, MASKS["left"]])
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_noclift_equals_generic_with_gradients(case, mask, go_backwards):
+def test_manual_backward_equals_generic_with_gradients(case, mask, go_backwards):
     cls, extra = NOCLIFT_CASES[case]
     if case.endswith("holes"):
         mask = HOLES  # default activations: only a mask with holes keeps them off "fused"
@@ -304,13 +319,13 @@ def test_noclift_equals_generic_with_gradients(case, mask, go_backwards):
     ]
     out_f, grads_f = _run_with_grads(fast, X, states, mask)
     out_g, grads_g = _run_with_grads(generic, X, states, mask)
-    assert fast.last_kernel == "noclift" and generic.last_kernel == "generic"
+    assert fast.last_kernel == "manual_backward" and generic.last_kernel == "generic"
     _assert_close_lists(out_f, out_g)
     _assert_close_lists(grads_f, grads_g)
 
 
 @pytest.mark.parametrize("cls", [layers.LSTM, layers.GRU, layers.SimpleRNN])
-def test_noclift_equals_generic_with_recurrent_dropout_in_training(cls):
+def test_manual_backward_equals_generic_with_recurrent_dropout_in_training(cls):
     """Seeded cells draw the same input and recurrent masks on both paths."""
     options = dict(dropout=0.3, recurrent_dropout=0.4, seed=5, return_sequences=True)
     fast, generic = cls(3, **options), cls(3, use_cudnn=False, **options)
@@ -320,7 +335,7 @@ def test_noclift_equals_generic_with_recurrent_dropout_in_training(cls):
     states = [np.zeros((3, 3), "float32")] * (2 if cls is layers.LSTM else 1)
     out_f, grads_f = _run_with_grads(fast, X, states, MASKS["right"], training=True)
     out_g, grads_g = _run_with_grads(generic, X, states, MASKS["right"], training=True)
-    assert fast.last_kernel == "noclift"
+    assert fast.last_kernel == "manual_backward"
     _assert_close_lists(out_f, out_g)
     _assert_close_lists(grads_f, grads_g)
     with pytest.raises(ValueError, match="recurrent_dropout > 0 in training"):
@@ -392,15 +407,15 @@ def test_overridden_initial_state_of_a_builtin_cell_is_used():
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "simple_rnn"])
-def test_padded_batch_in_training_on_cpu_runs_noclift(kind):
+def test_padded_batch_in_training_on_cpu_runs_manual_backward(kind):
     """The fused kernel would pack the sequence, whose CPU backward is slow (RESULTS.md):
-    "auto" runs the no-cliff kernel for training calls; inference and use_cudnn=True stay
+    "auto" runs the manual-backward kernel for training calls; inference and use_cudnn=True stay
     fused; the results equal the generic loop's."""
     fast, generic = _pair(kind, return_sequences=True)
     states = [np.zeros((3, 3), "float32")] * (2 if kind == "lstm" else 1)
     for mask in (MASKS["right"], MASKS["left"]):
         out_f, grads_f = _run_with_grads(fast, X, states, mask, training=True)
-        assert fast.last_kernel == "noclift"
+        assert fast.last_kernel == "manual_backward"
         assert "packed sequence" in fast.last_kernel_choice.reason
         out_g, grads_g = _run_with_grads(generic, X, states, mask, training=True)
         _assert_close_lists(out_f, out_g)

@@ -44,7 +44,14 @@ with open(os.path.join(out, f"history{rank}.json"), "w") as f:
     json.dump(history.history, f)
 evaluated = model.evaluate(*val, batch_size=4, verbose=0)
 print("evaluate", json.dumps(evaluated), flush=True)
+# Leave together, then skip interpreter finalization: Gloo's worker threads can still hold
+# tensors while Python tears down, and a rank then dies with SIGABRT ("terminate called
+# without an active exception") after its work is done, more often on a loaded machine.
+torch.distributed.barrier()
 torch.distributed.destroy_process_group()
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
 """
 
 COMMON = """
@@ -100,17 +107,18 @@ def ranks(folder: Path) -> list[str]:
         )
         for rank in range(2)
     ]
-    outputs = []
-    for proc in procs:
-        try:
-            out, err = proc.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            for p in procs:
-                p.kill()
-            raise
-        assert proc.returncode == 0, err
-        outputs.append(out)
-    return outputs
+    results = []
+    try:
+        for proc in procs:
+            results.append(proc.communicate(timeout=120))
+    finally:  # never leave a rank running (or its pipes open) into the next test
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    for rank, (proc, (_, err)) in enumerate(zip(procs, results)):
+        assert proc.returncode == 0, f"rank {rank} exited with {proc.returncode}:\n{err}"
+    return [out for out, _ in results]
 
 
 @pytest.fixture(scope="module")

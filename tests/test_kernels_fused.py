@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_kernels_noclift import _compare, ref_gru, ref_lstm, ref_simple
+from test_kernels_manual_backward import _compare, ref_gru, ref_lstm, ref_simple
 
-from rnnkit.kernels import fused, masks, noclift, weights
+from rnnkit.kernels import fused, manual_backward, masks, weights
 
 B, T, D, U = 4, 6, 3, 5
 
@@ -168,11 +168,11 @@ def test_fused_simple_rnn_equals_reference_loop(case, activation):
     _compare([out, h], [_finish(r_out, case), r_h], [x, k, rk, b, h0])
 
 
-def test_fused_equals_noclift_on_right_padding():
+def test_fused_equals_manual_backward_on_right_padding():
     """The two fast kernels agree where both apply."""
     x, k, rk, b, (h0, c0) = _leaves(4, (4 * U,), 2, seed=5)
     a = fused.lstm(x, k, rk, b, h0, c0, mask=RIGHT)
-    e = noclift.lstm(x, k, rk, b, h0, c0, mask=RIGHT)
+    e = manual_backward.lstm(x, k, rk, b, h0, c0, mask=RIGHT)
     _compare(list(a), list(e), [x, k, rk, b, h0, c0])
 
 

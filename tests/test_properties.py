@@ -7,7 +7,7 @@ pattern with holes, rows with no valid step) and ``go_backwards`` / ``return_seq
 ``return_state`` / ``stateful`` / ``zero_output_for_mask``:
 
 - the call does not crash and the outputs have Keras' shapes;
-- the kernel the dispatcher picks (fused or no-cliff) equals the generic loop (``use_cudnn=False``)
+- the kernel the dispatcher picks (fused or manual-backward) equals the generic loop (``use_cudnn=False``)
   on outputs and states within 1e-5 (float32), and on the gradients of inputs, initial states
   and weights for a smaller sample;
 - a stateful layer fed a sequence in random chunks equals one pass over the whole sequence;
@@ -44,7 +44,7 @@ def _settings(max_examples: int) -> settings:
 
 
 # Layer kinds: (layer class, cell class, extra cell options, number of states). The defaults
-# run the fused kernel (unless the mask has holes); the others run the no-cliff kernel.
+# run the fused kernel (unless the mask has holes); the others run the manual-backward kernel.
 KINDS = {
     "lstm": (layers.LSTM, layers.LSTMCell, {}, 2),
     "lstm_hard_sigmoid": (
@@ -190,7 +190,7 @@ def _check_shapes(result, expected, return_state: bool) -> None:
     assert [tuple(r.shape) for r in _flat(result)] == [tuple(s) for s in expected]
 
 
-# ------------------------------------------------------------------ fused / no-cliff == generic
+# ------------------------------------------------------------------ fused / manual-backward == generic
 @st.composite
 def layer_cases(draw, kind: str):
     batch, time, features, units = draw(shapes())
@@ -234,7 +234,7 @@ def test_layer_shapes_and_fast_kernel_equals_generic(kind, data):
         state = init if call == 0 else None
         out_f = fast(x, initial_state=state, mask=mask)
         out_g = generic(x, initial_state=state, mask=mask)
-        want = "fused" if kind in FUSED_KINDS and not has_holes(mask) else "noclift"
+        want = "fused" if kind in FUSED_KINDS and not has_holes(mask) else "manual_backward"
         assert fast.last_kernel == want, fast.last_kernel_choice
         assert generic.last_kernel == "generic"
         _check_shapes(out_f, expected, options["return_state"])
@@ -273,7 +273,7 @@ def test_fast_kernel_gradients_equal_generic(kind, data):
         loss = sum((o * torch.randn(o.shape, generator=gen)).sum() for o in outputs)
         grads = torch.autograd.grad(loss, [x, *states, *layer.trainable_weights])
         results.append(([o.detach() for o in outputs], list(grads)))
-    assert fast.last_kernel in ("fused", "noclift")
+    assert fast.last_kernel in ("fused", "manual_backward")
     _assert_close(results[0][0], results[1][0], what="outputs")
     _assert_close(results[0][1], results[1][1], what="gradients (inputs, states, weights)")
 
@@ -284,7 +284,7 @@ def test_fast_kernel_gradients_equal_generic(kind, data):
 @given(data=st.data())
 def test_rnn_over_builtin_cell_equals_the_layer(kind, data):
     """RNN(cell) (always the generic loop) has Keras' shapes and equals the dedicated layer
-    (fused or no-cliff kernel) with the same weights."""
+    (fused or manual-backward kernel) with the same weights."""
     case = data.draw(layer_cases(kind))
     _describe(case)
     rng = _seed(case["seed"])
@@ -309,7 +309,7 @@ def test_rnn_over_builtin_cell_equals_the_layer(kind, data):
         out_rnn = rnn(x, initial_state=state, mask=mask)
         out_layer = layer(x, initial_state=state, mask=mask)
         assert rnn.last_kernel == "generic"
-        assert layer.last_kernel in ("fused", "noclift")
+        assert layer.last_kernel in ("fused", "manual_backward")
         _check_shapes(out_rnn, expected, options["return_state"])
         _assert_close(out_rnn, out_layer, what=f"call {call}")
 
@@ -362,10 +362,9 @@ def test_bidirectional_shapes_and_fast_kernel_equals_generic(merge_mode, data):
             assert [tuple(o.shape) for o in flat] == expected
             if merge_mode is None or options["return_state"]:
                 assert isinstance(out, (list, tuple))
-        for sub in (fast.forward_layer, fast.backward_layer):
-            want = "fused" if kind in FUSED_KINDS and not has_holes(mask) else "noclift"
-            assert sub.last_kernel == want, sub.last_kernel_choice
-        assert generic.backward_layer.last_kernel == "generic"
+        want = "fused" if kind in FUSED_KINDS and not has_holes(mask) else "manual_backward"
+        assert fast.last_kernel == want, fast.last_kernel_choice  # both directions' kernel
+        assert generic.last_kernel == "generic"
         _assert_close(results[0][0], results[1][0], what=f"outputs, call {call}")
         _assert_close(results[0][1], results[1][1], what=f"gradients, call {call}")
         if options["stateful"]:

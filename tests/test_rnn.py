@@ -84,13 +84,13 @@ def test_rnn_of_cell_equals_layer(cell_cls, layer_cls):
             rnnkit.tree.flatten(builtin(X, mask=m)),
             rnnkit.tree.flatten(auto(X, mask=m)),
         ):
-            # The same loop: bit-identical. The fused / no-cliff kernels: equal up to rounding.
+            # The same loop: bit-identical. The fused / manual-backward kernels: equal up to rounding.
             torch.testing.assert_close(a, b, rtol=0, atol=0)
             torch.testing.assert_close(a, c, rtol=0, atol=1e-6)
     assert builtin.last_kernel == "generic" and generic.last_kernel == "generic"
     # The last call had a mask with a hole: the fused kernel cannot run it (the reason says
-    # so); the no-cliff kernel did.
-    assert auto.last_kernel == "noclift" and "holes" in auto.last_kernel_choice.reason
+    # so); the manual-backward kernel did.
+    assert auto.last_kernel == "manual_backward" and "holes" in auto.last_kernel_choice.reason
     auto(X)
     assert auto.last_kernel == "fused"
 
@@ -429,7 +429,7 @@ def test_dispatch_records_the_kernel_and_use_cudnn_true_raises():
     layer(X)
     assert layer.last_kernel == "fused"
     assert "auto" in layer.last_kernel_choice.reason
-    assert rnnkit.kernels.select(layer, torch.as_tensor(X), None).name == "fused"
+    assert layer.kernel_plan(torch.as_tensor(X)).name == "fused"
     assert layers.GRU(2, use_cudnn=True)(X).shape == (2, 2)
     with pytest.raises(ValueError, match="use_cudnn=True.*reset_after=False"):
         layers.GRU(2, use_cudnn=True, reset_after=False)(X)

@@ -1,6 +1,7 @@
 """rnnkit: the Keras RNN API on PyTorch."""
 
 from rnnkit import activations as activations
+from rnnkit import callbacks as callbacks
 from rnnkit import constraints as constraints
 from rnnkit import datasets as datasets
 from rnnkit import distributed as distributed
@@ -14,7 +15,6 @@ from rnnkit.layers import Input as Input
 from rnnkit.layers.base import clear_session as clear_session
 from rnnkit.models import Model as Model
 from rnnkit.models import Sequential as Sequential
-from rnnkit.training import callbacks as callbacks
 from rnnkit.training import losses as losses
 from rnnkit.training import metrics as metrics
 from rnnkit.training import optimizers as optimizers

@@ -38,6 +38,7 @@ def resolve(identifier: Any, table: Mapping[str, Any], kind: str, argument: str)
             f"received {identifier!r} of type {type(identifier).__name__}"
         )
     if name not in table:
+        # Lazy: importing rnnkit.saving imports the layers, which import this module.
         from rnnkit.saving.serialization import get_registered_object
 
         found = get_registered_object(name)
@@ -48,5 +49,10 @@ def resolve(identifier: Any, table: Mapping[str, Any], kind: str, argument: str)
     else:
         target = table[name]
     if isinstance(target, type):
-        return target(**config)
+        try:
+            return target(**config)
+        except (TypeError, ValueError) as e:
+            if type(e) not in (TypeError, ValueError):
+                raise
+            raise type(e)(f"{argument}: {e}") from e
     return target

@@ -1,12 +1,15 @@
 """Activation functions with Keras 3's definitions, and ``get`` to resolve them by name.
 
 Each function maps a tensor to a tensor of the same shape. ``get("tanh")`` returns
-:func:`tanh`; ``get(None)`` returns :func:`linear`; callables pass through.
+:func:`tanh`; ``get(None)`` returns :func:`linear`; callables pass through. :data:`ACTIVATIONS`
+is the one table of what rnnkit knows about each (name, function, plain torch form,
+elementwise); :func:`info` looks a row up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -102,26 +105,79 @@ def mish(x: Tensor) -> Tensor:
     return F.mish(x)
 
 
-_TABLE: dict[str, Callable[..., Tensor]] = {
-    "linear": linear,
-    "tanh": tanh,
-    "sigmoid": sigmoid,
-    "hard_sigmoid": hard_sigmoid,
-    "relu": relu,
-    "relu6": relu6,
-    "leaky_relu": leaky_relu,
-    "elu": elu,
-    "selu": selu,
-    "gelu": gelu,
-    "swish": swish,
-    "silu": swish,
-    "softplus": softplus,
-    "softsign": softsign,
-    "exponential": exponential,
-    "softmax": softmax,
-    "log_softmax": log_softmax,
-    "mish": mish,
+@dataclass(frozen=True)
+class ActivationInfo:
+    """What rnnkit knows about one built-in activation: the one table everyone asks.
+
+    ``name``: the Keras name; ``function``: rnnkit's function; ``torch_native``: the plain
+    torch function computing the same values (``torch.tanh``), which the fused kernels and
+    the manual-backward kernel recognise too, or None; ``elementwise``: whether each output
+    element depends only on the same input element (a cell may then apply it to several
+    gates in one call, and the manual-backward kernel may differentiate it elementwise).
+    """
+
+    name: str
+    function: Callable[..., Tensor]
+    torch_native: Callable[..., Tensor] | None = None
+    elementwise: bool = True
+
+
+ACTIVATIONS: tuple[ActivationInfo, ...] = (
+    ActivationInfo("linear", linear),
+    ActivationInfo("tanh", tanh, torch.tanh),
+    ActivationInfo("sigmoid", sigmoid, torch.sigmoid),
+    ActivationInfo("hard_sigmoid", hard_sigmoid),
+    ActivationInfo("relu", relu, torch.relu),
+    ActivationInfo("relu6", relu6),
+    ActivationInfo("leaky_relu", leaky_relu),
+    ActivationInfo("elu", elu),
+    ActivationInfo("selu", selu),
+    ActivationInfo("gelu", gelu),
+    ActivationInfo("swish", swish),
+    ActivationInfo("silu", swish),
+    ActivationInfo("softplus", softplus),
+    ActivationInfo("softsign", softsign),
+    ActivationInfo("exponential", exponential),
+    ActivationInfo("softmax", softmax, elementwise=False),
+    ActivationInfo("log_softmax", log_softmax, elementwise=False),
+    ActivationInfo("mish", mish),
+)
+"""Every built-in activation, one row each (``swish`` and ``silu`` are one function)."""
+
+_TABLE: dict[str, Callable[..., Tensor]] = {info.name: info.function for info in ACTIVATIONS}
+_BY_NAME: dict[str, ActivationInfo] = {info.name: info for info in ACTIVATIONS}
+_BY_FUNCTION: dict[Any, ActivationInfo] = {}
+for _info in reversed(ACTIVATIONS):  # the first name of a shared function wins
+    _BY_FUNCTION[_info.function] = _info
+_BY_NATIVE: dict[Any, ActivationInfo] = {
+    info.torch_native: info for info in ACTIVATIONS if info.torch_native is not None
 }
+
+
+def info(identifier: Any, torch_native: bool = False) -> ActivationInfo | None:
+    """The table row of ``identifier``: a built-in name, or a built-in function (with
+    ``torch_native``, also the plain torch form, ``torch.tanh``); None for anything else
+    (a user's callable, an unknown name).
+
+    >>> info("tanh").torch_native is torch.tanh, info(torch.tanh), info(torch.tanh, True).name
+    (True, None, 'tanh')
+    """
+    if isinstance(identifier, str):
+        return _BY_NAME.get(identifier)
+    try:
+        found = _BY_FUNCTION.get(identifier)
+        if found is None and torch_native:
+            found = _BY_NATIVE.get(identifier)
+    except TypeError:  # an unhashable callable object is no built-in activation
+        return None
+    return found
+
+
+def is_elementwise(fn: Any) -> bool:
+    """Whether ``fn`` is known to act elementwise: a built-in activation marked so, or its
+    plain torch form. A user's callable is not known to (it may act across units)."""
+    found = info(fn, torch_native=True)
+    return found is not None and found.elementwise
 
 
 def get(identifier: Any, argument: str = "activation") -> Callable[..., Tensor]:
@@ -133,9 +189,10 @@ def get(identifier: Any, argument: str = "activation") -> Callable[..., Tensor]:
 
 def serialize(activation: Callable[..., Tensor]) -> Any:
     """The name of a built-in activation (for ``get_config``); other callables by ``__name__``."""
-    for name, fn in _TABLE.items():
-        if fn is activation:
-            return name
+    found = info(activation)
+    if found is not None:
+        return found.name
+    # Lazy: rnnkit.saving imports the layers, which import this module.
     from rnnkit.saving.serialization import serialize_keras_object
 
     return serialize_keras_object(activation)

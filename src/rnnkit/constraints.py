@@ -104,6 +104,7 @@ def get(identifier: Any, argument: str = "constraint") -> Any:
 
 
 def serialize(constraint: Any) -> Any:
+    # Lazy: importing rnnkit.saving imports the layers, which import this module.
     from rnnkit.saving.serialization import serialize_keras_object
 
     return serialize_keras_object(constraint)

@@ -122,16 +122,16 @@ def _device() -> torch.device:
 @contextlib.contextmanager
 def data_parallel(model: Any) -> Iterator[DataParallel | None]:
     """Data parallelism for one ``fit``/``evaluate`` call of ``model`` while a process group
-    exists: ``model._data_parallel`` is the :class:`DataParallel` (None in one process)."""
-    previous = getattr(model, "_data_parallel", None)
-    parallel = previous
+    exists: a :class:`DataParallel` attached with the model's documented
+    ``attach_data_parallel`` (None in one process), and the one before it restored after."""
+    parallel = model.data_parallel
     if parallel is None and is_active():
         parallel = DataParallel()
-    model._data_parallel = parallel
+    previous = model.attach_data_parallel(parallel)
     try:
         yield parallel
     finally:
-        model._data_parallel = previous
+        model.attach_data_parallel(previous)
 
 
 class DataParallel:
@@ -208,6 +208,7 @@ class DataParallel:
     def reduce_metrics(self, metrics: list[Any], samples: float) -> dict[str, float]:
         """``{name: value}`` of the metrics over every rank's data; ``samples`` is the number
         of samples this rank has counted, the weight of metrics that are not Mean-based."""
+        # Lazy: the training modules import this one (is_chief, data_parallel).
         from rnnkit.training.metrics import Mean
 
         values: list[float] = []

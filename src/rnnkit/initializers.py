@@ -61,6 +61,15 @@ class Initializer:
     """Base class: subclasses implement ``__call__(shape, dtype=None)`` and ``get_config``."""
 
     def __init__(self, seed: int | None = None) -> None:
+        if seed is not None and (
+            isinstance(seed, bool)
+            or not isinstance(seed, (int, np.integer))
+            or not 0 <= seed < 2**64
+        ):
+            raise ValueError(
+                f"{type(self).__name__}: seed must be None or an integer in [0, 2**64), "
+                f"received {str(seed)[:40]}"
+            )
         self.seed = seed
 
     def _generator(self) -> torch.Generator | None:
@@ -302,6 +311,7 @@ def get(identifier: Any, argument: str = "initializer") -> Any:
 
 
 def serialize(initializer: Any) -> Any:
+    # Lazy: importing rnnkit.saving imports the layers, which import this module.
     from rnnkit.saving.serialization import serialize_keras_object
 
     return serialize_keras_object(initializer)

@@ -70,6 +70,7 @@ def get(identifier: Any, argument: str = "regularizer") -> Any:
 
 
 def serialize(regularizer: Any) -> Any:
+    # Lazy: importing rnnkit.saving imports the layers, which import this module.
     from rnnkit.saving.serialization import serialize_keras_object
 
     return serialize_keras_object(regularizer)

@@ -40,7 +40,7 @@ def fetch(path: Path, origin: str, file_hash: str) -> Path:
     try:
         with os.fdopen(fd, "wb") as out:
             try:
-                with urllib.request.urlopen(origin, timeout=30) as response:  # noqa: S310
+                with urllib.request.urlopen(origin, timeout=30) as response:
                     for block in iter(lambda: response.read(1 << 20), b""):
                         out.write(block)
             except OSError as err:

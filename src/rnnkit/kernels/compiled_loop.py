@@ -1,6 +1,6 @@
 """The compiled loop: the generic time loop of any cell, compiled with ``torch.compile``.
 
-Opt-in, with ``RNN(cell, compile=True)`` (or ``compile={"backend": ..., "mode": ...}``, the
+Opt-in, with ``RNN(cell, compile_loop=True)`` (or ``compile_loop={"backend": ...}``, the
 options of ``torch.compile``); on ``LSTM``/``GRU``/``SimpleRNN`` it applies to the calls that
 would run the generic loop. It runs exactly the semantics of
 :func:`rnnkit.kernels.loop.run_loop` (masks, ``go_backwards``, ``zero_output_for_mask``,
@@ -17,37 +17,18 @@ states; the output sequence's carry-over of masked steps is computed after the l
 gather), so every chunk is the same graph. The cell is an argument of the graph (its weights
 are inputs), so layers with cells of one type and shape can share compiled code.
 
-Measured (2-core CPU VM, one thread, whole training step of the guide's model: batch 64,
-28 steps, 28 features, 64 units, Dense(10), SGD; ratio to the ``nn.LSTMCell`` Python loop;
-``benchmarks/RESULTS_generic_loop.md`` has the tables and the command):
-
-==================================  =========  ========  ===========  ==========
-cell                                generic    per step  chunks of 7  whole loop
-                                               (K = 1)   (chosen)     (K = 28)
-==================================  =========  ========  ===========  ==========
-user LSTM cell (torch ops)          0.98-1.01  1.41      0.87-0.90    0.89
-guide's ``MinimalRNNCell``          0.27-0.28  0.85      0.36-0.38    0.29
-``LSTMCell``                        1.00       -         0.99-1.03    -
-first training step, compile (s)    -          4-8       14-36        55-101
-==================================  =========  ========  ===========  ==========
-
-Compiling the per-step function loses (every compiled call adds guard checks and an autograd
-wrapper, ~0.4 ms per step forward and backward); the whole unrolled loop compiles for a time
-that grows with ``T`` (and again for every new ``T``); chunks keep the compile time bounded
-for most of the whole loop's speed. The gain is in the elementwise maths inductor fuses: ~10%
-for an LSTM-like cell written with torch ops, none for a cell that is mostly matmuls (the
-guide's, slower compiled) or for the built-in cells, whose uncompiled loop is already lean.
-
-Compile cost (empty inductor cache, as on a new machine): the first training call compiles
-the forward and backward graphs, 14-32 s wall (21-43 s CPU, inductor's C++ compiler
-included), the first inference call one more graph, 6-18 s; with inductor's on-disk cache
-from an earlier process, 1.5-4 s. A new batch size or ``T``, grad mode or ``training`` value
+Compiling chunks keeps the compile time bounded for most of the whole loop's speed; the gain is
+in the elementwise maths inductor fuses (~10% for an LSTM-like cell written with torch ops,
+none for matmul-bound cells or the built-in cells). The first call compiles (tens of seconds
+with an empty inductor cache), and a new batch size or ``T``, grad mode or ``training`` value
 compiles once more. Each layer owns its compiled function; past
 ``torch._dynamo.config.recompile_limit`` (8) variants a layer raises instead of running
-uncompiled.
+uncompiled. The measurements (per-step, chunked and whole-loop compilation, compile times)
+are in ``benchmarks/RESULTS_generic_loop.md``, section "The compiled loop: design
+measurements".
 
 What it cannot run raises ``ValueError`` from :func:`can_compile`, called by
-:func:`rnnkit.kernels.dispatch.select` (no silent fallback): a built-in cell's dropout while
+:func:`rnnkit.kernels.dispatch.choose` (no silent fallback): a built-in cell's dropout while
 training (its masks are cached on the cell between steps, state that one graph cannot carry),
 ``torch.compile`` not supported by this Python, and inductor on CPU without a C++ compiler.
 A cell ``torch.compile`` cannot trace as one graph raises ``ValueError`` at its first call.
@@ -59,7 +40,7 @@ import math
 import shutil
 import types
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -73,7 +54,7 @@ MAX_CHUNK = 8
 
 
 def compile_options(value: Any, where: str = "RNN") -> dict[str, Any] | None:
-    """The ``torch.compile`` options of a layer's ``compile`` argument: None when False, ``{}``
+    """The ``torch.compile`` options of a layer's ``compile_loop`` argument: None when False, ``{}``
     when True, a copy of a dict (keys ``backend``, ``mode``, ``options``, ``dynamic``)."""
     if value is False or value is None:
         return None
@@ -83,24 +64,9 @@ def compile_options(value: Any, where: str = "RNN") -> dict[str, Any] | None:
     if isinstance(value, Mapping) and all(k in allowed for k in value):
         return dict(value)
     raise ValueError(
-        f"{where}: compile must be True, False or a dict of torch.compile options with keys "
-        f"among {allowed}, received compile={value!r}"
+        f"{where}: compile_loop must be True, False or a dict of torch.compile options with "
+        f"keys among {allowed}, received compile_loop={value!r}"
     )
-
-
-def _dropout_cells(cell: Any) -> list[str]:
-    """Names of the built-in dropout cells inside ``cell`` with a nonzero rate."""
-    from rnnkit.layers.cell_protocol import DropoutRNNCell
-
-    found = []
-    if isinstance(cell, DropoutRNNCell) and (cell.dropout > 0 or cell.recurrent_dropout > 0):
-        found.append(getattr(cell, "name", type(cell).__name__))
-    for inner in getattr(cell, "cells", None) or ():
-        found += _dropout_cells(inner)
-    inner = getattr(cell, "cell", None)
-    if inner is not None and inner is not cell:
-        found += _dropout_cells(inner)
-    return found
 
 
 def _has_cxx_compiler() -> bool:
@@ -111,20 +77,23 @@ def _has_cxx_compiler() -> bool:
 
 
 def can_compile(
-    options: Mapping[str, Any], cell: Any, inputs: Any, training: bool
+    options: Mapping[str, Any], inputs: Any, training: bool, dropout_cells: Sequence[str] = ()
 ) -> tuple[bool, str]:
-    """Whether the compiled loop can run ``cell`` on ``inputs``; the reason when it cannot."""
+    """Whether the compiled loop can run a call on ``inputs``; the reason when it cannot.
+
+    ``dropout_cells``: the names of the built-in cells inside the layer's cell that have a
+    nonzero dropout rate (their masks are cached on the cell between steps, state that one
+    graph cannot carry while training)."""
     flat = tree.flatten(inputs)
     if not flat or not all(isinstance(x, Tensor) for x in flat):
         return False, "the compiled loop takes tensor inputs"
-    if training:
-        dropped = _dropout_cells(cell)
-        if dropped:
-            return False, (
-                f"the compiled loop cannot run the dropout of the built-in cell(s) {dropped} "
-                "while training (the masks are cached on the cell between steps); use "
-                "compile=False, or LSTM/GRU/SimpleRNN layers, whose kernels handle dropout"
-            )
+    if training and dropout_cells:
+        return False, (
+            f"the compiled loop cannot run the dropout of the built-in cell(s) "
+            f"{list(dropout_cells)} "
+            "while training (the masks are cached on the cell between steps); use "
+            "compile_loop=False, or LSTM/GRU/SimpleRNN layers, whose kernels handle dropout"
+        )
     try:
         import torch._dynamo
 
@@ -137,7 +106,7 @@ def can_compile(
     if backend == "inductor" and flat[0].device.type == "cpu" and not _has_cxx_compiler():
         return False, (
             "torch.compile's inductor backend needs a C++ compiler on CPU and none was found "
-            "(install g++, or pass compile={'backend': 'aot_eager'})"
+            "(install g++, or pass compile_loop={'backend': 'aot_eager'})"
         )
     return True, ""
 
@@ -216,7 +185,7 @@ class CompiledLoop:
         return {"options": self.options, "owner": self.owner}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["options"], state["owner"])
+        CompiledLoop.__init__(self, state["options"], state["owner"])
 
     def _call(self, *args: Any) -> tuple[Any, list[Tensor]]:
         import torch._dynamo
@@ -234,12 +203,12 @@ class CompiledLoop:
                 return self._compiled(*args)
         except exc.Unsupported as e:
             raise ValueError(
-                f"{self.owner}: compile=True: torch.compile cannot trace the cell's step as one "
+                f"{self.owner}: compile_loop=True: torch.compile cannot trace the cell's step as one "
                 f"graph: {str(e).splitlines()[0]} (use compile=False for this cell)"
             ) from e
         except exc.FailOnRecompileLimitHit as e:
             raise RuntimeError(
-                f"{self.owner}: compile=True: the compiled loop was recompiled for more than "
+                f"{self.owner}: compile_loop=True: the compiled loop was recompiled for more than "
                 f"{torch._dynamo.config.recompile_limit} input shapes or modes; use fixed batch "
                 "sizes and sequence lengths, or compile=False"
             ) from e

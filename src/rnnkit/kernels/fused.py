@@ -89,9 +89,12 @@ def _run(
     return_sequences: bool,
     zero_output_for_mask: bool,
     where: str,
+    mask_info: _masks.MaskInfo | None = None,
 ) -> tuple[Tensor, list[Tensor]]:
-    """Run one ``_VF`` kernel with Keras masking semantics; returns (outputs, final states)."""
-    info = _mask_info(mask, inputs, where, flip=go_backwards)
+    """Run one ``_VF`` kernel with Keras masking semantics; returns (outputs, final states).
+
+    ``mask_info``: the analysis of ``mask`` in processing order, when the caller has it."""
+    info = _given_info(mask_info, where) or _mask_info(mask, inputs, where, flip=go_backwards)
     if go_backwards:
         inputs = inputs.flip(1)
     y, finals = _run_vf(mode, inputs, info, params, [s.unsqueeze(0) for s in states], False)
@@ -99,6 +102,16 @@ def _run(
         assert info.starts is not None and info.lengths is not None
         y = _masks.from_front(y, info.starts, info.lengths, zero_output_for_mask)
     return (y if return_sequences else y[:, -1]), [f.squeeze(0) for f in finals]
+
+
+def _given_info(info: _masks.MaskInfo | None, where: str) -> _masks.MaskInfo | None:
+    """A caller's analysis of the mask, checked to be one the fused kernel runs."""
+    if info is not None and not info.fusable:
+        raise ValueError(
+            f"{where}: the fused kernel needs each row's valid steps to form one run (right or "
+            "left padding); received a mask with holes."
+        )
+    return info
 
 
 def _mask_info(
@@ -113,8 +126,8 @@ def _mask_info(
     if not info.fusable:
         raise ValueError(
             f"{where}: the fused kernel needs each row's valid steps to form one run (right or "
-            "left padding); received a mask with holes. Use the generic loop or the no-cliff "
-            "kernel (rnnkit.kernels.noclift)."
+            "left padding); received a mask with holes. Use the generic loop or the manual-backward "
+            "kernel (rnnkit.kernels.manual_backward)."
         )
     return info
 
@@ -153,6 +166,7 @@ def _run_vf(
         x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
     )
     order, unorder = packed.sorted_indices, packed.unsorted_indices
+    assert order is not None and unorder is not None  # enforce_sorted=False sets both
     hx = hx_of([s.index_select(1, order) for s in hx_list])
     result = _call_vf(
         fn, packed.data, packed.batch_sizes, hx, params, has_biases, 1, 0.0, False, bidirectional
@@ -180,6 +194,7 @@ def lstm(
     go_backwards: bool = False,
     return_sequences: bool = True,
     zero_output_for_mask: bool = False,
+    mask_info: _masks.MaskInfo | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Fused Keras LSTM (tanh / sigmoid activations).
 
@@ -190,13 +205,15 @@ def lstm(
         c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g);  h_t = sigmoid(o) * tanh(c_t)
 
     Returns ``(outputs, h_n, c_n)``: outputs ``(B, T, u)`` (or ``(B, u)`` when not
-    ``return_sequences``), final states ``(B, u)``.
+    ``return_sequences``), final states ``(B, u)``. ``mask_info`` (all three kernels): the
+    caller's analysis of ``mask`` in processing order (reversed with ``go_backwards``), so that
+    the mask is not analysed again.
     """
     params = _weights.lstm_weights(kernel, recurrent_kernel, bias)
     _check_inputs(inputs, [h0, c0], recurrent_kernel.shape[0], "fused.lstm")
     out, (h, c) = _run(
         "lstm", inputs, params, [h0, c0], mask, go_backwards, return_sequences,
-        zero_output_for_mask, "fused.lstm",
+        zero_output_for_mask, "fused.lstm", mask_info,
     )  # fmt: skip
     return out, h, c
 
@@ -211,6 +228,7 @@ def gru(
     go_backwards: bool = False,
     return_sequences: bool = True,
     zero_output_for_mask: bool = False,
+    mask_info: _masks.MaskInfo | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Fused Keras GRU with ``reset_after=True`` (tanh / sigmoid activations).
 
@@ -226,7 +244,7 @@ def gru(
     _check_inputs(inputs, [h0], recurrent_kernel.shape[0], "fused.gru")
     out, (h,) = _run(
         "gru", inputs, params, [h0], mask, go_backwards, return_sequences,
-        zero_output_for_mask, "fused.gru",
+        zero_output_for_mask, "fused.gru", mask_info,
     )  # fmt: skip
     return out, h
 
@@ -242,6 +260,7 @@ def simple_rnn(
     go_backwards: bool = False,
     return_sequences: bool = True,
     zero_output_for_mask: bool = False,
+    mask_info: _masks.MaskInfo | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Fused Keras SimpleRNN: ``h_t = activation(x_t W + h_{t-1} U + b)``, activation
     ``"tanh"`` or ``"relu"``. ``kernel (d, u)``, ``recurrent_kernel (u, u)``, ``bias (u,)``.
@@ -256,7 +275,7 @@ def simple_rnn(
     _check_inputs(inputs, [h0], recurrent_kernel.shape[0], "fused.simple_rnn")
     out, (h,) = _run(
         f"rnn_{activation}", inputs, params, [h0], mask, go_backwards, return_sequences,
-        zero_output_for_mask, "fused.simple_rnn",
+        zero_output_for_mask, "fused.simple_rnn", mask_info,
     )  # fmt: skip
     return out, h
 
@@ -278,6 +297,7 @@ def bidirectional(
     mask: Tensor | None = None,
     return_sequences: bool = True,
     activation: str = "tanh",
+    mask_info: _masks.MaskInfo | None = None,
 ) -> tuple[Tensor, Tensor, list[Tensor], list[Tensor]]:
     """Both directions of a Keras ``Bidirectional`` RNN in one ``_VF`` call.
 
@@ -291,6 +311,8 @@ def bidirectional(
     ``Bidirectional`` wrapper sets ``zero_output_for_mask = return_sequences``, so masked steps
     give zeros. Without ``return_sequences`` each direction's output is its last processed
     output (zeros for a row with no valid step). The outputs are returned unmerged.
+
+    ``mask_info``: the caller's analysis of ``mask`` (in input order), not repeated here.
 
     Returns ``(forward_output, backward_output, forward_final_states, backward_final_states)``.
     """
@@ -308,7 +330,7 @@ def bidirectional(
     _check_inputs(inputs, [*forward_states, *backward_states], units, where)
     mode = cell if cell != "simple_rnn" else f"rnn_{activation}"
     hx_list = [torch.stack([f, b]) for f, b in zip(forward_states, backward_states)]
-    info = _mask_info(mask, inputs, where)
+    info = _given_info(mask_info, where) or _mask_info(mask, inputs, where)
     y, finals = _run_vf(mode, inputs, info, params, hx_list, True)
     if info.kind != "none":
         assert info.starts is not None and info.lengths is not None
@@ -324,22 +346,15 @@ def bidirectional(
     return f_states[0] * alive, b_states[0] * alive, f_states, b_states
 
 
-_TORCH_EQUIVALENTS: dict[str, tuple[Callable[..., Any], ...]] = {
-    "tanh": (activations.tanh, torch.tanh),
-    "sigmoid": (activations.sigmoid, torch.sigmoid),
-    "relu": (activations.relu, torch.relu),
-}
+_FUSED_ACTIVATIONS = ("tanh", "sigmoid", "relu")
 
 
 def activation_name(identifier: Any) -> str | None:
-    """``"tanh"``, ``"sigmoid"`` or ``"relu"`` when ``identifier`` is that activation (a name or
-    the function), else ``None``."""
-    if isinstance(identifier, str):
-        return identifier if identifier in _TORCH_EQUIVALENTS else None
-    for name, fns in _TORCH_EQUIVALENTS.items():
-        if any(identifier is fn for fn in fns):
-            return name
-    return None
+    """``"tanh"``, ``"sigmoid"`` or ``"relu"`` when ``identifier`` is that activation (its
+    name, rnnkit's function or the plain torch function, per :data:`rnnkit.activations.
+    ACTIVATIONS`), else ``None``."""
+    found = activations.info(identifier, torch_native=True)
+    return found.name if found is not None and found.name in _FUSED_ACTIVATIONS else None
 
 
 def can_fuse(

@@ -12,7 +12,7 @@ is one where every row's valid steps form a single run ``[start, start + length)
   does (no valid step has run yet, so the previous output is the initial zeros);
 * both, ``[0, 1, 1, 0]``: the same two moves.
 
-Masks with holes (``[1, 0, 1]``) need the generic loop or the no-cliff kernel.
+Masks with holes (``[1, 0, 1]``) need the generic loop or the manual-backward kernel.
 
 The analysis reads the mask's values, so on CUDA it costs one device synchronisation.
 """
@@ -126,9 +126,3 @@ def from_front(
         keep = keep & (rel < lengths.unsqueeze(1))
     keep = keep & (lengths > 0).unsqueeze(1)
     return out * keep.unsqueeze(-1).to(out.dtype)
-
-
-def seen_mask(mask: Tensor) -> Tensor:
-    """``(batch, time)`` bool: ``True`` once a row has had a valid step (the output is then the
-    carried hidden state; before it the generic loop outputs zeros)."""
-    return mask.to(torch.int32).cumsum(dim=1) > 0

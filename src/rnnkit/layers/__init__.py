@@ -22,10 +22,10 @@ from rnnkit.layers.recurrent import GRU as GRU
 from rnnkit.layers.recurrent import LSTM as LSTM
 from rnnkit.layers.recurrent import SimpleRNN as SimpleRNN
 from rnnkit.layers.rnn import RNN as RNN
-from rnnkit.layers.rnn import StackedRNNCells as StackedRNNCells
 from rnnkit.layers.rnn_cells import GRUCell as GRUCell
 from rnnkit.layers.rnn_cells import LSTMCell as LSTMCell
 from rnnkit.layers.rnn_cells import SimpleRNNCell as SimpleRNNCell
 from rnnkit.layers.serialization import deserialize as deserialize
 from rnnkit.layers.serialization import serialize as serialize
+from rnnkit.layers.stacked_cells import StackedRNNCells as StackedRNNCells
 from rnnkit.layers.time_distributed import TimeDistributed as TimeDistributed

@@ -35,7 +35,6 @@ does; ``module.train()`` switches a PyTorch-style loop to training mode.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import inspect
@@ -49,48 +48,21 @@ from torch import nn
 
 from rnnkit import constraints, initializers, regularizers, tree
 from rnnkit.layers import allocation
-from rnnkit.symbolic import has_symbolic, infer_outputs, symbolic_call
+from rnnkit.layers.dtypes import dtype_name as dtype_name
+from rnnkit.layers.dtypes import standardize_dtype as standardize_dtype
+from rnnkit.layers.dtypes import to_tensor
+from rnnkit.layers.mask_propagation import attach_masks, collect_masks
+from rnnkit.layers.naming import clear_session as clear_session
+from rnnkit.layers.naming import to_snake_case as to_snake_case
+from rnnkit.layers.naming import unique_name as unique_name
+from rnnkit.layers.shapes import batch_input_shape
+from rnnkit.layers.shapes import check_input_shape as check_input_shape
+from rnnkit.layers.shapes import layer_label as layer_label
+from rnnkit.symbolic import KerasTensor, has_symbolic, infer_outputs, symbolic_call
 
 _TRAINING = contextvars.ContextVar("rnnkit_training", default=None)
-_NAME_COUNTS: dict[str, int] = {}
 _ALLOWED_KWARGS = ("input_shape", "batch_input_shape", "batch_size", "input_dim", "autocast")
 _PLAIN_TYPES = (int, float, str, bool, type(None))
-
-
-def clear_session() -> None:
-    """Reset the automatic layer names (``lstm``, ``lstm_1``, ...) as Keras' ``clear_session``."""
-    _NAME_COUNTS.clear()
-
-
-def to_snake_case(name: str) -> str:
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def unique_name(prefix: str) -> str:
-    count = _NAME_COUNTS.get(prefix, 0)
-    _NAME_COUNTS[prefix] = count + 1
-    return prefix if count == 0 else f"{prefix}_{count}"
-
-
-def standardize_dtype(dtype: Any) -> torch.dtype:
-    """``"float32"``, ``torch.float32`` or ``None`` (float32) as a ``torch.dtype``."""
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
-        dtype = np.dtype(dtype).name
-    if isinstance(dtype, dict):  # a Keras DTypePolicy config
-        dtype = dtype.get("config", {}).get("name", "float32")
-    found = getattr(torch, str(dtype), None)
-    if not isinstance(found, torch.dtype):
-        raise ValueError(f"dtype: unknown dtype {dtype!r}; expected e.g. 'float32' or 'float64'")
-    return found
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
 
 
 def _is_plain(value: Any) -> bool:
@@ -111,22 +83,6 @@ def _call_parameters(cls: type) -> frozenset[str]:
     return names | {"training", "mask"} if accepts_any else names
 
 
-def _to_tensor(x: Any, dtype: torch.dtype | None, device: torch.device | None) -> Any:
-    """numpy arrays become tensors (float64 as float32, like Keras); floating tensors are cast to
-    ``dtype`` when one is given; everything moves to ``device`` when one is given."""
-    if isinstance(x, (np.ndarray, np.generic)):
-        x = torch.as_tensor(np.asarray(x))
-        if x.dtype == torch.float64 and dtype is None:
-            x = x.to(torch.float32)
-    if not isinstance(x, torch.Tensor):
-        return x
-    if dtype is not None and x.is_floating_point() and x.dtype != dtype:
-        x = x.to(dtype)
-    if device is not None and x.device != device:
-        x = x.to(device)
-    return x
-
-
 class Layer(nn.Module):
     """Base class of every rnnkit layer (see the module docstring for the semantics).
 
@@ -140,6 +96,7 @@ class Layer(nn.Module):
     """
 
     supports_masking: bool = False
+    error_label: str | None = None  # how errors name the layer, when a wrapper sets one
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Layer:
         obj = super().__new__(cls)
@@ -200,7 +157,7 @@ class Layer(nn.Module):
         self._constraints: dict[str, Any] = {}
         self._call_losses: list[torch.Tensor] = []
         self._inbound_nodes: list[Any] = []
-        self._batch_input_shape = _batch_input_shape(kwargs)
+        self._batch_input_shape = batch_input_shape(kwargs)
         if not hasattr(self, "built"):
             self.built = False
 
@@ -483,7 +440,7 @@ class Layer(nn.Module):
         training = kwargs.pop("training", None)
         mask = kwargs.pop("mask", None)
         if mask is None:
-            mask = _collect_masks(inputs)
+            mask = collect_masks(inputs)
         inputs = self._convert_inputs(inputs)
         if not self.built:
             self._maybe_build(inputs)
@@ -504,14 +461,14 @@ class Layer(nn.Module):
         finally:
             _TRAINING.reset(token)
         if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
-            _attach_masks(outputs, self.compute_mask(inputs, mask))
+            attach_masks(outputs, self.compute_mask(inputs, mask))
         return outputs
 
     def _convert_inputs(self, inputs: Any) -> Any:
         has_weights = any(True for _ in self.parameters())
         dtype = self.compute_dtype if (has_weights or self._dtype_explicit) else None
         device = next((p.device for p in self.parameters()), None)
-        return tree.map_structure(lambda x: _to_tensor(x, dtype, device), inputs)
+        return tree.map_structure(lambda x: to_tensor(x, dtype, device), inputs)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The mask of the outputs: the input mask when ``supports_masking``, else None."""
@@ -520,7 +477,6 @@ class Layer(nn.Module):
     def compute_output_shape(self, input_shape: Any) -> Any:
         """Output shape(s) for ``input_shape`` (``None`` for unknown sizes), inferred by running
         the layer on small placeholder tensors unless a subclass knows better."""
-        from rnnkit.symbolic import KerasTensor
 
         def to_symbolic(shape: Any) -> Any:
             return KerasTensor(tuple(shape), self._dtype)
@@ -545,60 +501,6 @@ class Layer(nn.Module):
         return f"name={self.name!r}"
 
 
-def layer_label(layer: Layer) -> str:
-    """How errors name ``layer``: ``LSTM 'encoder'``, or the label a wrapper gave it (a
-    ``Bidirectional`` names its layers ``Bidirectional 'bi' (forward layer LSTM 'fw')``)."""
-    return getattr(layer, "_error_label", None) or f"{type(layer).__name__} '{layer.name}'"
-
-
-def check_input_shape(
-    layer: Layer,
-    shape: Any,
-    *,
-    rank: int | None = None,
-    min_rank: int | None = None,
-    axes: dict[int, int | None] | None = None,
-    argument: str = "inputs",
-    legend: str = "",
-) -> None:
-    """Check ``shape`` at ``layer``'s boundary, before any torch op.
-
-    ``shape`` must have ``rank`` axes (or at least ``min_rank``) and the sizes ``axes`` gives
-    (``{-1: 3}``: the last axis has size 3; ``None`` sizes in either are not checked).
-    Raises ``ValueError("Dense 'd': inputs has shape (2, 5), expected (None, 3) (batch, ...,
-    features)")``: the layer, the argument, the received and the expected shape, ``legend``.
-    """
-    shape = tuple(shape)
-    n = len(shape)
-    axes = axes or {}
-    if rank is not None and n != rank:
-        expected = f"rank {rank}"
-    elif min_rank is not None and n < min_rank:
-        expected = f"rank >= {min_rank}"
-    elif any(
-        size is not None and -n <= axis < n and shape[axis] is not None and shape[axis] != size
-        for axis, size in axes.items()
-    ):
-        sizes = {axis % n: size for axis, size in axes.items() if -n <= axis < n}
-        expected = str(tuple(sizes.get(i) for i in range(n)))
-    else:
-        return
-    suffix = f" {legend}" if legend else ""
-    raise ValueError(
-        f"{layer_label(layer)}: {argument} has shape {shape}, expected {expected}{suffix}"
-    )
-
-
-def _batch_input_shape(kwargs: dict[str, Any]) -> tuple[int | None, ...] | None:
-    if kwargs.get("batch_input_shape") is not None:
-        return tuple(kwargs["batch_input_shape"])
-    if kwargs.get("input_shape") is not None:
-        return (kwargs.get("batch_size"), *tuple(kwargs["input_shape"]))
-    if kwargs.get("input_dim") is not None:
-        return (kwargs.get("batch_size"), int(kwargs["input_dim"]))
-    return None
-
-
 def _wrap_build(build: Any) -> Any:
     @functools.wraps(build)
     def wrapped(self: Layer, *args: Any, **kwargs: Any) -> None:
@@ -606,38 +508,3 @@ def _wrap_build(build: Any) -> Any:
         self.built = True
 
     return wrapped
-
-
-def _collect_masks(inputs: Any) -> Any:
-    if isinstance(inputs, torch.Tensor):
-        return getattr(inputs, "_keras_mask", None)
-    if not tree.is_nested(inputs):
-        return None
-    masks = tree.map_structure(lambda x: getattr(x, "_keras_mask", None), inputs)
-    return None if all(m is None for m in tree.flatten(masks)) else masks
-
-
-def _attach_masks(outputs: Any, masks: Any) -> None:
-    if masks is None:
-        return
-    if isinstance(outputs, torch.Tensor):
-        if isinstance(masks, torch.Tensor):
-            outputs._keras_mask = masks
-        return
-    flat_out = tree.flatten(outputs)
-    flat_masks = tree.flatten(masks) if tree.is_nested(masks) else [masks] * len(flat_out)
-    if len(flat_masks) != len(flat_out):
-        return
-    for out, m in zip(flat_out, flat_masks):
-        if isinstance(out, torch.Tensor) and isinstance(m, torch.Tensor):
-            out._keras_mask = m
-
-
-@contextlib.contextmanager
-def training_scope(training: bool) -> Iterator[None]:
-    """Run calls inside as if ``training=training`` were passed to the outermost layer."""
-    token = _TRAINING.set(training)
-    try:
-        yield
-    finally:
-        _TRAINING.reset(token)

@@ -27,17 +27,16 @@ from typing import Any
 
 import torch
 
-from rnnkit import tree
-from rnnkit.kernels import dispatch, fused
-from rnnkit.layers.base import Layer, layer_label
-from rnnkit.layers.rnn_cells import GRUCell, LSTMCell
+from rnnkit import kernels, tree
+from rnnkit.kernels import fused
+from rnnkit.kernels.spec import KernelPlan
+from rnnkit.layers.base import Layer
+from rnnkit.layers.rnn import RNN
+from rnnkit.layers.serialization import deserialize, serialize
+from rnnkit.layers.shapes import layer_label
 from rnnkit.symbolic import in_symbolic_call
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
-# ``Bidirectional.last_kernel``: both directions in one fused call, or each on its own kernel
-# (the directions' own ``last_kernel`` says which).
-ONE_CALL = "fused_bidirectional"
-PER_DIRECTION = "per_direction"
 _RNN_ATTRIBUTES = ("go_backwards", "return_sequences", "return_state")
 
 
@@ -57,8 +56,6 @@ def _remove_prefix(name: str, prefix: str) -> str:
 
 def _clone(layer: Layer, name: str, flip_go_backwards: bool) -> Layer:
     """A fresh (unbuilt) layer from ``layer``'s config, renamed, optionally going the other way."""
-    from rnnkit.layers.serialization import deserialize, serialize
-
     config = serialize(layer)
     inner = dict(config["config"])
     if flip_go_backwards:
@@ -131,7 +128,7 @@ class Bidirectional(Layer):
         self.backward_layer = backward_layer
         for role, sublayer in (("forward", forward), ("backward", backward_layer)):
             # The errors of each direction (wrong input shape, mask, state) name this layer.
-            sublayer._error_label = (
+            sublayer.error_label = (
                 f"Bidirectional '{self.name}' ({role} layer {layer_label(sublayer)})"
             )
         self._verify_layer_config()
@@ -147,7 +144,7 @@ class Bidirectional(Layer):
         self._num_states: int | None = None
         self._defer_sublayer_build = False
         self.last_kernel: str | None = None
-        self.last_kernel_choice: dispatch.KernelChoice | None = None
+        self.last_kernel_choice: KernelPlan | None = None
 
     def _verify_layer_config(self) -> None:
         forward, backward = self.forward_layer, self.backward_layer
@@ -175,7 +172,7 @@ class Bidirectional(Layer):
 
     def build(self, input_shape: Any) -> None:
         """Build both directions for sequences of ``input_shape``, then apply ``weights``."""
-        if getattr(self, "_defer_sublayer_build", False):
+        if self._defer_sublayer_build:
             return
         for sublayer in (self.forward_layer, self.backward_layer):
             if not sublayer.built:
@@ -232,9 +229,13 @@ class Bidirectional(Layer):
         constants: Any = None,
     ) -> Any:
         forward_state, backward_state = self._split_initial_state(initial_state)
-        one_call = self._one_fused_call(inputs, mask, training, constants)
-        if one_call is not None:
-            return self._run_one_fused_call(inputs, forward_state, backward_state, one_call)
+        planned = self._plan(inputs, mask, training, constants)
+        if planned is not None and planned[0].one_call:
+            plan, checked_mask = planned
+            self.last_kernel_choice, self.last_kernel = plan, plan.name
+            return self._run_one_fused_call(
+                inputs, forward_state, backward_state, plan, checked_mask
+            )
         kwargs: dict[str, Any] = {"training": training, "mask": mask}
         if constants is not None:
             kwargs["constants"] = constants
@@ -248,6 +249,8 @@ class Bidirectional(Layer):
                 self.backward_layer.reset_states()
             y = self.forward_layer(inputs, initial_state=forward_state, **kwargs)
             y_rev = self.backward_layer(inputs, initial_state=backward_state, **kwargs)
+        if planned is not None:
+            self._record_per_direction(planned[0])
         states: list[Any] = []
         if self.return_state:
             states = [*y[1:], *y_rev[1:]]
@@ -264,59 +267,79 @@ class Bidirectional(Layer):
         return (output, *states)
 
     # ------------------------------------------------------- one fused call for both
-    def _one_fused_call(
+    def _plan(
         self, inputs: Any, mask: Any, training: bool, constants: Any
-    ) -> tuple[torch.Tensor | None] | None:
-        """``(mask,)`` (the checked batch-major mask or None) when both directions run in one
-        fused call, as decided by :func:`rnnkit.kernels.dispatch.fuse_bidirectional`; else
-        None, and each direction runs on its own kernel."""
-        forward = self.forward_layer
+    ) -> tuple[KernelPlan, torch.Tensor | None] | None:
+        """The plan of a call on built ``RNN`` directions and the checked batch-major mask:
+        one fused call for both directions when
+        :func:`rnnkit.kernels.dispatch.choose_bidirectional` allows it (the mask is analysed
+        there, once), else a plan whose reason says why each direction runs on its own kernel.
+        None for calls that always run per direction (constants, placeholders, nested or
+        time-major inputs, wrapped layers that are not ``RNN`` layers)."""
+        forward, backward = self.forward_layer, self.backward_layer
         if (
             constants is not None
             or in_symbolic_call()
             or not isinstance(inputs, torch.Tensor)
             or inputs.dim() != 3
-            or getattr(forward, "time_major", True)
-            or not (forward.built and self.backward_layer.built)
+            or not (isinstance(forward, RNN) and isinstance(backward, RNN))
+            or forward.time_major
+            or not (forward.built and backward.built)
         ):
             return None
-        forward._check_input_shapes([tuple(inputs.shape)])
-        mask = forward._standardize_mask(mask, inputs.shape[0], inputs.shape[1])
-        ok, reason = dispatch.fuse_bidirectional(self, inputs, mask, training)
-        self.last_kernel_choice = dispatch.KernelChoice(ONE_CALL if ok else PER_DIRECTION, reason)
+        forward.check_input_shapes([tuple(inputs.shape)])
+        mask = forward.standardize_mask(mask, inputs.shape[0], inputs.shape[1])
+        refused = None
+        if type(forward) is not type(backward) or forward.kernel_request().use_cudnn is None:
+            refused = "the two directions are not the same built-in recurrent layer type"
+        elif forward.stateful:
+            refused = "stateful layers keep their states per direction"
+        elif forward.activity_regularizer is not None or backward.activity_regularizer is not None:
+            refused = "an activity regularizer needs each direction's own output"
+        if refused is not None:
+            reason = f"each direction runs on its own kernel: {refused}"
+            return KernelPlan("", reason, forward.kernel_spec()), mask
+        plan = kernels.choose_bidirectional(
+            (forward.kernel_spec(), forward.kernel_request()),
+            (backward.kernel_spec(), backward.kernel_request()),
+            inputs,
+            mask,
+            bool(training),
+        )
+        return plan, mask
+
+    def _record_per_direction(self, plan: KernelPlan) -> None:
+        """``last_kernel``: the kernel both directions ran, or ``"<forward>/<backward>"`` when
+        they differ (the directions' own ``last_kernel`` values)."""
+        names = (self.forward_layer.last_kernel, self.backward_layer.last_kernel)
+        name = names[0] if names[0] == names[1] else f"{names[0]}/{names[1]}"
+        self.last_kernel_choice = KernelPlan(str(name), plan.reason, plan.spec)
         self.last_kernel = self.last_kernel_choice.name
-        return (mask,) if ok else None
 
     def _run_one_fused_call(
-        self, inputs: torch.Tensor, forward_state: Any, backward_state: Any, plan: tuple
+        self,
+        inputs: torch.Tensor,
+        forward_state: Any,
+        backward_state: Any,
+        plan: KernelPlan,
+        mask: torch.Tensor | None,
     ) -> Any:
-        """Both directions in one ``_VF`` call; same results as the two layer calls."""
-        (mask,) = plan
-        reason = f"one bidirectional call ({self.name}): {self.last_kernel_choice.reason}"
-        batch = inputs.shape[0]
-        states = []
-        for layer, given in (
-            (self.forward_layer, forward_state),
-            (self.backward_layer, backward_state),
-        ):
-            if given is None:
-                states.append(layer._initial_states(inputs, batch, inputs))
-            else:
-                flat = [layer._to_state_tensor(s, inputs) for s in tree.flatten(given)]
-                states.append(tree.flatten(layer._standardize_states(flat, batch, "initial_state")))
-            layer.last_kernel = dispatch.FUSED
-            layer.last_kernel_choice = dispatch.KernelChoice(dispatch.FUSED, reason)
-        cells = (self.forward_layer.cell, self.backward_layer.cell)
-        kind = "lstm" if isinstance(cells[0], LSTMCell) else "simple_rnn"
-        kind = "gru" if isinstance(cells[0], GRUCell) else kind
+        """Both directions in one ``_VF`` call; same results as the two layer calls. The
+        directions' own ``last_kernel`` are left alone: this is not a call of theirs."""
+        spec = plan.spec
+        assert spec is not None
+        forward, backward = self.forward_layer, self.backward_layer
+        states = [forward.initial_states_for(inputs, forward_state),
+                  backward.initial_states_for(inputs, backward_state)]  # fmt: skip
         y, y_rev, forward_final, backward_final = fused.bidirectional(
-            kind,
+            spec.kind,
             inputs,
-            *[(c.kernel, c.recurrent_kernel, c.bias) for c in cells],
+            *[(c.kernel, c.recurrent_kernel, c.bias) for c in (forward.cell, backward.cell)],
             *states,
             mask=mask,
             return_sequences=self.return_sequences,
-            activation=fused.activation_name(cells[0].activation) or "tanh",
+            activation=fused.activation_name(spec.activation) or "tanh",
+            mask_info=plan.mask_info,
         )
         self._num_states = len(forward_final) + len(backward_final) if self.return_state else 0
         output = self._merge(y, y_rev)  # the backward outputs come back in input order
@@ -366,8 +389,6 @@ class Bidirectional(Layer):
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:
-        from rnnkit.layers.serialization import serialize
-
         return {
             **super().get_config(),
             "merge_mode": self.merge_mode,
@@ -377,8 +398,6 @@ class Bidirectional(Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Bidirectional:
-        from rnnkit.layers.serialization import deserialize
-
         config = dict(config)
         layer = deserialize(config.pop("layer"), custom_objects)
         backward = config.pop("backward_layer", None)

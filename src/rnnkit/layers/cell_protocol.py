@@ -26,6 +26,13 @@ from rnnkit import tree
 Tensor = torch.Tensor
 
 
+class CellStack:
+    """A cell made of ``cells`` run one after another at each step; its states are one entry
+    per cell (:class:`rnnkit.layers.stacked_cells.StackedRNNCells`)."""
+
+    cells: Any
+
+
 class DropoutRNNCell:
     """Variational dropout masks for a cell (a mixin, as Keras' ``DropoutRNNCell``).
 
@@ -133,11 +140,9 @@ def state_spec(cell: Any, owner: str = "RNN") -> Any:
     """The canonical state structure of ``cell`` with :class:`StateSpec` leaves.
 
     An int or a shape gives ``[spec]``; a list, tuple or namedtuple gives a list (one entry
-    per state); a dict stays a dict; a :class:`StackedRNNCells` gives one entry per cell.
+    per state); a dict stays a dict; a :class:`CellStack` gives one entry per cell.
     """
-    from rnnkit.layers.rnn import StackedRNNCells
-
-    if isinstance(cell, StackedRNNCells):
+    if isinstance(cell, CellStack):
         return [state_spec(c, owner) for c in cell.cells]
     size = getattr(cell, "state_size", None)
     if size is None:

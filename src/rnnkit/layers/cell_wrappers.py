@@ -31,8 +31,9 @@ import torch
 
 from rnnkit import activations, initializers, tree
 from rnnkit.layers.base import Layer
-from rnnkit.layers.rnn import cell_initial_state, cell_output_shape, state_spec
+from rnnkit.layers.cell_protocol import cell_initial_state, cell_output_shape, state_spec
 from rnnkit.layers.rnn_cells import DropoutRNNCell, LSTMCell
+from rnnkit.layers.serialization import deserialize, serialize
 
 
 def _check_cell(cell: Any, wrapper: str) -> None:
@@ -103,14 +104,10 @@ class _CellWrapper(Layer):
         )
 
     def get_config(self) -> dict[str, Any]:
-        from rnnkit.layers.serialization import serialize
-
         return {**super().get_config(), "cell": serialize(self.cell)}
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Layer:
-        from rnnkit.layers.serialization import deserialize
-
         config = dict(config)
         cell = deserialize(config.pop("cell"), custom_objects)
         return cls(cell, **config)

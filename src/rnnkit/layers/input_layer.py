@@ -60,7 +60,7 @@ class InputLayer(Layer):
         return {"batch_shape": list(self.batch_shape), "dtype": self.dtype, "name": self.name}
 
 
-def Input(  # noqa: N802 - Keras' public name
+def Input(  # Keras' public name: a function named like a class
     shape: tuple[int | None, ...] | None = None,
     batch_size: int | None = None,
     dtype: Any = None,

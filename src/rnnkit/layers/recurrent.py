@@ -3,10 +3,10 @@
 Each takes its cell's arguments flattened into the layer (``LSTM(64, dropout=0.1,
 return_sequences=True)``), exposes them as read-only properties (``layer.units``) and lists them
 all in ``get_config``. ``use_cudnn`` (``"auto"``, True, False) asks for a fused kernel;
-:func:`rnnkit.kernels.dispatch.select` decides per call and ``layer.last_kernel`` says which
-ran: ``"fused"`` (``torch._VF``: cuDNN on CUDA, oneDNN/ATen on CPU), ``"noclift"`` (a custom
-autograd Function for other activations, masks with holes, recurrent dropout, GRU
-``reset_after=False``) or ``"generic"`` (the time loop). ``"auto"`` picks the fastest allowed,
+:func:`rnnkit.kernels.dispatch.choose` decides per call and ``layer.last_kernel`` says which
+ran: ``"fused"`` (``torch._VF``: cuDNN on CUDA, oneDNN/ATen on CPU), ``"manual_backward"`` (a
+per-step kernel with a hand-written backward, for other activations, masks with holes,
+recurrent dropout, GRU ``reset_after=False``) or ``"generic"`` (the time loop). ``"auto"`` picks the fastest allowed,
 ``True`` raises ``ValueError`` when the fused kernel cannot run a call, ``False`` forces the
 loop. Input ``(N, T, H_in)`` (``(T, N, H_in)`` with ``time_major``); output ``(N, u)``, or
 ``(N, T, u)`` with ``return_sequences``.
@@ -23,7 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 from rnnkit import regularizers
-from rnnkit.layers.rnn import RNN
+from rnnkit.kernels.spec import KernelRequest
+from rnnkit.layers.rnn import RNN, renamed_compile_key
 from rnnkit.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
 
 _COMMON = (
@@ -114,14 +115,21 @@ class _CellLayer(RNN):
         config["use_cudnn"] = self.use_cudnn
         return config
 
+    def kernel_request(self) -> KernelRequest:
+        """What this layer asks of the kernels: its ``use_cudnn``, ``unroll``, ..."""
+        return self._kernel_request(self.use_cudnn)
+
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> RNN:
-        return cls(**config)
+        return cls(**renamed_compile_key(config))
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, units={self.units}"
 
 
+# The three constructors below repeat Keras' signatures argument by argument on purpose (the
+# signature is the documentation, and inspect/IDEs show it); they only collect the cell's
+# arguments, so the repetition carries no logic (`duplicates` reports them as one pair).
 for _name in (*_COMMON, "seed"):
     setattr(_CellLayer, _name, _cell_property(_name))
 

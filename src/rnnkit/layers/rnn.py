@@ -1,4 +1,4 @@
-"""``RNN``: run any cell over time; ``StackedRNNCells``: a stack of cells acting as one cell.
+"""``RNN``: run any cell over time (a stack of cells: :mod:`rnnkit.layers.stacked_cells`).
 
 Legend: ``N`` batch, ``T`` timesteps, ``...`` the per-step feature shape of one input.
 
@@ -22,28 +22,37 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from rnnkit import regularizers, tree
+from rnnkit import kernels, regularizers, tree
 from rnnkit.kernels.compiled_loop import CompiledLoop, compile_options
-from rnnkit.kernels.dispatch import COMPILED, FUSED, GENERIC, NOCLIFT, KernelChoice, select
-from rnnkit.kernels.layer_kernels import run_fused, run_noclift
 from rnnkit.kernels.loop import run_loop, run_projected_loop
-from rnnkit.layers.base import Layer, layer_label
-from rnnkit.layers.rnn_cells import (
+from rnnkit.kernels.spec import (
+    COMPILED,
+    FUSED,
+    GENERIC,
+    MANUAL_BACKWARD,
+    CellSpec,
+    KernelPlan,
+    KernelRequest,
+)
+from rnnkit.layers.base import Layer
+from rnnkit.layers.cell_protocol import (
+    CellStack,
+    DropoutRNNCell,
     accepts_argument,
-    cell_initial_state,
-    cell_output_shape,
     check_cell,
-    has_zero_initial_state,
     reset_dropout_masks,
     state_spec,
-    supports_projection,
 )
+from rnnkit.layers.rnn_cells import cell_initial_state, has_zero_initial_state
+from rnnkit.layers.serialization import deserialize, serialize
+from rnnkit.layers.shapes import layer_label
+from rnnkit.layers.stacked_cells import StackedRNNCells as StackedRNNCells
 from rnnkit.symbolic import in_symbolic_call
 
 Tensor = torch.Tensor
@@ -56,91 +65,6 @@ def _requires_constants(cell: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return parameter is not None and parameter.default is inspect.Parameter.empty
-
-
-class StackedRNNCells(Layer):
-    """A list of cells run one after another at each step, acting as a single cell.
-
-    The output of cell ``k`` is the input of cell ``k + 1``; the states are one entry per cell
-    (``[[h1, c1], [h2, c2]]`` for two LSTM cells). ``RNN([cell1, cell2])`` builds one.
-
-    Args:
-        cells: the cells, bottom first.
-    """
-
-    def __init__(self, cells: list[Any], **kwargs: Any) -> None:
-        if not isinstance(cells, (list, tuple)) or not cells:
-            raise ValueError(
-                f"StackedRNNCells: cells must be a non-empty list of cells, received {cells!r}"
-            )
-        for cell in cells:
-            check_cell(cell, "StackedRNNCells", "every cell in cells")
-        super().__init__(**kwargs)
-        if all(isinstance(c, nn.Module) for c in cells):
-            self.cells = nn.ModuleList(cells)
-        else:
-            self.cells = list(cells)
-            for i, c in enumerate(cells):
-                if isinstance(c, nn.Module):
-                    self.add_module(f"cell_{i}", c)
-
-    @property
-    def state_size(self) -> list[Any]:
-        return [c.state_size for c in self.cells]
-
-    @property
-    def output_size(self) -> Any:
-        last = self.cells[-1]
-        return getattr(last, "output_size", None) or cell_output_shape(last)
-
-    def build(self, input_shape: Any) -> None:
-        for cell in self.cells:
-            if isinstance(cell, Layer) and not cell.built:
-                cell.build(input_shape)
-            batch = tree.flatten(input_shape)[0] if tree.is_nested(input_shape) else None
-            batch = input_shape[0] if batch is None and input_shape else batch
-            input_shape = (batch, *cell_output_shape(cell))
-
-    def get_initial_state(self, batch_size: int | None = None, dtype: Any = None) -> list[Any]:
-        dtype = dtype if isinstance(dtype, torch.dtype) else self.compute_dtype
-        device = next((p.device for p in self.parameters()), None)
-        states = []
-        for cell in self.cells:
-            state = cell_initial_state(cell, batch_size, dtype)
-            if state is None:
-                state = tree.map_structure(
-                    lambda s: torch.zeros((batch_size, *s.shape), dtype=dtype, device=device),
-                    state_spec(cell),
-                )
-            states.append(state)
-        return states
-
-    def call(
-        self, inputs: Any, states: Any, training: bool | None = None, constants: Any = None
-    ) -> tuple[Any, list[Any]]:
-        new_states = []
-        for cell, cell_states in zip(self.cells, states):
-            kwargs: dict[str, Any] = {}
-            if accepts_argument(cell.call, "training"):
-                kwargs["training"] = training
-            if constants is not None and accepts_argument(cell.call, "constants"):
-                kwargs["constants"] = constants
-            inputs, cell_states = cell.call(inputs, cell_states, **kwargs)
-            new_states.append(cell_states)
-        return inputs, new_states
-
-    def get_config(self) -> dict[str, Any]:
-        from rnnkit.layers.serialization import serialize
-
-        return {**super().get_config(), "cells": [serialize(c) for c in self.cells]}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> StackedRNNCells:
-        from rnnkit.layers.serialization import deserialize
-
-        config = dict(config)
-        cells = [deserialize(c, custom_objects) for c in config.pop("cells")]
-        return cls(cells, **config)
 
 
 class RNN(Layer):
@@ -164,22 +88,25 @@ class RNN(Layer):
             ``(N, T, ...)``.
         zero_output_for_mask: masked steps output zeros instead of repeating the previous
             output.
-        compile: opt-in: run the loop compiled with ``torch.compile``
+        compile_loop: opt-in: run the loop compiled with ``torch.compile``
             (:mod:`rnnkit.kernels.compiled_loop`) wherever it would run uncompiled; True, or a
             dict of ``torch.compile`` options (``backend``, ``mode``, ``options``, ``dynamic``).
             Same results up to float rounding. The first call compiles (15-35 s on a 2-core
             CPU, figures in ``benchmarks/RESULTS_generic_loop.md``) and each new batch size,
             sequence length or grad mode compiles again; what it cannot run raises
             ``ValueError``. Worth it for cells heavy in elementwise maths (~10% faster for an
-            LSTM-like cell written with torch ops), not for matmul-bound ones.
+            LSTM-like cell written with torch ops), not for matmul-bound ones. The former
+            spelling ``compile=`` is accepted with a ``DeprecationWarning`` (and read silently
+            from configs saved with it).
 
     Kernels: a plain ``RNN(cell)`` runs the generic loop (:mod:`rnnkit.kernels.loop`); with a
     built-in cell (``LSTMCell``, ``GRUCell``, ``SimpleRNNCell``, ``call`` not overridden) the
     lean form of it, which projects every step's input in one matmul
     (``cell.input_projection``) and steps only the recurrent half
-    (``cell.step_from_projection``). ``SimpleRNN``/``LSTM``/``GRU`` may run a fused or no-cliff
-    kernel instead (``use_cudnn``); ``layer.last_kernel`` and ``layer.last_kernel_choice`` say
-    which kernel ran the last call and why.
+    (``cell.step_from_projection``). ``SimpleRNN``/``LSTM``/``GRU`` may run a fused or
+    manual-backward kernel instead (``use_cudnn``); ``layer.last_kernel`` and
+    ``layer.last_kernel_choice`` say which kernel ran the last call and why (names in
+    :mod:`rnnkit.kernels.spec`). :meth:`kernel_plan` asks the same question without running.
 
     Call arguments:
         inputs: a tensor ``(N, T, ...)`` or a nested structure of them (same ``N`` and ``T``).
@@ -206,10 +133,11 @@ class RNN(Layer):
         unroll: bool = False,
         time_major: bool = False,
         zero_output_for_mask: bool = False,
-        compile: bool | dict[str, Any] = False,
+        compile_loop: bool | dict[str, Any] = False,
         **kwargs: Any,
     ) -> None:
         owner = f"{type(self).__name__}"
+        compile_loop = _deprecated_compile(kwargs, compile_loop, owner)
         if isinstance(cell, (list, tuple)):
             cell = StackedRNNCells(list(cell))
         check_cell(cell, owner)
@@ -223,9 +151,10 @@ class RNN(Layer):
         self.unroll = bool(unroll)
         self.time_major = bool(time_major)
         self.zero_output_for_mask = bool(zero_output_for_mask)
-        # Not `self.compile`: that would hide torch.nn.Module.compile.
-        self.compile_options = compile_options(compile, owner)
-        self._compile_argument = dict(compile) if isinstance(compile, dict) else bool(compile)
+        self.compile_options = compile_options(compile_loop, owner)
+        self._compile_argument = (
+            dict(compile_loop) if isinstance(compile_loop, dict) else bool(compile_loop)
+        )
         self._compiled_loop: CompiledLoop | None = None
         self.activity_regularizer = regularizers.get(activity_regularizer, "activity_regularizer")
         self._state_spec = state_spec(cell, f"{owner} '{self.name}'")
@@ -235,17 +164,15 @@ class RNN(Layer):
         self._feature_shapes: list[tuple[int | None, ...]] | None = None
         self._constant_shapes: list[tuple[int, ...]] | None = None
         self.last_kernel: str | None = None
-        self.last_kernel_choice: KernelChoice | None = None
+        self.last_kernel_choice: KernelPlan | None = None
 
     # ------------------------------------------------------------------ helpers
     def _error(self, message: str) -> ValueError:
         return ValueError(f"{layer_label(self)}: {message}")
 
-    @property
-    def _time_axis(self) -> int:
-        return 0 if self.time_major else 1
-
-    def _check_input_shapes(self, shapes: list[tuple[Any, ...]]) -> None:
+    def check_input_shapes(self, shapes: list[tuple[Any, ...]]) -> None:
+        """Check the shapes of a call's (flattened) inputs: rank, shared batch and time axes,
+        and the per-step feature shapes the layer was built for; ``ValueError`` otherwise."""
         layout = "(timesteps, batch, features)" if self.time_major else "(batch, timesteps, ...)"
         for shape in shapes:
             rank = len(shape)
@@ -287,14 +214,14 @@ class RNN(Layer):
     def build(self, sequences_shape: Any) -> None:
         """Check the input shapes and build the cell on one step's input shape(s)."""
         flat = self._flat_shapes(sequences_shape)
-        self._check_input_shapes(flat)
+        self.check_input_shapes(flat)
         self._feature_shapes = [tuple(s[2:]) for s in flat]
         batch_axis = 1 if self.time_major else 0
         step_shape = tree.map_shape_structure(
             lambda s: (s[batch_axis], *tuple(s)[2:]), sequences_shape
         )
         if isinstance(self.cell, Layer) and not self.cell.built:
-            if self._constant_shapes and not isinstance(self.cell, StackedRNNCells):
+            if self._constant_shapes and not isinstance(self.cell, CellStack):
                 self.cell.build([step_shape, *self._constant_shapes])
             else:
                 self.cell.build(step_shape)
@@ -368,6 +295,16 @@ class RNN(Layer):
         flat = [self._to_state_tensor(s, like) for s in tree.flatten(state)]
         return self._standardize_states(flat, batch, "cell.get_initial_state()")
 
+    def initial_states_for(self, inputs: Tensor, initial_state: Any = None) -> list[Tensor]:
+        """The flat list of states a call on the tensor ``inputs`` starts from:
+        ``initial_state`` checked and cast like ``inputs``, or, when None, the cell's
+        ``get_initial_state`` or zeros (stored states of a stateful layer are not used)."""
+        batch = inputs.shape[1] if self.time_major else inputs.shape[0]
+        if initial_state is None:
+            return tree.flatten(self._initial_states(inputs, batch, inputs))
+        flat = [self._to_state_tensor(s, inputs) for s in tree.flatten(initial_state)]
+        return tree.flatten(self._standardize_states(flat, batch, "initial_state"))
+
     def get_initial_state(self, batch_size: int) -> list[Any]:
         """The states a call starts from without ``initial_state``: the cell's
         ``get_initial_state`` or zeros, each ``(batch_size, *state_size)`` (Keras 3's API)."""
@@ -399,7 +336,9 @@ class RNN(Layer):
     reset_state = reset_states
 
     # --------------------------------------------------------------------- call
-    def _standardize_mask(self, mask: Any, batch: int, timesteps: int) -> Tensor | None:
+    def standardize_mask(self, mask: Any, batch: int, timesteps: int) -> Tensor | None:
+        """The call's ``mask`` checked against ``(batch, timesteps)`` (``(timesteps, batch)``
+        with ``time_major``) and returned as a batch-major ``(N, T)`` bool tensor, or None."""
         if mask is None:
             return None
         if tree.is_nested(mask):
@@ -465,7 +404,7 @@ class RNN(Layer):
                     f"{type(self).__name__} '{self.name}': inputs must be tensors or arrays, "
                     f"received {type(x).__name__}"
                 )
-        self._check_input_shapes([tuple(x.shape) for x in flat_inputs])
+        self.check_input_shapes([tuple(x.shape) for x in flat_inputs])
         first = flat_inputs[0]
         if self.time_major:
             timesteps, batch = first.shape[0], first.shape[1]
@@ -473,7 +412,7 @@ class RNN(Layer):
             batch, timesteps = first.shape[0], first.shape[1]
         if timesteps == 0:
             raise self._error(f"inputs must have at least one timestep, received {first.shape}")
-        mask = self._standardize_mask(mask, batch, timesteps)
+        mask = self.standardize_mask(mask, batch, timesteps)
         symbolic = in_symbolic_call()
 
         if self.stateful and not symbolic:
@@ -510,18 +449,36 @@ class RNN(Layer):
                 constants,
             )
 
-        choice = select(self, sequences, mask, training=bool(training))
-        self.last_kernel_choice = choice
-        self.last_kernel = choice.name
         if self.time_major:
             sequences = tree.map_structure(lambda x: x.transpose(0, 1), sequences)
+        if symbolic and timesteps > 1:
+            # a symbolic call only needs the output's shape, which one step gives: the loop
+            # does not run over a long fixed length (building a model stays cheap, also from
+            # an untrusted file), and the outputs are expanded (a view) to every step
+            sequences = tree.map_structure(lambda x: x[:, :1], sequences)
+            mask = None if mask is None else mask[:, :1]
+        # Chosen on what runs (the plan carries the analysis of this mask).
+        plan = kernels.choose(
+            self.kernel_spec(),
+            self.kernel_request(),
+            sequences,
+            mask,
+            training=bool(training),
+            shape_inference=symbolic,
+        )
+        self.last_kernel_choice = plan
+        self.last_kernel = plan.name
         reset_dropout_masks(self.cell)
         try:
             last_output, outputs, final_states = self._run(
-                choice, sequences, states, mask, cell_kwargs
+                plan, sequences, states, mask, cell_kwargs
             )
         finally:
             reset_dropout_masks(self.cell)
+        if symbolic and timesteps > 1 and outputs is not None:
+            outputs = tree.map_structure(
+                lambda x: x.expand(x.shape[0], timesteps, *x.shape[2:]), outputs
+            )
 
         if self.stateful and not symbolic:
             self._stored_states = tree.map_structure(lambda s: s.detach(), final_states)
@@ -539,25 +496,63 @@ class RNN(Layer):
             return (output, *final_states)
         return output
 
+    # ------------------------------------------------------------- kernel seam
+    def kernel_spec(self) -> CellSpec | None:
+        """The cell as the kernels see it (its ``kernel_spec()``), or None for a cell with no
+        kernel of its own (any cell but the built-in ones; a subclass overriding ``call``)."""
+        spec = getattr(self.cell, "kernel_spec", None)  # optional in the cell protocol
+        return spec() if callable(spec) else None
+
+    def kernel_request(self) -> KernelRequest:
+        """What this layer asks of the kernels (a plain ``RNN(cell)``: the generic loop)."""
+        return self._kernel_request(None)
+
+    def _kernel_request(self, use_cudnn: bool | str | None) -> KernelRequest:
+        dropout_cells: tuple[str, ...] = ()
+        if self.compile_options is not None:
+            dropout_cells = tuple(_dropout_cells(self.cell))
+        return KernelRequest(
+            owner=f"{type(self).__name__} '{self.name}'",
+            cell=type(self.cell).__name__,
+            use_cudnn=use_cudnn,
+            unroll=self.unroll,
+            go_backwards=self.go_backwards,
+            compile_options=self.compile_options,
+            dropout_cells=dropout_cells,
+        )
+
+    def kernel_plan(self, inputs: Any, mask: Any = None, training: bool = False) -> KernelPlan:
+        """Which kernel a call ``layer(inputs, mask=mask, training=training)`` would run, and
+        why, without running it (the layer must be built). ``inputs``: ``(N, T, ...)`` (or
+        ``(T, N, ...)`` with ``time_major``); ``mask``: ``(N, T)`` bool or None. Raises the
+        call's ``ValueError`` for bad shapes, and for ``use_cudnn=True`` the fused kernel
+        cannot honour."""
+        flat = tree.flatten(inputs)
+        self.check_input_shapes([tuple(x.shape) for x in flat])
+        batch, timesteps = (flat[0].shape[1], flat[0].shape[0]) if self.time_major else (
+            flat[0].shape[0], flat[0].shape[1])  # fmt: skip
+        mask = self.standardize_mask(mask, batch, timesteps)
+        return kernels.choose(
+            self.kernel_spec(), self.kernel_request(), inputs, mask, training=bool(training)
+        )
+
     def _run(
-        self, choice: KernelChoice, sequences: Any, states: Any, mask: Any, cell_kwargs: dict
+        self, plan: KernelPlan, sequences: Any, states: Any, mask: Any, cell_kwargs: dict
     ) -> tuple[Any, Any, Any]:
-        """Run the chosen kernel on batch-major ``sequences``; returns (last, outputs, states)."""
+        """Run the planned kernel on batch-major ``sequences``; returns (last, outputs, states)."""
         training = bool(cell_kwargs.get("training"))
-        if choice.name == FUSED:
-            return run_fused(self, sequences, tree.flatten(states), mask, training)
-        if choice.name == NOCLIFT:
-            return run_noclift(self, sequences, tree.flatten(states), mask, training)
-        if choice.name == COMPILED:
+        if plan.name in (FUSED, MANUAL_BACKWARD):
+            return self._run_kernel(plan, sequences, tree.flatten(states), mask, training)
+        if plan.name == COMPILED:
             return self._run_compiled(sequences, states, mask, cell_kwargs)
-        if choice.name != GENERIC:
-            raise self._error(f"kernel {choice.name!r} is not available")
+        if plan.name != GENERIC:
+            raise self._error(f"kernel {plan.name!r} is not available")
         cell = self.cell
         if (
             isinstance(sequences, Tensor)
             and sequences.dim() == 3
             and "constants" not in cell_kwargs
-            and supports_projection(cell)
+            and plan.spec is not None
         ):
             # The lean loop: one matmul projects every step's input, then only the recurrent
             # half runs per step (see rnnkit.kernels.loop.run_projected_loop).
@@ -584,6 +579,30 @@ class RNN(Layer):
             go_backwards=self.go_backwards,
             zero_output_for_mask=self.zero_output_for_mask,
             return_sequences=self.return_sequences,
+        )
+
+    def _run_kernel(
+        self, plan: KernelPlan, sequences: Tensor, states: list[Tensor], mask: Any, training: bool
+    ) -> tuple[Any, Any, Any]:
+        """The fused or manual-backward kernel, with the cell's weights and dropout masks (drawn
+        in the generic loop's order: input mask, then recurrent mask)."""
+        cell = self.cell
+        input_mask = recurrent_mask = None
+        if training and cell.dropout > 0:
+            input_mask = cell.get_dropout_mask(sequences[:, 0])
+        if plan.name == MANUAL_BACKWARD and training and cell.recurrent_dropout > 0:
+            recurrent_mask = cell.get_recurrent_dropout_mask(states[0])
+        return kernels.run(
+            plan,
+            sequences,
+            (cell.kernel, cell.recurrent_kernel, cell.bias),
+            states,
+            mask,
+            input_dropout_mask=input_mask,
+            recurrent_dropout_mask=recurrent_mask,
+            go_backwards=self.go_backwards,
+            return_sequences=self.return_sequences,
+            zero_output_for_mask=self.zero_output_for_mask,
         )
 
     def _run_compiled(
@@ -621,8 +640,6 @@ class RNN(Layer):
 
     # ------------------------------------------------------------------- config
     def get_config(self) -> dict[str, Any]:
-        from rnnkit.layers.serialization import serialize
-
         config = {
             **super().get_config(),
             "return_sequences": self.return_sequences,
@@ -632,7 +649,7 @@ class RNN(Layer):
             "unroll": self.unroll,
             "time_major": self.time_major,
             "zero_output_for_mask": self.zero_output_for_mask,
-            "compile": self._compile_argument,
+            "compile_loop": self._compile_argument,
         }
         if type(self) is RNN:
             config["cell"] = serialize(self.cell)
@@ -640,9 +657,7 @@ class RNN(Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> RNN:
-        from rnnkit.layers.serialization import deserialize
-
-        config = dict(config)
+        config = renamed_compile_key(config)
         cell = deserialize(config.pop("cell"), custom_objects)
         return cls(cell, **config)
 
@@ -653,3 +668,41 @@ class RNN(Layer):
             if getattr(self, f)
         ]
         return ", ".join([f"name={self.name!r}", *flags])
+
+
+def _deprecated_compile(kwargs: dict[str, Any], compile_loop: Any, owner: str) -> Any:
+    """``compile_loop``, or the value of the former spelling ``compile=`` (with a warning)."""
+    if "compile" not in kwargs:
+        return compile_loop
+    value = kwargs.pop("compile")
+    if compile_loop is not False:
+        raise TypeError(f"{owner}: pass compile_loop= only (compile= is its former spelling)")
+    warnings.warn(
+        f"{owner}: the argument compile= is renamed compile_loop= (it compiles the time loop; "
+        "Model.compile configures training)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return value
+
+
+def renamed_compile_key(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a layer config with the former key ``compile`` read as ``compile_loop``
+    (configs saved before the rename)."""
+    config = dict(config)
+    if "compile" in config:
+        config.setdefault("compile_loop", config.pop("compile"))
+    return config
+
+
+def _dropout_cells(cell: Any) -> list[str]:
+    """Names of the built-in dropout cells inside ``cell`` with a nonzero rate."""
+    found = []
+    if isinstance(cell, DropoutRNNCell) and (cell.dropout > 0 or cell.recurrent_dropout > 0):
+        found.append(getattr(cell, "name", type(cell).__name__))
+    for inner in cell.cells if isinstance(cell, CellStack) else ():
+        found += _dropout_cells(inner)
+    inner = getattr(cell, "cell", None)  # a cell wrapper (DropoutCell, ...)
+    if inner is not None and inner is not cell:
+        found += _dropout_cells(inner)
+    return found

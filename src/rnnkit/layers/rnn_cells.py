@@ -46,6 +46,7 @@ from typing import Any
 import torch
 
 from rnnkit import activations, constraints, initializers, regularizers, tree
+from rnnkit.kernels.spec import CellSpec
 from rnnkit.layers.base import Layer
 from rnnkit.layers.cell_protocol import DropoutRNNCell as DropoutRNNCell
 from rnnkit.layers.cell_protocol import StateSpec as StateSpec
@@ -235,6 +236,32 @@ class _Cell(DropoutRNNCell, Layer):
     def extra_repr(self) -> str:
         return f"name={self.name!r}, units={self.units}"
 
+    def _spec_fields(self) -> dict[str, Any]:
+        """The :class:`CellSpec` fields particular to the cell type (``kind``, ...)."""
+        raise NotImplementedError
+
+    def kernel_spec(self) -> CellSpec | None:
+        """This cell as the kernels see it (:class:`rnnkit.kernels.spec.CellSpec`), or None
+        for a subclass that overrides ``call`` (its step is then run as any cell's)."""
+        if not supports_projection(self):
+            return None
+        kernel = self._parameters.get("kernel")  # None before build
+        return CellSpec(
+            units=self.units,
+            activation=_activation_id(self.activation),
+            use_bias=self.use_bias,
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            dtype=None if kernel is None else kernel.dtype,
+            **self._spec_fields(),
+        )
+
+
+def _activation_id(fn: Any) -> Any:
+    """A built-in activation's name, else the callable itself (``torch.tanh``, a user's)."""
+    found = activations.info(fn)
+    return fn if found is None else found.name
+
 
 def supports_projection(cell: Any) -> bool:
     """Whether ``cell`` is a built-in cell whose step is ``input_projection`` followed by
@@ -245,17 +272,6 @@ def supports_projection(cell: Any) -> bool:
 def has_zero_initial_state(cell: Any) -> bool:
     """Whether ``cell`` is a built-in cell whose ``get_initial_state`` is the zeros default."""
     return isinstance(cell, _Cell) and type(cell).get_initial_state is _Cell.get_initial_state
-
-
-# Activations known to act elementwise: the cells may apply them to several gates at once.
-_ELEMENTWISE = (
-    activations.sigmoid,
-    activations.tanh,
-    activations.hard_sigmoid,
-    activations.linear,
-    torch.sigmoid,
-    torch.tanh,
-)
 
 
 class SimpleRNNCell(_Cell):
@@ -279,6 +295,9 @@ class SimpleRNNCell(_Cell):
     def __init__(self, units: int, activation: Any = "tanh", **kwargs: Any) -> None:
         super().__init__(units, activation=activation, **kwargs)
         self.state_size = self.units
+
+    def _spec_fields(self) -> dict[str, Any]:
+        return {"kind": "simple_rnn"}
 
     def build(self, input_shape: Any) -> None:
         self._add_kernels(input_shape, gates=1)
@@ -329,6 +348,9 @@ class LSTMCell(_Cell):
         self.unit_forget_bias = bool(unit_forget_bias)
         self.state_size = [self.units, self.units]
 
+    def _spec_fields(self) -> dict[str, Any]:
+        return {"kind": "lstm", "recurrent_activation": _activation_id(self.recurrent_activation)}
+
     def build(self, input_shape: Any) -> None:
         self._add_kernels(input_shape, gates=4)
         if not self.use_bias:
@@ -356,7 +378,7 @@ class LSTMCell(_Cell):
         h_tm1, c_tm1 = states[0], states[1]
         z = torch.addmm(projected, self._recurrent_dropped(h_tm1, training), self.recurrent_kernel)
         z_i, z_f, z_c, z_o = z.chunk(4, dim=-1)
-        if self.recurrent_activation in _ELEMENTWISE:
+        if activations.is_elementwise(self.recurrent_activation):
             # One call over the four gates (the candidate block is computed and unused): fewer,
             # larger ops are faster than four small ones.
             i, f, _, o = self.recurrent_activation(z).chunk(4, dim=-1)
@@ -407,6 +429,13 @@ class GRUCell(_Cell):
         self.reset_after = bool(reset_after)
         self.state_size = self.units
 
+    def _spec_fields(self) -> dict[str, Any]:
+        return {
+            "kind": "gru",
+            "recurrent_activation": _activation_id(self.recurrent_activation),
+            "reset_after": self.reset_after,
+        }
+
     def build(self, input_shape: Any) -> None:
         self._add_kernels(input_shape, gates=3)
         if not self.use_bias:
@@ -435,7 +464,7 @@ class GRUCell(_Cell):
         else:
             inner = h_dropped @ self.recurrent_kernel[:, : 2 * u]
         gates_zr = projected[:, : 2 * u] + inner[:, : 2 * u]
-        if self.recurrent_activation in _ELEMENTWISE:
+        if activations.is_elementwise(self.recurrent_activation):
             z, r = self.recurrent_activation(gates_zr).chunk(2, dim=-1)
         else:
             z_in, r_in = gates_zr.chunk(2, dim=-1)

@@ -24,6 +24,7 @@ def serialize(layer: Layer) -> dict[str, Any]:
 
 def get_layer_class(class_name: str, custom_objects: Mapping[str, Any] | None = None) -> type:
     """The Layer class named ``class_name`` from the allowlist, or ``ValueError``."""
+    # Lazy: the allowlist is the rnnkit.layers package, which imports this module.
     import rnnkit.layers as public_layers
 
     found = get_registered_object(class_name, custom_objects)
@@ -33,8 +34,8 @@ def get_layer_class(class_name: str, custom_objects: Mapping[str, Any] | None = 
             found = candidate
     if not (isinstance(found, type) and issubclass(found, Layer)):
         raise ValueError(
-            f"unknown layer class {str(class_name)[:60]!r} (not an rnnkit layer, not a "
-            "registered class and not in custom_objects)"
+            f"unknown layer class {str(class_name)[:60]!r}: rnnkit has no such layer and "
+            "custom_objects does not name it"
         )
     return found
 

@@ -28,6 +28,7 @@ import torch
 
 from rnnkit import tree
 from rnnkit.layers.base import Layer, check_input_shape
+from rnnkit.layers.serialization import deserialize, serialize
 
 
 def _describe(layer: Layer) -> str:
@@ -163,14 +164,10 @@ class TimeDistributed(Layer):
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:
-        from rnnkit.layers.serialization import serialize
-
         return {**super().get_config(), "layer": serialize(self.layer)}
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> TimeDistributed:
-        from rnnkit.layers.serialization import deserialize
-
         config = dict(config)
         layer = deserialize(config.pop("layer"), custom_objects)
         return cls(layer, **config)

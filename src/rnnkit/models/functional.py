@@ -160,10 +160,6 @@ class Graph:
         """``(node_index, node)`` for each call of ``layer`` that belongs to this graph."""
         return [(i, n) for i, n in enumerate(layer._inbound_nodes) if n in self.nodes]
 
-    @property
-    def input_layers(self) -> list[Layer]:
-        return [x._keras_history[0] for x in self.inputs]
-
     # -------------------------------------------------------------------- replay
     def run(self, flat_inputs: list[Any]) -> Any:
         """Replay every call on ``flat_inputs`` (aligned with :attr:`inputs`); returns the

@@ -260,9 +260,8 @@ def model_class(class_name: Any, custom_objects: Mapping[str, Any] | None, sourc
     cls = get_registered_object(class_name, custom_objects) or own.get(class_name)
     if not (isinstance(cls, type) and issubclass(cls, Model)):
         raise ValueError(
-            f"{source}: unknown model class {class_name!r}: it is not an rnnkit model, not "
-            "registered with rnnkit.saving.register_keras_serializable and not in "
-            "custom_objects"
+            f"{source}: unknown model class {class_name[:60]!r}: rnnkit has no such model "
+            "class and custom_objects does not name it"
         )
     return cls
 
@@ -315,8 +314,8 @@ def _deserialize_compile_arg(
         config = value.get("config") or {}
         if not (isinstance(cls, type) and hasattr(cls, "from_config")):
             raise ValueError(
-                f"{source}: unknown loss or metric class {name!r} in compile_config: not an "
-                "rnnkit class, not registered and not in custom_objects; load with "
+                f"{source}: unknown loss or metric class {str(name)[:60]!r} in compile_config: "
+                "rnnkit has no such class and custom_objects does not name it; load with "
                 "compile=False to skip the compile settings"
             )
         if not isinstance(config, Mapping):
@@ -463,7 +462,7 @@ def load_model(
         check_config(config, source, safe_mode, limits)
         try:
             return _load_from_reader(reader, config, custom_objects, compile, source)
-        except (TypeError, KeyError, IndexError, AttributeError) as e:
+        except (TypeError, KeyError, IndexError, AttributeError, OverflowError, RuntimeError) as e:
             # a config that passed the checks above but that a from_config cannot take
             raise ValueError(f"{source}: the model cannot be rebuilt from its config ({e})") from e
         except ValueError as e:

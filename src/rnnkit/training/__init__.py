@@ -1,8 +1,9 @@
 """Training: ``Trainer`` (compile/fit/evaluate/predict), losses, metrics, optimizers,
 callbacks.
 
-The four public modules are also importable as ``rnnkit.losses``, ``rnnkit.metrics``,
-``rnnkit.optimizers`` and ``rnnkit.callbacks`` (``from rnnkit.callbacks import EarlyStopping``).
+The losses, metrics and optimizers modules are also importable as ``rnnkit.losses``,
+``rnnkit.metrics`` and ``rnnkit.optimizers``; the callbacks' public module is the real module
+:mod:`rnnkit.callbacks` (``from rnnkit.callbacks import EarlyStopping``).
 """
 
 import sys
@@ -13,5 +14,5 @@ from rnnkit.training import metrics as metrics
 from rnnkit.training import optimizers as optimizers
 from rnnkit.training.trainer import Trainer as Trainer
 
-for _module in (callbacks, losses, metrics, optimizers):
+for _module in (losses, metrics, optimizers):
     sys.modules.setdefault("rnnkit." + _module.__name__.rsplit(".", 1)[1], _module)

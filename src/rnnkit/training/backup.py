@@ -184,7 +184,7 @@ class BackupAndRestore(Callback):
             "optimizer": _optimizer_state(model.optimizer),
             "loss_tracker": (model._loss_tracker._total, model._loss_tracker._count),
             "rng": rng.get_state(),
-            "data": model._train_iterator.state(),
+            "data": model.train_iterator.state(),
         }
         data = state_to_bytes(state)
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -244,9 +244,9 @@ class BackupAndRestore(Callback):
         if not distributed.is_active():  # rank 0's running mean is not the global one
             tracker: Mean = model._loss_tracker
             tracker._total, tracker._count = state["loss_tracker"]
-        model._train_iterator.restore(state["data"])
+        model.train_iterator.restore(state["data"])
         rng.set_state(state["rng"])
-        model._initial_epoch, model._initial_step = state["epoch"], state["step"]
+        model.resume_at(state["epoch"], state["step"])
         self._epoch, self._batches_seen = state["epoch"], state["batches_seen"]
 
 

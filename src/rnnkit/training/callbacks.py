@@ -1,4 +1,4 @@
-"""Callbacks with Keras 3 semantics (``rnnkit.callbacks``).
+"""Callbacks with Keras 3 semantics (public as :mod:`rnnkit.callbacks`).
 
 ``fit`` calls, in order: ``on_train_begin``; per epoch ``on_epoch_begin``, per batch
 ``on_train_batch_begin``/``on_train_batch_end(batch, logs)`` (running epoch means of the
@@ -479,7 +479,3 @@ class ModelCheckpoint(_Monitor):
             self.model.save_weights(path)
         else:
             torch.save(self.model.state_dict(), path)
-
-
-# BackupAndRestore lives in its own module, which imports Callback from this one.
-from rnnkit.training.backup import BackupAndRestore as BackupAndRestore  # noqa: E402

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 
 EPSILON = 1e-7
 _REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "none", None)
@@ -376,7 +376,8 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
 
 
 def _snake(name: str) -> str:
-    from rnnkit.layers.base import to_snake_case
+    # Lazy: importing rnnkit.layers loads rnnkit.saving, which imports the training modules.
+    from rnnkit.layers.naming import to_snake_case
 
     return to_snake_case(name)
 

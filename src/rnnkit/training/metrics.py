@@ -34,7 +34,8 @@ class Metric:
     """Base class: subclasses implement ``update_state``, ``result`` and ``reset_state``."""
 
     def __init__(self, name: str | None = None, dtype: Any = None) -> None:
-        from rnnkit.layers.base import to_snake_case
+        # Lazy: importing rnnkit.layers loads rnnkit.saving, which imports the training modules.
+        from rnnkit.layers.naming import to_snake_case
 
         self.name = name or to_snake_case(type(self).__name__)
         self.dtype = dtype

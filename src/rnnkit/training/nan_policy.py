@@ -101,8 +101,8 @@ def check_loss(model: Any, loss: torch.Tensor | None) -> bool:
 
 def _report(model: Any, error: type[Exception], message: str) -> None:
     """Raise ``error`` ("raise") or warn and stop training ("warn"), naming the batch."""
-    message = f"{getattr(model, '_batch_label', 'train_step')}: {message}"
-    if getattr(model, "_nan_policy", "raise") == "raise":
+    message = f"{model.batch_label}: {message}"
+    if model.nan_policy == "raise":
         raise error(message)
     warnings.warn(message + "; training stops", RuntimeWarning, stacklevel=5)
     model.stop_training = True

@@ -41,8 +41,10 @@ import torch
 
 from rnnkit import distributed as distributed_module
 from rnnkit import tree
+from rnnkit.symbolic import KerasTensor
 from rnnkit.training import callbacks as callbacks_module
 from rnnkit.training import data as data_module
+from rnnkit.training import losses as losses_module
 from rnnkit.training import metrics as metrics_module
 from rnnkit.training import nan_policy as nan_policy_module
 from rnnkit.training import optimizers as optimizers_module
@@ -51,7 +53,68 @@ from rnnkit.training.progress import ProgressBar, resolve_verbose
 
 
 class Trainer:
-    """Mixin that gives a model ``compile``, ``fit``, ``evaluate`` and ``predict``."""
+    """Mixin that gives a model ``compile``, ``fit``, ``evaluate`` and ``predict``.
+
+    It comes before :class:`~rnnkit.layers.Layer` in the model's bases
+    (``class Model(Trainer, Layer)``); its ``__init__`` passes the arguments on and then
+    declares the training state. From the host it reads ``name`` and, when the model has them,
+    the functional ``inputs``, ``outputs`` and ``output_names``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.compiled = False
+        self.stop_training = False
+        self.run_eagerly = False
+        object.__setattr__(self, "optimizer", None)
+        object.__setattr__(self, "loss", None)
+        self._nan_policy = "raise"
+        self._compiled_loss: CompiledLoss | None = None
+        self._compiled_metrics: CompiledMetrics | None = None
+        self._compiled_weighted_metrics: CompiledMetrics | None = None
+        self._loss_tracker: metrics_module.Mean | None = None
+        self._data_parallel: distributed_module.DataParallel | None = None
+        # The running fit's batch iterator and where it resumes (see resume_at).
+        self._train_iterator: Any = None
+        self._initial_epoch: int | None = None
+        self._initial_step = 0
+        self._batch_label = "train_step"  # how nan-policy errors name the running step
+
+    # ------------------------------------------------------------ public seams
+    @property
+    def data_parallel(self) -> distributed_module.DataParallel | None:
+        """The data parallelism batches run with (None: in one process)."""
+        return self._data_parallel
+
+    def attach_data_parallel(
+        self, parallel: distributed_module.DataParallel | None
+    ) -> distributed_module.DataParallel | None:
+        """Run the following batches data-parallel with ``parallel`` (None: in one process);
+        returns the one attached before. :func:`rnnkit.distributed.data_parallel` attaches one
+        around each ``fit``/``evaluate`` call while a process group exists."""
+        previous, self._data_parallel = self._data_parallel, parallel
+        return previous
+
+    @property
+    def nan_policy(self) -> str:
+        """``compile(nan_policy=...)``: ``"raise"``, ``"warn"`` or ``"ignore"``."""
+        return self._nan_policy
+
+    @property
+    def batch_label(self) -> str:
+        """How errors name the running step (``"train_step"``, ``"train_on_batch"``, ...)."""
+        return self._batch_label
+
+    @property
+    def train_iterator(self) -> Any:
+        """The running ``fit``'s batch iterator (its ``state()``/``restore(state)`` give and
+        set its position), or None outside ``fit``."""
+        return self._train_iterator
+
+    def resume_at(self, epoch: int, step: int) -> None:
+        """Called by a callback in ``on_train_begin`` (``BackupAndRestore``): the running
+        ``fit`` starts at ``epoch``, batch ``step``, instead of its ``initial_epoch``."""
+        self._initial_epoch, self._initial_step = int(epoch), int(step)
 
     # ------------------------------------------------------------------------ compile
     def compile(
@@ -98,8 +161,6 @@ class Trainer:
                 f"received {jit_compile!r}"
             )
         if isinstance(loss, str):
-            from rnnkit.training import losses as losses_module
-
             losses_module.get(loss)  # unknown names fail here, not at the first batch
         for name in _metric_names([metrics, weighted_metrics]):
             if name.lower() not in ("accuracy", "acc"):
@@ -116,9 +177,9 @@ class Trainer:
         self.stop_training = False
 
     def _assert_compiled(self, method: str) -> None:
-        if not getattr(self, "compiled", False):
+        if not self.compiled:
             raise ValueError(
-                f"{method}: the model '{getattr(self, 'name', type(self).__name__)}' must be "
+                f"{method}: the model '{self.name}' must be "
                 "compiled first; call model.compile(optimizer=..., loss=...) before "
                 f"{method}()"
             )
@@ -128,7 +189,7 @@ class Trainer:
     def metrics(self) -> list[Any]:
         """The loss tracker, the per-output loss trackers, then the compiled metrics: the
         guide's log order (``loss - rnn_1_loss - rnn_1_1_loss - rnn_1_accuracy - ...``)."""
-        if not getattr(self, "compiled", False):
+        if not self.compiled:
             return []
         out: list[Any] = [self._loss_tracker]
         if self._compiled_loss is not None:
@@ -195,9 +256,9 @@ class Trainer:
     def _gradients_ready(self, loss: torch.Tensor | None) -> bool:
         """After backward: all-reduce the gradients under data parallelism, then apply the
         nan policy to a non-finite loss (on any rank). True when the step may go ahead."""
-        check = getattr(self, "_nan_policy", "raise") != "ignore"
+        check = self._nan_policy != "ignore"
         finite = loss is None or not check or bool(torch.isfinite(loss.detach()).all())
-        parallel = getattr(self, "_data_parallel", None)
+        parallel = self._data_parallel
         if parallel is not None:
             finite = parallel.reduce_gradients(self._trainable_parameters(), finite)
         return finite or nan_policy_module.check_loss(self, loss)
@@ -211,14 +272,14 @@ class Trainer:
 
     def _inputs_finite(self, batch: tuple[Any, Any, Any]) -> bool:
         """Apply the nan policy to a training batch; False when it stopped training."""
-        if getattr(self, "_nan_policy", "raise") == "ignore":
+        if self._nan_policy == "ignore":
             return True
         inputs = self._symbolic_inputs()
         return nan_policy_module.check_inputs(self, batch, [t.name for t in inputs or []])
 
     def _fit_batch(self, batch: tuple[Any, Any, Any]) -> dict[str, float]:
         """Train on a batch, or under data parallelism on this rank's slice of it."""
-        parallel = getattr(self, "_data_parallel", None)
+        parallel = self._data_parallel
         if parallel is None:
             return self.train_step(data_module.to_device(batch, self._device()))
         shard = parallel.shard(batch, data_module.num_samples(*batch))
@@ -232,7 +293,7 @@ class Trainer:
         return parallel.reduce_metrics(self.metrics, float(self._loss_tracker._count))
 
     def _test_batch(self, batch: tuple[Any, Any, Any]) -> dict[str, float]:
-        parallel = getattr(self, "_data_parallel", None)
+        parallel = self._data_parallel
         if parallel is None:
             return self.test_step(data_module.to_device(batch, self._device()))
         shard = parallel.shard(batch, data_module.num_samples(*batch))
@@ -594,8 +655,6 @@ class Trainer:
         inputs = getattr(self, "inputs", None)
         if inputs is None:
             return None
-        from rnnkit.symbolic import KerasTensor
-
         flat = tree.flatten(inputs)
         return flat if flat and all(isinstance(t, KerasTensor) for t in flat) else None
 
@@ -608,7 +667,7 @@ class Trainer:
         if len(received) != len(expected):
             names = [t.name for t in expected]
             raise ValueError(
-                f"{method}: model '{getattr(self, 'name', '')}' expects {len(expected)} input(s) "
+                f"{method}: model '{self.name}' expects {len(expected)} input(s) "
                 f"{names}, received {len(received)} array(s) with shapes "
                 f"{[tuple(a.shape) for a in received]}"
             )

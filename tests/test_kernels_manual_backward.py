@@ -1,4 +1,4 @@
-"""The no-cliff kernel (rnnkit.kernels.noclift) against a per-step autograd reference, float64
+"""The manual-backward kernel (rnnkit.kernels.manual_backward) against a per-step autograd reference, float64
 gradcheck, and Keras 3 layers with identical weights."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rnnkit import activations
-from rnnkit.kernels import noclift
+from rnnkit.kernels import manual_backward
 
 B, T, D, U = 3, 6, 4, 5
 HOLES = torch.tensor([[1, 0, 1, 1, 0, 1], [0, 0, 0, 0, 0, 0], [0, 1, 1, 0, 0, 0]], dtype=torch.bool)
@@ -164,7 +164,7 @@ def test_lstm_matches_reference(case):
     ra = activations.get(case.get("ra", "sigmoid"))
     rs = case.get("return_sequences", True)
     kw = dict(mask=case.get("mask"), go_backwards=case.get("go_backwards", False))
-    out, h, c = noclift.lstm(
+    out, h, c = manual_backward.lstm(
         x, k, rk, b, h0, c0, recurrent_dropout_mask=M, dropout_mask=Mx, activation=act,
         recurrent_activation=ra,
         return_sequences=rs, zero_output_for_mask=case.get("zero_output", False), **kw,
@@ -200,7 +200,7 @@ def test_gru_matches_reference(case, reset_after):
     rs = case.get("return_sequences", True)
     kw = dict(mask=case.get("mask"), go_backwards=case.get("go_backwards", False))
     zo = case.get("zero_output", False)
-    out, h = noclift.gru(
+    out, h = manual_backward.gru(
         x, k, rk, b, h0, recurrent_dropout_mask=M, dropout_mask=Mx, activation=act,
         recurrent_activation=ra, reset_after=reset_after, return_sequences=rs, zero_output_for_mask=zo, **kw,
     )  # fmt: skip
@@ -232,7 +232,7 @@ def test_simple_rnn_matches_reference(case):
     rs = case.get("return_sequences", True)
     kw = dict(mask=case.get("mask"), go_backwards=case.get("go_backwards", False))
     zo = case.get("zero_output", False)
-    out, h = noclift.simple_rnn(
+    out, h = manual_backward.simple_rnn(
         x, k, rk, b, h0, recurrent_dropout_mask=M, dropout_mask=Mx, activation=act,
         return_sequences=rs,
         zero_output_for_mask=zo, **kw,
@@ -260,10 +260,12 @@ def test_gradcheck_float64(cell):
 
     def fn(x, k, rk, b, *states):
         if cell == "lstm":
-            return noclift.lstm(x, k, rk, b, *states, mask=holes, recurrent_dropout_mask=M)
+            return manual_backward.lstm(x, k, rk, b, *states, mask=holes, recurrent_dropout_mask=M)
         if cell == "simple":
-            return noclift.simple_rnn(x, k, rk, b, *states, mask=holes, recurrent_dropout_mask=M)
-        return noclift.gru(
+            return manual_backward.simple_rnn(
+                x, k, rk, b, *states, mask=holes, recurrent_dropout_mask=M
+            )
+        return manual_backward.gru(
             x, k, rk, b, *states, mask=holes, recurrent_dropout_mask=M,
             reset_after=cell == "gru", activation="softsign",
         )  # fmt: skip
@@ -294,7 +296,7 @@ def test_keras_parity_lstm_relu_with_holes():
     )  # fmt: skip
     _keras_compare(
         layer,
-        lambda *a, **kw: noclift.lstm(
+        lambda *a, **kw: manual_backward.lstm(
             *a, activation="relu", recurrent_activation="hard_sigmoid", **kw
         ),
         x,
@@ -315,7 +317,7 @@ def test_keras_parity_gru_with_holes(reset_after):
     )  # fmt: skip
     _keras_compare(
         layer,
-        lambda *a, **kw: noclift.gru(*a, reset_after=reset_after, go_backwards=True, **kw),
+        lambda *a, **kw: manual_backward.gru(*a, reset_after=reset_after, go_backwards=True, **kw),
         x,
         HOLES.numpy(),
         1,
@@ -327,7 +329,7 @@ def test_golden_values_constant_weights():
     masked step: z = 0.1 for every gate, c = σ(.1) tanh(.1), h = σ(.1) tanh(c)."""
     x = torch.ones(1, 2, 1)
     k, rk = torch.full((1, 4), 0.1), torch.full((1, 4), 0.2)
-    out, h, c = noclift.lstm(
+    out, h, c = manual_backward.lstm(
         x, k, rk, torch.zeros(4), torch.zeros(1, 1), torch.zeros(1, 1),
         mask=torch.tensor([[True, False]]),
     )  # fmt: skip
@@ -340,17 +342,19 @@ def test_golden_values_constant_weights():
 
 def test_bad_arguments_raise_before_running():
     x, k, rk, b, (h0, c0) = _tensors(4, (4 * U,), 2)
-    with pytest.raises(ValueError, match="noclift.lstm: `kernel` must have shape"):
-        noclift.lstm(x, k[:, :-1], rk, b, h0, c0)
+    with pytest.raises(ValueError, match="manual_backward.lstm: `kernel` must have shape"):
+        manual_backward.lstm(x, k[:, :-1], rk, b, h0, c0)
     with pytest.raises(ValueError, match="`recurrent_dropout_mask` must have shape"):
-        noclift.lstm(x, k, rk, b, h0, c0, recurrent_dropout_mask=torch.ones(2, B, U))
+        manual_backward.lstm(x, k, rk, b, h0, c0, recurrent_dropout_mask=torch.ones(2, B, U))
     with pytest.raises(ValueError, match="`mask` must have shape"):
-        noclift.lstm(x, k, rk, b, h0, c0, mask=torch.ones(B, T + 1, dtype=torch.bool))
+        manual_backward.lstm(x, k, rk, b, h0, c0, mask=torch.ones(B, T + 1, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"`dropout_mask` must have shape \(3, 4\) or \(4, 3, 4\)"):
-        noclift.lstm(x, k, rk, b, h0, c0, dropout_mask=torch.ones(B, D + 1))
+        manual_backward.lstm(x, k, rk, b, h0, c0, dropout_mask=torch.ones(B, D + 1))
     with pytest.raises(ValueError, match="elementwise"):
-        noclift.lstm(x, k, rk, b, h0, c0, activation="softmax")
+        manual_backward.lstm(x, k, rk, b, h0, c0, activation="softmax")
     with pytest.raises(ValueError, match="reset_after=False"):
-        noclift.gru(x, k[:, : 3 * U], rk[:, : 3 * U], torch.zeros(2, 3 * U), h0, reset_after=False)
-    assert noclift.can_run({"cell": "lstm", "activation": "softmax"})[0] is False
-    assert noclift.can_run({"cell": "gru", "activation": "relu"}) == (True, "")
+        manual_backward.gru(
+            x, k[:, : 3 * U], rk[:, : 3 * U], torch.zeros(2, 3 * U), h0, reset_after=False
+        )
+    assert manual_backward.can_run({"cell": "lstm", "activation": "softmax"})[0] is False
+    assert manual_backward.can_run({"cell": "gru", "activation": "relu"}) == (True, "")

@@ -1,4 +1,4 @@
-"""Step maths of the no-cliff kernel (see :mod:`rnnkit.kernels.noclift` for the design).
+"""Step maths of the manual-backward kernel (the design: :mod:`rnnkit.kernels.manual_backward`).
 
 One ``torch.autograd.Function`` (``Recurrence``) runs a cell over time-major projected inputs;
 ``LSTM``, ``GRU`` and ``SimpleRNN`` hold each cell's forward step and hand-written backward,
@@ -17,27 +17,27 @@ from rnnkit import activations
 Tensor = torch.Tensor
 Activation = Callable[[Tensor], Tensor]
 
-_NATIVE_OUT: dict[Any, Callable[..., Tensor]] = {
-    activations.tanh: torch.tanh,
-    torch.tanh: torch.tanh,
-    activations.sigmoid: torch.sigmoid,
-    torch.sigmoid: torch.sigmoid,
-    activations.relu: lambda x, out: torch.clamp(x, min=0.0, out=out),
-    torch.relu: lambda x, out: torch.clamp(x, min=0.0, out=out),
-}
+
+def _relu_out(x: Tensor, out: Tensor) -> Tensor:
+    return torch.clamp(x, min=0.0, out=out)
+
+
+# The in-place (``out=``) form of an activation's plain torch form (torch.relu has none).
+_OUT_FORMS: dict[Any, Callable[..., Tensor]] = {torch.relu: _relu_out}
 
 
 def _native(fn: Activation) -> Callable[..., Tensor] | None:
-    """``torch.tanh`` / ``torch.sigmoid`` when ``fn`` is that activation, else ``None``."""
-    native = _NATIVE_OUT.get(fn)
-    return native if native in (torch.tanh, torch.sigmoid) else None
+    """The plain torch form of ``fn`` (rnnkit's function or the torch one, per
+    :data:`rnnkit.activations.ACTIVATIONS`), or ``None``."""
+    found = activations.info(fn, torch_native=True)
+    return None if found is None else found.torch_native
 
 
 def _apply(fn: Activation, x: Tensor, out: Tensor) -> Tensor:
     """``out[...] = fn(x)``, written in place (no temporary) for the common activations."""
-    native = _NATIVE_OUT.get(fn)
+    native = _native(fn)
     if native is not None:
-        return native(x, out=out)
+        return _OUT_FORMS.get(native, native)(x, out=out)
     return out.copy_(fn(x))
 
 
@@ -161,7 +161,7 @@ class LSTM:
     def __init__(self, act: Activation, rec_act: Activation) -> None:
         self.act, self.rec_act = act, rec_act
 
-    def forward(self, xp, U, b_rec, m, M, states0, need_grad):  # noqa: ANN001, ANN201
+    def forward(self, xp, U, b_rec, m, M, states0, need_grad):
         T, B = xp.shape[:2]
         u = U.shape[0]
         # Default activations: tanh(x) = 2 sigmoid(2x) - 1, so with the g-gate columns of xp and
@@ -247,7 +247,7 @@ class LSTM:
             return Hs, [c_rows[T]], ()
         return Hs, [c_rows[T].clone()], (Hbuf, S, Q, ODTC)
 
-    def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):  # noqa: ANN001, ANN201
+    def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):
         Hbuf, S, Q, ODTC = saved
         T, u = xp.shape[0], U.shape[0]
         proj = Proj(U, M)
@@ -294,7 +294,7 @@ class GRU:
         Mh = None if M is None else M[2:]
         return Proj(U[:, : 2 * u], Mzr), Proj(U[:, 2 * u :], Mh)
 
-    def forward(self, xp, U, b_rec, m, M, states0, need_grad):  # noqa: ANN001, ANN201
+    def forward(self, xp, U, b_rec, m, M, states0, need_grad):
         T, B = xp.shape[:2]
         u = U.shape[0]
         (h,) = states0
@@ -377,7 +377,7 @@ class GRU:
             return Hs, [], (Hbuf, S, K, Rm)
         return Hs, [], (Hbuf, S, A1, B1, C2, RH)
 
-    def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):  # noqa: ANN001, ANN201
+    def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):
         u = U.shape[0]
         (h0,) = states0
         T = xp.shape[0]
@@ -428,7 +428,7 @@ class SimpleRNN:
     def __init__(self, act: Activation) -> None:
         self.act = act
 
-    def forward(self, xp, U, b_rec, m, M, states0, need_grad):  # noqa: ANN001, ANN201
+    def forward(self, xp, U, b_rec, m, M, states0, need_grad):
         proj = Proj(U, M)
         (h,) = states0
         P, Hs = _buffers(xp, xp.shape[2], xp.shape[2])
@@ -438,7 +438,7 @@ class SimpleRNN:
             h = y if m is None else torch.where(m[t], y, h, out=Hs[t])
         return Hs, [], (P, Y)
 
-    def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):  # noqa: ANN001, ANN201
+    def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):
         P, Y = saved
         proj = Proj(U, M)
         (h0,) = states0
@@ -466,7 +466,7 @@ class Recurrence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, cell, need_grad, xp, U, b_rec, m, M, *states0):  # noqa: ANN001, ANN205
+    def forward(ctx, cell, need_grad, xp, U, b_rec, m, M, *states0):
         Hs, finals, saved = cell.forward(xp, U, b_rec, m, M, states0, need_grad)
         ctx.cell = cell
         if need_grad:
@@ -475,7 +475,7 @@ class Recurrence(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, dHs, *dfinals):  # noqa: ANN001, ANN205
+    def backward(ctx, dHs, *dfinals):
         cell = ctx.cell
         xp, U, b_rec, m, M, Hs, *rest = ctx.saved_tensors
         states0, saved = rest[: cell.n_states], rest[cell.n_states :]

@@ -1,4 +1,5 @@
-"""The no-cliff kernel: a fast path for every recurrence the fused ``_VF`` kernels cannot run.
+"""The manual-backward kernel: a per-step recurrence with a hand-written backward, for every
+configuration the fused ``_VF`` kernels cannot run.
 
 Covers any (elementwise) activation and recurrent activation, masks with holes (carry-over
 semantics), ``recurrent_dropout`` masks and GRU ``reset_after=False``, for LSTM, GRU and
@@ -19,29 +20,9 @@ instead:
    ``(T*B, u)`` and ``(T*B, G u)`` operands. Without a gradient (inference) nothing is saved
    and the buffers are one step long.
 
-Where the time goes and what was chosen, by measurement (2-core CPU VM, one thread; LSTM at
-B=64, T=100, u=128, ``benchmarks/RESULTS.md``): a training step of ``nn.LSTM`` (oneDNN) and
-of this kernel both spend ~90 of ~150 ms in GEMMs (per step ``h U`` forward and ``dZ U^T``
-backward, ~0.25 ms each; ``dU``, ``dW``: ~25 and ~13 ms), which a different implementation
-of the same algorithm cannot avoid. The rest is elementwise work:
-
-- computing the backward's factors over the whole ``(T, B, 4u)`` sequence before the
-  backward loop (the first version) cost 33 of its 89 ms: ~10 passes over 13 MB, out of
-  cache. Written per step in the forward instead, the backward fell to ~60 ms for ~4 ms
-  more forward; slicing per-step views in the loop cost ~15% at the guide's size, so they
-  are made up front with ``unbind``. Training step, ratio to ``nn.LSTM`` (kernel alone, loss
-  on the last output): mask with holes 1.32 -> 1.14, ``recurrent_dropout`` 1.24 -> 1.11 at
-  T=100; at the guide's size relu 1.30 -> 1.14, holes 1.55 -> 1.34;
-- ``torch.compile``: this module's loop compiled as the generic loop is
-  (:mod:`rnnkit.kernels.compiled_loop`, a user-written LSTM cell) ran at 0.87-0.90x of the
-  ``nn.LSTMCell`` loop at the guide's size after 30-100 s of compiling; this kernel runs the
-  LSTM configurations at 0.80-0.91x of that loop with nothing to compile;
-- a C++ extension (``torch.utils.cpp_extension``) over the same ATen calls would remove the
-  Python dispatch between them, ~4 us per call: ~500 calls per training step at the guide's
-  size (~2 of ~18 ms), ~1,800 at T=100 (~2% of the step); it would not fuse them, and would
-  add a compiler at first use and a fallback to keep tested. With every acceptance
-  configuration within 1.5x of ``nn.LSTM`` / ``nn.GRU`` at the guide's size (target 2.0x) and
-  1.25x at T=100 (target 1.3x) without it, it was not built.
+The measurements behind these choices (and the alternatives measured and rejected: factors
+computed over the whole sequence, ``torch.compile``, a C++ extension) are in
+``benchmarks/RESULTS.md``, section "The manual-backward kernel: design measurements".
 
 Recurrent dropout masks (constant over time, as in Keras) come in two shapes: ``(batch, units)``
 shared by every gate, or ``(gates, batch, units)`` with one mask per gate (Keras 3's
@@ -51,10 +32,10 @@ z,r,h); the per-gate form uses one batched matmul per step.
 Input dropout masks (``dropout_mask``) likewise: ``(batch, features)`` for every gate or
 ``(gates, batch, features)``; they are applied in the input projection.
 
-Activations must be elementwise (every Keras RNN activation is; ``softmax`` is rejected).
-Known ones have closed-form derivatives; any other callable is differentiated with autograd,
-step by step in the forward when a gradient is needed (LSTM, GRU; SimpleRNN's backward takes
-its one derivative over all steps at once, a single pass).
+Activations must be elementwise (:func:`rnnkit.activations.is_elementwise`; ``softmax`` is
+rejected). Known ones have closed-form derivatives; any other callable is differentiated with
+autograd, step by step in the forward when a gradient is needed (LSTM, GRU; SimpleRNN's
+backward takes its one derivative over all steps at once, a single pass).
 """
 
 from __future__ import annotations
@@ -65,12 +46,10 @@ from typing import Any
 import torch
 
 from rnnkit import activations
-from rnnkit.kernels import noclift_cells as _cells
+from rnnkit.kernels import manual_backward_cells as _cells
 
 Tensor = torch.Tensor
 Activation = Callable[[Tensor], Tensor]
-
-_NOT_ELEMENTWISE = (activations.softmax, activations.log_softmax)
 
 
 def _check(
@@ -126,7 +105,8 @@ def _check_dropout(where: str, inputs: Tensor, gates: int, dropout_mask: Tensor 
 
 def _act(identifier: Any, argument: str, where: str) -> Activation:
     fn = activations.get(identifier, argument)
-    if fn in _NOT_ELEMENTWISE:
+    found = activations.info(fn)
+    if found is not None and not found.elementwise:
         raise ValueError(
             f"{where}: `{argument}` must be an elementwise activation, received {identifier!r}."
         )
@@ -217,7 +197,7 @@ def lstm(
 
     Returns ``(outputs, h_n, c_n)``; outputs ``(B, T, u)`` or ``(B, u)``.
     """
-    where = "noclift.lstm"
+    where = "manual_backward.lstm"
     _check(where, inputs, kernel, recurrent_kernel, 4, [h0, c0], mask, recurrent_dropout_mask)
     _check_dropout(where, inputs, 4, dropout_mask)
     cell = _cells.LSTM(_act(activation, "activation", where), _act(recurrent_activation,
@@ -259,7 +239,7 @@ def gru(
 
     Returns ``(outputs, h_n)``.
     """
-    where = "noclift.gru"
+    where = "manual_backward.gru"
     _check(where, inputs, kernel, recurrent_kernel, 3, [h0], mask, recurrent_dropout_mask)
     _check_dropout(where, inputs, 3, dropout_mask)
     u = recurrent_kernel.shape[0]
@@ -303,7 +283,7 @@ def simple_rnn(
     ``kernel (d, u)``, ``recurrent_kernel (u, u)``, ``bias (u,)``, ``recurrent_dropout_mask
     (B, u)``, ``dropout_mask (B, d)``. Returns ``(outputs, h_n)``.
     """
-    where = "noclift.simple_rnn"
+    where = "manual_backward.simple_rnn"
     _check(where, inputs, kernel, recurrent_kernel, 1, [h0], mask, recurrent_dropout_mask)
     _check_dropout(where, inputs, 1, dropout_mask)
     cell = _cells.SimpleRNN(_act(activation, "activation", where))
@@ -315,17 +295,16 @@ def simple_rnn(
 
 
 def can_run(config: Mapping[str, Any]) -> tuple[bool, str]:
-    """Whether the no-cliff kernel runs a configuration (same ``config`` keys as
+    """Whether the manual-backward kernel runs a configuration (same ``config`` keys as
     :func:`rnnkit.kernels.fused.can_fuse`); it takes any mask and device."""
     cell = config.get("cell")
     if cell not in ("lstm", "gru", "simple_rnn"):
-        return False, f"cell {cell!r} has no no-cliff kernel"
+        return False, f"cell {cell!r} has no manual-backward kernel"
     for key in ("activation", "recurrent_activation"):
         ident = config.get(key)
         if ident is None:
             continue
-        if isinstance(ident, str) and ident in ("softmax", "log_softmax"):
-            return False, f"{key} {ident!r} is not elementwise"
-        if ident in _NOT_ELEMENTWISE:
+        found = activations.info(ident)
+        if found is not None and not found.elementwise:
             return False, f"{key} {ident!r} is not elementwise"
     return True, ""

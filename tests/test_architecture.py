@@ -1,0 +1,136 @@
+"""The seams between the packages: kernels that take a spec, one activation table, the mask
+analysed once per call, the trainer's declared state, the public callbacks module."""
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import activations, layers
+from rnnkit.kernels import CellSpec, KernelRequest, choose, dispatch, fused, masks
+
+KERNELS = Path(rnnkit.__file__).parent / "kernels"
+X = torch.as_tensor(np.random.default_rng(0).standard_normal((3, 5, 4)).astype("float32"))
+RIGHT = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+
+
+def test_kernels_import_no_layer_model_trainer_or_symbolic_call():
+    """What lint-imports checks in make test, here too: every import in kernels/, also inside
+    functions."""
+    forbidden = ("rnnkit.layers", "rnnkit.models", "rnnkit.training", "rnnkit.symbolic")
+    for path in KERNELS.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert not name.startswith(forbidden), f"{path.name} imports {name}"
+
+
+def test_cells_describe_themselves_with_a_spec():
+    gru = layers.GRUCell(3, recurrent_activation="hard_sigmoid", reset_after=False, dropout=0.1)
+    assert gru.kernel_spec() == CellSpec(
+        "gru", 3, "tanh", "hard_sigmoid", reset_after=False, dropout=0.1
+    )
+    lstm = layers.LSTMCell(2, activation=torch.tanh)
+    lstm.build((None, 4))
+    spec = lstm.kernel_spec()
+    assert spec.activation is torch.tanh and spec.dtype == torch.float32  # not a built-in name
+    assert layers.SimpleRNNCell(2).kernel_spec().recurrent_activation is None
+
+    class Doubled(layers.LSTMCell):
+        def call(self, inputs, states, training=None):
+            return super().call(inputs, states, training)
+
+    assert Doubled(2).kernel_spec() is None
+
+
+def test_choose_is_pure_and_takes_no_layer():
+    spec = CellSpec("lstm", 3, "tanh", "sigmoid", dtype=torch.float32)
+    auto = KernelRequest("LSTM 'l'", use_cudnn="auto")
+    assert choose(spec, auto, X, None).name == "fused"
+    assert choose(spec, auto, X, RIGHT, training=True).name == "manual_backward"  # packed, CPU
+    plan = choose(spec, auto, X, RIGHT)
+    assert plan.name == "fused" and plan.mask_info.kind == "right" and plan.spec is spec
+    assert choose(spec, KernelRequest("RNN 'r'"), X, None).name == "generic"
+    with pytest.raises(ValueError, match="LSTM 'l': use_cudnn=True was requested"):
+        choose(CellSpec("gru", 3, "tanh", "sigmoid", reset_after=False),
+               KernelRequest("LSTM 'l'", use_cudnn=True), X, None)  # fmt: skip
+
+
+def _count_analyses(monkeypatch):
+    calls = []
+    original = masks.analyze_mask
+
+    def counting(mask):
+        calls.append(tuple(mask.shape))
+        return original(mask)
+
+    monkeypatch.setattr(dispatch, "analyze_mask", counting)
+    monkeypatch.setattr(fused._masks, "analyze_mask", counting)
+    return calls
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_the_mask_is_analysed_once_per_call(monkeypatch, go_backwards):
+    layer = layers.LSTM(3, go_backwards=go_backwards, return_sequences=True)
+    reference = layers.LSTM(3, go_backwards=go_backwards, return_sequences=True, use_cudnn=False)
+    layer(X), reference(X)
+    reference.set_weights(layer.get_weights())
+    calls = _count_analyses(monkeypatch)
+    out = layer(X, mask=RIGHT)
+    assert layer.last_kernel == "fused" and len(calls) == 1
+    torch.testing.assert_close(out, reference(X, mask=RIGHT))
+
+
+def test_the_mask_is_analysed_once_per_one_call_bidirectional(monkeypatch):
+    layer = layers.Bidirectional(layers.GRU(3, return_sequences=True))
+    layer(X)
+    calls = _count_analyses(monkeypatch)
+    layer(X, mask=RIGHT)
+    assert layer.last_kernel == "fused" and layer.last_kernel_choice.one_call
+    assert len(calls) == 1
+    assert layer.forward_layer.last_kernel is None  # not a call of the directions
+
+
+def test_one_activation_table():
+    names = [row.name for row in activations.ACTIVATIONS]
+    assert len(names) == len(set(names))
+    for row in activations.ACTIVATIONS:
+        assert activations.get(row.name) is row.function
+        assert activations.info(row.name) is row
+        if row.torch_native is not None:
+            x = torch.linspace(-3, 3, 13)
+            torch.testing.assert_close(row.function(x), row.torch_native(x))
+            assert activations.info(row.torch_native, torch_native=True) is row
+    assert activations.info(activations.swish).name == "swish"  # silu is the same function
+    assert not activations.is_elementwise(activations.softmax)
+    assert activations.is_elementwise(torch.sigmoid) and not activations.is_elementwise(abs)
+    assert fused.activation_name(torch.relu) == "relu" and fused.activation_name("elu") is None
+
+
+def test_trainer_declares_its_state_and_data_parallelism_is_attached_publicly():
+    model = rnnkit.Sequential([layers.Input((5, 4)), layers.LSTM(2)])
+    assert model.compiled is False and model.optimizer is None and model.metrics == []
+    assert model.data_parallel is None and model.train_iterator is None
+    assert model.nan_policy == "raise"
+    marker = object()
+    assert model.attach_data_parallel(marker) is None
+    assert model.data_parallel is marker
+    assert model.attach_data_parallel(None) is marker
+    with rnnkit.distributed.data_parallel(model) as parallel:  # one process: nothing
+        assert parallel is None and model.data_parallel is None
+
+
+def test_callbacks_is_a_real_module():
+    import rnnkit.callbacks
+    import rnnkit.training.callbacks
+
+    assert rnnkit.callbacks.__file__.endswith("rnnkit/callbacks.py")
+    assert rnnkit.callbacks.BackupAndRestore.__module__ == "rnnkit.training.backup"
+    assert not hasattr(rnnkit.training.callbacks, "BackupAndRestore")  # no cycle back
