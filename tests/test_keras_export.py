@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 import torch
 from model_zoo import ZOO
-from rnnkit.callbacks import LambdaCallback, ModelCheckpoint
 
 import rnnkit
 from rnnkit import layers
+from rnnkit.callbacks import LambdaCallback, ModelCheckpoint
 from rnnkit.saving import export_keras, load_model, load_weights, save_weights
 from rnnkit.saving import files as saving_files
 from rnnkit.saving.keras_export import KERAS_LAYERS, RNNKIT_ONLY_ARGUMENTS, layer_entry
@@ -221,7 +221,7 @@ def test_file_layout_and_serialization_format(tmp_path):
     for obj in objects:
         if obj["module"] == "keras.layers":
             assert obj["class_name"] in KERAS_LAYERS
-            assert not set(obj["config"]) & {"time_major", "compile", "batch_input_shape"}
+            assert not set(obj["config"]) & {"time_major", "compile_loop", "batch_input_shape"}
 
 
 def _keras_arguments(cls):
@@ -285,7 +285,7 @@ def test_written_arguments_are_keras_arguments(class_name):
     "make, message",
     [
         (lambda: layers.LSTM(3, time_major=True), "time_major=True, an rnnkit-only argument"),
-        (lambda: layers.GRU(3, compile=True), "compile=True, an rnnkit-only argument"),
+        (lambda: layers.GRU(3, compile_loop=True), "compile_loop=True, an rnnkit-only argument"),
         (lambda: layers.SimpleRNN(3, use_cudnn=False), "use_cudnn=False, an rnnkit-only"),
         (lambda: layers.LSTM(3, activation=lambda t: t), "activation=.*built-in activations"),
         (

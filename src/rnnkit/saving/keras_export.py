@@ -24,7 +24,7 @@ is written:
 - layers Keras 3 does not have (``DropoutCell``, ``OutputProjectionCell``), custom layer
   classes and subclassed models (Keras would need their Python code);
 - arguments Keras 3 dropped or never had, when they differ from the value that behaves as
-  Keras does (:data:`RNNKIT_ONLY_ARGUMENTS`: ``time_major``, ``compile`` of the RNN layers,
+  Keras does (:data:`RNNKIT_ONLY_ARGUMENTS`: ``time_major``, ``compile_loop`` of the RNN layers,
   ``use_cudnn`` of ``SimpleRNN``); and the ``constants`` call argument of ``RNN``;
 - custom initializers, regularizers, constraints and activations.
 
@@ -84,7 +84,7 @@ KERAS_LAYERS = (
     "Bidirectional",
     "TimeDistributed",
 )
-_RNN_ONLY = {"time_major": False, "compile": False}
+_RNN_ONLY = {"time_major": False, "compile_loop": False}
 # Arguments rnnkit has and Keras 3 does not, with the value at which rnnkit behaves as Keras:
 # at that value they are left out of the file, at any other the export is refused.
 RNNKIT_ONLY_ARGUMENTS: dict[str, dict[str, Any]] = {
