@@ -11,6 +11,7 @@ from rnnkit import models as models
 from rnnkit import regularizers as regularizers
 from rnnkit import saving as saving
 from rnnkit import tree as tree
+from rnnkit._version import __version__ as __version__
 from rnnkit.layers import Input as Input
 from rnnkit.layers.base import clear_session as clear_session
 from rnnkit.models import Model as Model
@@ -18,5 +19,3 @@ from rnnkit.models import Sequential as Sequential
 from rnnkit.training import losses as losses
 from rnnkit.training import metrics as metrics
 from rnnkit.training import optimizers as optimizers
-
-__version__ = "0.1.0"

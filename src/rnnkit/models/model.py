@@ -39,6 +39,7 @@ from rnnkit import tree
 from rnnkit.layers.base import Layer
 from rnnkit.layers.input_layer import InputLayer
 from rnnkit.models.functional import Graph, graph_config, graph_from_config
+from rnnkit.saving.serialization import register_builtin_model
 from rnnkit.symbolic import KerasTensor, infer_outputs
 from rnnkit.training.trainer import Trainer
 
@@ -189,6 +190,14 @@ class Model(Trainer, Layer):
                 "model (or a Sequential model that is built)"
             )
         return self._graph
+
+    def get_build_config(self) -> dict[str, Any] | None:
+        """``{"input_shape": ...}``: the shapes a subclassed model was first built or called
+        with, from which a loader rebuilds it; None for a functional model (its graph says
+        it) or a model not built yet."""
+        if self._graph is not None or self._build_input_shape is None:
+            return None
+        return {"input_shape": self._build_input_shape}
 
     @property
     def inputs(self) -> list[KerasTensor] | None:
@@ -440,3 +449,7 @@ def _layer_deserializer(custom_objects: Mapping[str, Any] | None) -> Callable[[A
         return deserialize(layer_config, objects)
 
     return load
+
+
+register_builtin_model("Functional", Model)
+register_builtin_model("Model", Model)

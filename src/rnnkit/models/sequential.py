@@ -34,6 +34,7 @@ from rnnkit.layers.base import Layer
 from rnnkit.layers.input_layer import InputLayer
 from rnnkit.models.functional import Graph
 from rnnkit.models.model import Model, _layer_deserializer
+from rnnkit.saving.serialization import register_builtin_model
 from rnnkit.symbolic import KerasTensor
 
 
@@ -247,3 +248,6 @@ class Sequential(Model):
         elif build_shape is not None:
             model.build(tuple(build_shape))
         return model
+
+
+register_builtin_model("Sequential", Sequential)

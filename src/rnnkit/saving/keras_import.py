@@ -50,6 +50,7 @@ from rnnkit.layers.base import _ALLOWED_KWARGS, Layer, to_snake_case
 from rnnkit.saving.files import SafeZipReader, _fspath
 from rnnkit.saving.hdf5 import Hdf5Contents, open_hdf5, read_dataset
 from rnnkit.saving.limits import LoadLimits, check_limits
+from rnnkit.saving.serialization import builtin_model_name, is_model
 
 _WRAPPER_KEYS = ("module", "registered_name", "build_config", "shared_object_id", "compile_config")
 _MODEL_CLASSES = ("Functional", "Sequential", "Model")
@@ -436,17 +437,11 @@ def import_optimizer_state(model: Any, variables: list[Any], source: str) -> Non
 
 # ---------------------------------------------------------------------- weights
 def _keras_class_name(layer: Layer) -> str:
-    from rnnkit.models.model import Model
-
-    if type(layer) is Model:
-        return "Functional"
-    return type(layer).__name__
+    return builtin_model_name(type(layer)) or type(layer).__name__
 
 
 def keras_weight_groups(layer: Layer, path: str = "") -> Iterator[tuple[Layer, str]]:
     """``(layer, h5 path)`` for ``layer`` and every sublayer, with Keras 3's paths."""
-    from rnnkit.models.model import Model
-
     seen: set[int] = set()
 
     def join(*parts: str) -> str:
@@ -464,7 +459,7 @@ def keras_weight_groups(layer: Layer, path: str = "") -> Iterator[tuple[Layer, s
             return
         seen.add(id(obj))
         yield obj, at
-        if isinstance(obj, Model):
+        if is_model(obj):
             yield from container(list(obj.layers), join(at, "layers"))
             return
         for attr, child in sorted(obj.named_children()):

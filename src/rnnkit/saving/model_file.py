@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from safetensors.torch import save as st_save
 
-import rnnkit
+from rnnkit._version import __version__
 from rnnkit.layers.allocation import weight_budget
 from rnnkit.layers.base import Layer
 from rnnkit.saving import weights_file
@@ -48,7 +48,14 @@ from rnnkit.saving.config_check import check_config
 from rnnkit.saving.files import SafeZipReader, _fspath, check_overwrite, write_zip
 from rnnkit.saving.keras_import import KERAS_OPS, keras_model_from_zip
 from rnnkit.saving.limits import LoadLimits, check_limits
-from rnnkit.saving.serialization import get_registered_name, get_registered_object
+from rnnkit.saving.serialization import (
+    builtin_model,
+    builtin_model_name,
+    get_registered_name,
+    get_registered_object,
+    is_model,
+    is_model_class,
+)
 
 CONFIG = "config.json"
 METADATA = "metadata.json"
@@ -65,19 +72,15 @@ class _Unserializable(Exception):
 
 # --------------------------------------------------------------------------- save
 def _model_class_name(model: Layer) -> str:
-    from rnnkit.models.model import Model
-    from rnnkit.models.sequential import Sequential
-
-    if type(model) is Sequential:
-        return "Sequential"
-    if type(model) is Model:
-        if model._graph is None:
-            raise ValueError(
-                f"save_model: the model '{model.name}' is a plain rnnkit.Model without inputs "
-                "and outputs; subclass Model and register the class with "
-                "rnnkit.saving.register_keras_serializable to save it"
-            )
-        return "Functional"
+    builtin = builtin_model_name(type(model))
+    if builtin == "Functional" and model.inputs is None:
+        raise ValueError(
+            f"save_model: the model '{model.name}' is a plain rnnkit.Model without inputs "
+            "and outputs; subclass Model and register the class with "
+            "rnnkit.saving.register_keras_serializable to save it"
+        )
+    if builtin is not None:
+        return builtin
     name = get_registered_name(model)
     if get_registered_object(name) is not type(model):
         raise ValueError(
@@ -209,9 +212,7 @@ def save_model(
         overwrite: when False, an existing file raises ``ValueError``.
         include_optimizer: also save the compile settings and the optimizer state.
     """
-    from rnnkit.models.model import Model
-
-    if not isinstance(model, Model):
+    if not is_model(model):
         raise TypeError(f"save_model: expected an rnnkit Model, received {type(model).__name__}")
     path = _fspath(filepath)
     if not path.endswith(".keras"):
@@ -223,13 +224,13 @@ def save_model(
         "config": model.get_config(),
         "compile_config": compile_config,
     }
-    build_shape = getattr(model, "_build_input_shape", None)
-    if model._graph is None and build_shape is not None:
+    build_config = model.get_build_config()
+    if build_config is not None:
         # a subclassed model is rebuilt with model.build(input_shape) before its weights load
-        config["build_config"] = {"input_shape": _plain_shape(build_shape)}
+        config["build_config"] = {"input_shape": _plain_shape(build_config["input_shape"])}
     metadata: dict[str, Any] = {
         "format": _FORMAT,
-        "rnnkit_version": rnnkit.__version__,
+        "rnnkit_version": __version__,
         "torch_version": torch.__version__,
         "date_saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -251,14 +252,10 @@ def save_model(
 # --------------------------------------------------------------------------- load
 def model_class(class_name: Any, custom_objects: Mapping[str, Any] | None, source: str) -> type:
     """The Model class for a config's ``class_name`` (allowlist only)."""
-    from rnnkit.models.model import Model
-    from rnnkit.models.sequential import Sequential
-
-    own = {"Sequential": Sequential, "Functional": Model, "Model": Model}
     if not isinstance(class_name, str):
         raise ValueError(f"{source}: config.json has no model class_name (received {class_name!r})")
-    cls = get_registered_object(class_name, custom_objects) or own.get(class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Model)):
+    cls = get_registered_object(class_name, custom_objects) or builtin_model(class_name)
+    if not is_model_class(cls):
         raise ValueError(
             f"{source}: unknown model class {class_name[:60]!r}: rnnkit has no such model "
             "class and custom_objects does not name it"

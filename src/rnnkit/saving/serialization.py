@@ -65,3 +65,34 @@ def serialize_keras_object(obj: Any) -> Any:
     if callable(obj) and hasattr(obj, "__name__"):
         return getattr(obj, "_registered_name", obj.__name__)
     raise TypeError(f"cannot serialize {obj!r} of type {type(obj).__name__}")
+
+
+# Model classes rnnkit itself defines, registered by rnnkit.models (so that saving, which
+# reads and writes their files, imports no model class): name in a file -> class. The first
+# name registered for a class is the one written for it ("Functional" for Model).
+_BUILTIN_MODELS: dict[str, type] = {}
+
+
+def register_builtin_model(name: str, cls: type) -> None:
+    """Make ``cls`` loadable as ``name`` in model files (rnnkit's own model classes)."""
+    _BUILTIN_MODELS[name] = cls
+
+
+def builtin_model(name: Any) -> type | None:
+    """The built-in model class saved as ``name``, else None."""
+    return _BUILTIN_MODELS.get(name) if isinstance(name, str) else None
+
+
+def builtin_model_name(cls: type) -> str | None:
+    """The name files use for the built-in model class ``cls`` (exact class), else None."""
+    return next((name for name, c in _BUILTIN_MODELS.items() if c is cls), None)
+
+
+def is_model(obj: Any) -> bool:
+    """Whether ``obj`` is a model (an instance of a built-in model class or a subclass)."""
+    return isinstance(obj, tuple(_BUILTIN_MODELS.values()))
+
+
+def is_model_class(cls: Any) -> bool:
+    """Whether ``cls`` is a built-in model class or a subclass of one."""
+    return isinstance(cls, type) and issubclass(cls, tuple(_BUILTIN_MODELS.values()))
