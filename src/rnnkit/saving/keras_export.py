@@ -54,6 +54,7 @@ from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit.layers.base import Layer
 from rnnkit.saving.files import _fspath, atomic_write, check_overwrite, write_zip
 from rnnkit.saving.keras_import import KERAS_OPS, _keras_slot_blocks, keras_weight_groups
+from rnnkit.saving.serialization import builtin_model_name, is_model
 
 KERAS_SUFFIX = ".keras"
 KERAS_WEIGHTS_SUFFIX = ".weights.h5"
@@ -125,25 +126,23 @@ def _h5py() -> Any:
 def _keras_class(layer: Layer) -> str:
     """The Keras 3 class name of ``layer``; ``ValueError`` if Keras 3 has no such class."""
     import rnnkit.layers as public_layers
-    from rnnkit.models.model import Model
-    from rnnkit.models.sequential import Sequential
 
     cls = type(layer)
-    if cls is Sequential:
-        return "Sequential"
-    if cls is Model:
-        if layer._graph is None:
+    model_name = builtin_model_name(cls)  # "Sequential" or "Functional"
+    if model_name is not None:
+        if layer.inputs is None:
             raise ValueError(
-                f"export_keras: the model '{layer.name}' is a plain rnnkit.Model without inputs "
-                "and outputs; Keras can load only functional and Sequential models"
+                f"export_keras: the model '{layer.name}' ({cls.__name__}) has no inputs and "
+                "outputs (a plain rnnkit.Model, or a Sequential model built without a graph); "
+                "Keras loads functional models and Sequential models built on an input shape"
             )
-        return "Functional"
+        return model_name
     for op_name, op_class in KERAS_OPS.items():
         if cls is op_class:
             return op_name
     if cls.__name__ in KERAS_LAYERS and getattr(public_layers, cls.__name__, None) is cls:
         return cls.__name__
-    if isinstance(layer, Model):
+    if is_model(layer):
         what = "a subclassed model"
     elif cls.__name__ in dir(public_layers):
         what = "an rnnkit layer that Keras 3 does not have"
@@ -555,9 +554,7 @@ def export_keras(
         ValueError: a layer, argument or object Keras 3 does not have (named in the
             message), an unbuilt model, or a wrong suffix.
     """
-    from rnnkit.models.model import Model
-
-    if not isinstance(model, Model):
+    if not is_model(model):
         raise TypeError(f"export_keras: expected an rnnkit Model, received {type(model).__name__}")
     path = _fspath(filepath)
     if not path.endswith(KERAS_SUFFIX):
