@@ -588,6 +588,35 @@ def bidirectional_states() -> ZooModel:
     return ZooModel(rnnkit.Model(x, [out, fh, fc, bh, bc]), _floats(2, 5, 3))
 
 
+def conv_pooling_seq2seq() -> ZooModel:
+    """Conv1D/Conv2D, pooling, padding, cropping, up-sampling and RepeatVector around LSTMs."""
+    x = rnnkit.Input(shape=(None, 3))
+    h = layers.Conv1D(4, 3, padding="causal", activation="relu")(x)
+    h = layers.MaxPooling1D(2, padding="same")(layers.SpatialDropout1D(0.2)(h))
+    h = layers.UpSampling1D(2)(layers.Cropping1D((0, 1))(layers.ZeroPadding1D(1)(h)))
+    h = layers.LSTM(4)(layers.AveragePooling1D(2, strides=1, padding="same")(h))
+    h = layers.LSTM(4, return_sequences=True)(layers.RepeatVector(3)(h))
+    h = layers.Reshape((3, 4, 1))(layers.LayerNormalization()(h))
+    h = layers.Permute((2, 1, 3))(layers.Conv2D(2, 2, padding="same")(h))
+    out = layers.Dense(2)(layers.GlobalMaxPooling1D()(layers.Reshape((4, 6))(h)))
+    return ZooModel(rnnkit.Model(x, out), _floats(2, 7, 3))
+
+
+def attention_merges() -> ZooModel:
+    """Embedding(mask_zero) -> LSTM, then Attention, AdditiveAttention and MultiHeadAttention
+    over it, merged (Multiply, Subtract, Average, Dot) and pooled with the mask."""
+    tokens = rnnkit.Input(shape=(None,), dtype="int64")
+    h = layers.LSTM(6, return_sequences=True)(layers.Embedding(20, 6, mask_zero=True)(tokens))
+    a = layers.Attention(use_scale=True, score_mode="concat")([h, h])
+    b = layers.AdditiveAttention()([h, h])
+    c = layers.MultiHeadAttention(2, 3, value_dim=2, dropout=0.1)(h, h)
+    merged = layers.Average()([layers.Multiply()([a, b]), layers.Subtract()([c, a])])
+    pooled = layers.GlobalAveragePooling1D()(merged)
+    scores = layers.Dot(axes=1, normalize=True)([pooled, layers.GlobalAveragePooling1D()(h)])
+    out = layers.Dense(2)(layers.Concatenate()([pooled, scores]))
+    return ZooModel(rnnkit.Model(tokens, out), np.array([[3, 4, 5, 0, 0], [1, 2, 3, 4, 5]]))
+
+
 ZOO: dict[str, Callable[[], ZooModel]] = {
     "guide_embedding_lstm": guide_embedding_lstm,
     "guide_gru_simple_rnn": guide_gru_simple_rnn,
@@ -626,4 +655,6 @@ ZOO: dict[str, Callable[[], ZooModel]] = {
     "subclassed_inside_functional": subclassed_inside_functional,
     "subclassed_inside_sequential": subclassed_inside_sequential,
     "bidirectional_states": bidirectional_states,
+    "conv_pooling_seq2seq": conv_pooling_seq2seq,
+    "attention_merges": attention_merges,
 }

@@ -41,6 +41,9 @@ NOT_EXPORTABLE = {
     "subclassed_two_towers": "subclassed model (TwoTowers)",
     "subclassed_inside_functional": "subclassed model (SequenceEncoder)",
     "subclassed_inside_sequential": "subclassed model (SequenceEncoder)",
+    # Keras has these layers; the export does not write them yet
+    "attention_merges": "rnnkit layer the Keras export does not write yet (Attention)",
+    "conv_pooling_seq2seq": "rnnkit layer the Keras export does not write yet (Conv1D)",
 }
 EXPORTABLE = sorted(name for name in ZOO if name not in NOT_EXPORTABLE)
 # Warnings Keras gives about the zoo model itself (rnnkit's Flatten drops the mask as Keras'
@@ -318,7 +321,7 @@ def test_weights_h5_of_any_model_round_trips(name, tmp_path):
 @pytest.mark.parametrize("name", sorted(NOT_EXPORTABLE))
 def test_zoo_models_keras_lacks_are_refused(name, tmp_path):
     model = ZOO[name]().model
-    with pytest.raises(ValueError, match=re.escape(f" {NOT_EXPORTABLE[name]}; a Keras file")):
+    with pytest.raises(ValueError, match=re.escape(f" {NOT_EXPORTABLE[name]}; the Keras export")):
         export_keras(model, tmp_path / "m.keras")
     assert os.listdir(tmp_path) == []
 

@@ -126,6 +126,8 @@ def _compile_args(name):
         "cell_wrappers": dict(optimizer=opt.RMSprop(0.01, centered=True), loss="mse"),
         "stateful_lstm": dict(optimizer=opt.Adam(0.01), loss="mse", metrics=["mae"]),
         "regularized_and_constrained": dict(optimizer="adam", loss="mse"),
+        "conv_pooling_seq2seq": dict(optimizer=opt.Adam(0.01), loss="mse", metrics=["mae"]),
+        "attention_merges": dict(optimizer=opt.RMSprop(0.01), loss="mse"),
     }[name]
 
 
@@ -140,6 +142,8 @@ RESUME = [
     "cell_wrappers",
     "stateful_lstm",
     "regularized_and_constrained",
+    "conv_pooling_seq2seq",
+    "attention_merges",
 ]
 
 

@@ -128,9 +128,20 @@ def _merge_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int | None, .
     return tuple(da if da == db else None for da, db in zip(a, b))
 
 
+def _infer_from_output_shape(layer: Layer, inputs: KerasTensor) -> KerasTensor:
+    """The output of a layer whose ``compute_output_shape`` is exact (one tensor in, one out,
+    no output mask): built on the symbolic shape, never run."""
+    layer._maybe_build(inputs)
+    dtype = next((p.dtype for p in layer.parameters() if p.is_floating_point()), inputs.dtype)
+    return KerasTensor(tuple(layer.compute_output_shape(inputs.shape)), dtype)
+
+
 def infer_outputs(layer: Layer, args: tuple, kwargs: dict) -> Any:
     """Run ``layer`` on placeholders for the KerasTensors in ``args``/``kwargs`` and return the
-    output structure as fresh KerasTensors (masks attached), without recording anything."""
+    output structure as fresh KerasTensors (masks attached), without recording anything.
+    Layers with ``output_shape_is_exact`` are not run: their ``compute_output_shape`` says."""
+    if layer.output_shape_is_exact and len(args) == 1 and isinstance(args[0], KerasTensor):
+        return _infer_from_output_shape(layer, args[0])
     kwargs = dict(kwargs)
     kwargs["training"] = False
     runs = []

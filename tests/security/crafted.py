@@ -245,7 +245,7 @@ def backup_members() -> dict[str, bytes]:
     """The members of a genuine backup of the small model (one save after 1 batch)."""
     import tempfile
 
-    from rnnkit.training.callbacks import BackupAndRestore, Callback
+    from rnnkit.callbacks import BackupAndRestore, Callback
 
     class Stop(Callback):
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
@@ -296,7 +296,7 @@ def load_weights(folder: str, name: str = "w.weights.h5") -> None:
 
 
 def resume_backup(folder: str) -> None:
-    from rnnkit.training.callbacks import BackupAndRestore
+    from rnnkit.callbacks import BackupAndRestore
 
     model = small_model()
     model.compile("adam", "mse")

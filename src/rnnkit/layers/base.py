@@ -96,6 +96,11 @@ class Layer(nn.Module):
     """
 
     supports_masking: bool = False
+    # True where ``compute_output_shape`` is exact for every input shape (strided, pooling and
+    # cropping layers): symbolic calls then take the output shape from it instead of running
+    # the layer on small placeholder tensors, which such layers cannot take or would report
+    # as static sizes. Such layers attach no output mask.
+    output_shape_is_exact: bool = False
     error_label: str | None = None  # how errors name the layer, when a wrapper sets one
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Layer:

@@ -1,10 +1,14 @@
-"""Merging layers: ``Add`` and ``Concatenate``, with Keras 3's mask rules.
+"""Merging layers: ``Add``, ``Subtract``, ``Multiply``, ``Average``, ``Concatenate`` and
+``Dot``, with Keras 3's mask rules.
 
-Both are called on a list (or tuple) of tensors. Masks of the inputs (``tensor._keras_mask``)
+All are called on a list (or tuple) of tensors. Masks of the inputs (``tensor._keras_mask``)
 combine as in Keras 3:
 
-- ``Add``: the output mask is the logical OR of the input masks when every input has one,
-  else there is none.
+- ``Add``, ``Subtract``, ``Multiply``, ``Average``: the output mask is the logical OR of the
+  input masks when every input has one, else there is none. ``Multiply`` also uses the masks
+  in its values: a masked position of an input counts as 1 (it does not zero the product),
+  and where the output mask is False the output is 0.
+- ``Dot``: no output mask.
 - ``Concatenate``: an input without a mask counts as all-True; each mask is broadcast to its
   input's shape, the masks are concatenated along ``axis``, and the output mask is ``any`` over
   the last axis. (For ``(B, T, F)`` inputs with ``(B, T)`` masks and ``axis=-1`` this is the
@@ -35,8 +39,8 @@ def _check_shapes_list(layer: Layer, input_shape: Any) -> list[tuple[int | None,
         isinstance(s, (list, tuple)) for s in input_shape
     ):
         raise ValueError(
-            f"{type(layer).__name__} '{layer.name}': expected a list of input shapes, "
-            f"received {input_shape!r}"
+            f"{type(layer).__name__} '{layer.name}': inputs must be a list of tensors, "
+            f"received a single input (shape {input_shape!r})"
         )
     shapes = [tuple(s) for s in input_shape]
     batch_sizes = {s[0] for s in shapes if s and s[0] is not None}
@@ -48,22 +52,30 @@ def _check_shapes_list(layer: Layer, input_shape: Any) -> list[tuple[int | None,
     return shapes
 
 
-class Add(Layer):
-    """Elementwise sum of a list of tensors: ``outputs = inputs[0] + inputs[1] + ...``.
+class _Elementwise(Layer):
+    """An elementwise merge of a list of tensors of the same shape ``(B, ...)`` or shapes that
+    broadcast; a lower-rank input is expanded on axis 1 first (Keras 3). Subclasses give
+    ``_merge``; masks: OR when all inputs have one (module docstring)."""
 
-    The inputs have the same shape ``(B, ...)``, or shapes that broadcast; a lower-rank input is
-    expanded on axis 1 first (Keras 3). Masks: OR when all inputs have one (module docstring).
-    """
+    _exactly: int | None = None  # the number of inputs, where the layer needs one
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.supports_masking = True
 
     def build(self, input_shape: Sequence[tuple[int | None, ...]]) -> None:
-        _check_shapes_list(self, input_shape)
+        self._check_count(_check_shapes_list(self, input_shape))
 
-    def call(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    def _check_count(self, items: Sequence[Any]) -> None:
+        if self._exactly is not None and len(items) != self._exactly:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': inputs must be a list of exactly "
+                f"{self._exactly} tensors, received {len(items)}"
+            )
+
+    def _expanded(self, inputs: Any) -> list[torch.Tensor]:
         tensors = _check_list(self, inputs)
+        self._check_count(tensors)
         rank = max(x.ndim for x in tensors)
         expanded = []
         for x in tensors:
@@ -74,29 +86,106 @@ class Add(Layer):
             shape = torch.broadcast_shapes(*(x.shape for x in expanded))
         except RuntimeError as error:
             raise ValueError(
-                f"Add '{self.name}': inputs have incompatible shapes "
+                f"{type(self).__name__} '{self.name}': inputs have incompatible shapes "
                 f"{[tuple(x.shape) for x in tensors]}"
             ) from error
         if len({x.shape[0] for x in expanded}) > 1:
             raise ValueError(
-                f"Add '{self.name}': inputs have different batch sizes, received shapes "
-                f"{[tuple(x.shape) for x in tensors]}"
+                f"{type(self).__name__} '{self.name}': inputs have different batch sizes, "
+                f"received shapes {[tuple(x.shape) for x in tensors]}"
             )
-        outputs = expanded[0].expand(shape)
-        for x in expanded[1:]:
-            outputs = outputs + x
-        return outputs
+        return [x.expand(shape) for x in expanded]
+
+    def call(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self._merge(self._expanded(inputs))
+
+    def _merge(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> torch.Tensor | None:
         if mask is None:
             return None
-        masks = list(mask) if isinstance(mask, (list, tuple)) else [mask]
+        owner = f"{type(self).__name__} '{self.name}'"
+        if not isinstance(mask, (list, tuple)):
+            raise ValueError(f"{owner}: mask should be a list (one per input), received {mask!r}")
+        if not isinstance(inputs, (list, tuple)):
+            raise ValueError(f"{owner}: inputs should be a list, received {type(inputs).__name__}")
+        if len(mask) != len(inputs):
+            raise ValueError(
+                f"{owner}: inputs and mask should have the same length, received "
+                f"{len(inputs)} inputs and {len(mask)} masks"
+            )
+        masks = list(mask)
         if any(m is None for m in masks):
             return None
         out = masks[0]
         for m in masks[1:]:
             out = torch.logical_or(out, m)
         return out
+
+
+class Add(_Elementwise):
+    """Elementwise sum of a list of tensors: ``outputs = inputs[0] + inputs[1] + ...``
+    (shapes and masks: module docstring)."""
+
+    def _merge(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        outputs = tensors[0]
+        for x in tensors[1:]:
+            outputs = outputs + x
+        return outputs
+
+
+class Subtract(_Elementwise):
+    """Elementwise difference of exactly two tensors: ``outputs = inputs[0] - inputs[1]``."""
+
+    _exactly = 2
+
+    def _merge(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        return tensors[0] - tensors[1]
+
+
+class Average(_Elementwise):
+    """Elementwise mean of a list of tensors: ``outputs = (inputs[0] + ... + inputs[n-1]) / n``."""
+
+    def _merge(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        outputs = tensors[0]
+        for x in tensors[1:]:
+            outputs = outputs + x
+        return outputs / len(tensors)
+
+
+class Multiply(_Elementwise):
+    """Elementwise product of a list of tensors: ``outputs = inputs[0] * inputs[1] * ...``.
+
+    With masks (``(B, T)`` for ``(B, T, ...)`` inputs), as in Keras 3: each input counts as 1
+    at its masked positions; when every input has a mask, the output is 0 where none of the
+    masks is True, and its mask is their OR.
+    """
+
+    def call(
+        self, inputs: Sequence[torch.Tensor], mask: Sequence[Any] | None = None
+    ) -> torch.Tensor:
+        tensors = self._expanded(inputs)
+        masks = list(mask) if isinstance(mask, (list, tuple)) else [None] * len(tensors)
+        if len(masks) != len(tensors):
+            raise ValueError(
+                f"Multiply '{self.name}': mask: expected {len(tensors)} masks (one per input), "
+                f"received {len(masks)}"
+            )
+        union = None
+        outputs = None
+        for x, m in zip(tensors, masks):
+            if m is not None:
+                m = torch.as_tensor(m, device=x.device).to(torch.bool)
+                while m.ndim < x.ndim:
+                    m = m.unsqueeze(-1)
+                m = m.expand(x.shape)
+                x = torch.where(m, x, torch.ones((), dtype=x.dtype))
+                union = m if union is None else torch.logical_or(union, m)
+            outputs = x if outputs is None else outputs * x
+        if union is not None and all(m is not None for m in masks):
+            outputs = torch.where(union, outputs, torch.zeros((), dtype=outputs.dtype))
+        return outputs
 
 
 class Concatenate(Layer):
@@ -196,3 +285,131 @@ def add(inputs: Sequence[Any], **kwargs: Any) -> Any:
 def concatenate(inputs: Sequence[Any], axis: int = -1, **kwargs: Any) -> Any:
     """Functional form of :class:`Concatenate`: ``Concatenate(axis, **kwargs)(inputs)``."""
     return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+class Dot(Layer):
+    """The dot product of two tensors along one axis of each, per sample.
+
+    For ``x`` of shape ``(B, *X)`` and ``y`` of shape ``(B, *Y)`` with ``axes=(i, j)``
+    (``x.shape[i] == y.shape[j] = K``)::
+
+        outputs[b, x_rest..., y_rest...] = sum_k x[b, ..., k (at i), ...] y[b, ..., k (at j), ...]
+
+    of shape ``(B, *X without i, *Y without j)``; a ``(B,)`` result becomes ``(B, 1)``. E.g.
+    ``Dot(axes=(2, 2))`` on ``(B, T, F)`` and ``(B, S, F)`` gives the ``(B, T, S)`` scores
+    of attention.
+
+    Args:
+        axes: an int (the same axis of both) or ``(i, j)``; never the batch axis 0; negative
+            values count from the end.
+        normalize: L2-normalize both inputs along their axis first, so that the output is the
+            cosine similarity (Keras' ``x * min(1 / |x|, 1e7)``).
+
+    No output mask.
+    """
+
+    def __init__(self, axes: Any, normalize: bool = False, **kwargs: Any) -> None:
+        if isinstance(axes, (list, tuple)):
+            if len(axes) != 2 or not all(
+                isinstance(a, int) and not isinstance(a, bool) for a in axes
+            ):
+                raise ValueError(f"Dot: axes must be an int or two ints, received axes={axes!r}")
+            axes = tuple(axes)
+        elif isinstance(axes, bool) or not isinstance(axes, int):
+            raise TypeError(f"Dot: axes must be an int or two ints, received axes={axes!r}")
+        super().__init__(**kwargs)
+        self.axes = axes
+        self.normalize = bool(normalize)
+
+    def _axes(self, shapes: Sequence[tuple[int | None, ...]]) -> tuple[int, int]:
+        pair = self.axes if isinstance(self.axes, tuple) else (self.axes, self.axes)
+        out = []
+        for axis, shape in zip(pair, shapes):
+            rank = len(shape)
+            if rank < 2:
+                raise ValueError(
+                    f"Dot '{self.name}': inputs must have rank >= 2, received shapes {list(shapes)}"
+                )
+            if not -rank <= axis < rank or axis % rank == 0:
+                raise ValueError(
+                    f"Dot '{self.name}': axes={self.axes} must name a non-batch axis of inputs "
+                    f"of shapes {list(shapes)}"
+                )
+            out.append(axis % rank)
+        a, b = out
+        da, db = shapes[0][a], shapes[1][b]
+        if da is not None and db is not None and da != db:
+            raise ValueError(
+                f"Dot '{self.name}': axes={self.axes}: axis {a} of the first input ({da}) and "
+                f"axis {b} of the second ({db}) must have the same size, received shapes "
+                f"{list(shapes)}"
+            )
+        return a, b
+
+    def _pair(self, items: Any) -> list[Any]:
+        if not isinstance(items, (list, tuple)) or len(items) != 2:
+            raise ValueError(
+                f"Dot '{self.name}': inputs must be a list of exactly 2 tensors, received "
+                f"{type(items).__name__}"
+                + (f" of length {len(items)}" if isinstance(items, (list, tuple)) else "")
+            )
+        return list(items)
+
+    def build(self, input_shape: Sequence[tuple[int | None, ...]]) -> None:
+        self._axes(_check_shapes_list(self, self._pair(input_shape)))
+
+    def call(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        x, y = self._pair(inputs)
+        shapes = _check_shapes_list(self, [tuple(x.shape), tuple(y.shape)])
+        a, b = self._axes(shapes)
+        if self.normalize:
+            x, y = _l2_normalize(x, a), _l2_normalize(y, b)
+        x = x.movedim(a, -1)
+        y = y.movedim(b, 1)
+        batch, size = x.shape[0], x.shape[-1]
+        outputs = torch.matmul(x.reshape(batch, -1, size), y.reshape(batch, size, -1))
+        outputs = outputs.reshape(batch, *x.shape[1:-1], *y.shape[2:])
+        return outputs.reshape(batch, 1) if outputs.ndim == 1 else outputs
+
+    def compute_output_shape(
+        self, input_shape: Sequence[tuple[int | None, ...]]
+    ) -> tuple[int | None, ...]:
+        shapes = _check_shapes_list(self, self._pair(input_shape))
+        a, b = self._axes(shapes)
+        first = [d for i, d in enumerate(shapes[0]) if i != a]
+        second = [d for i, d in enumerate(shapes[1]) if i not in (0, b)]
+        out = tuple(first + second)
+        return out + (1,) if len(out) == 1 else out
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None
+
+    def get_config(self) -> dict[str, Any]:
+        axes = list(self.axes) if isinstance(self.axes, tuple) else self.axes
+        return {**super().get_config(), "axes": axes, "normalize": self.normalize}
+
+
+def _l2_normalize(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """``x / |x|`` along ``axis``, with Keras' cap of ``1 / |x|`` at ``1e7``."""
+    inverse = torch.rsqrt(torch.sum(x * x, dim=axis, keepdim=True))
+    return x * torch.clamp(inverse, max=1e7)
+
+
+def subtract(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """Functional form of :class:`Subtract`: ``Subtract(**kwargs)(inputs)``."""
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """Functional form of :class:`Multiply`: ``Multiply(**kwargs)(inputs)``."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """Functional form of :class:`Average`: ``Average(**kwargs)(inputs)``."""
+    return Average(**kwargs)(inputs)
+
+
+def dot(inputs: Sequence[Any], axes: Any = -1, normalize: bool = False, **kwargs: Any) -> Any:
+    """Functional form of :class:`Dot`: ``Dot(axes, normalize, **kwargs)(inputs)``."""
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)

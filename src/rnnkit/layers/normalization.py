@@ -1,4 +1,5 @@
-"""``BatchNormalization`` with Keras 3 semantics, weight order and defaults."""
+"""``BatchNormalization`` and ``LayerNormalization`` with Keras 3 semantics, weight order and
+defaults."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import numpy as np
 import torch
 
 from rnnkit import constraints, initializers, regularizers
-from rnnkit.layers.base import Layer, check_input_shape
+from rnnkit.layers.base import Layer
 from rnnkit.layers.core import drop_keras_only_keys
+from rnnkit.layers.shapes import check_input_shape, layer_label
 from rnnkit.symbolic import in_symbolic_call
 
 # Keras' backend.epsilon(): keeps masked moments finite when every position is masked.
@@ -227,3 +229,150 @@ def _broadcast(vector: torch.Tensor, ndim: int, axis: int) -> torch.Tensor:
     shape = [1] * ndim
     shape[axis] = vector.shape[0]
     return vector.reshape(shape)
+
+
+class LayerNormalization(Layer):
+    """Normalizes each sample over ``axis`` (by default the features ``F``), the same in
+    training and inference::
+
+        mean, variance = moments of inputs over `axis` (biased variance), per position
+        outputs = gamma * (inputs - mean) / sqrt(variance + epsilon) + beta
+
+    Args:
+        axis: the axis or list of axes to normalize over (default -1).
+        epsilon: added to the variance (default 1e-3).
+        center / scale: whether to use ``beta`` / ``gamma``.
+        beta_initializer, gamma_initializer (``"zeros"``, ``"ones"``), beta_regularizer,
+        gamma_regularizer, beta_constraint, gamma_constraint: as in Dense.
+        rms_scaling: only False (Keras deprecated it; use an RMS normalization layer).
+
+    Weights, in Keras order: ``gamma`` then ``beta``, of the inputs' sizes on ``axis``
+    (``(F,)`` by default). Masks pass through unchanged and do not enter the moments.
+
+    >>> import numpy as np
+    >>> out = LayerNormalization()(np.array([[1.0, 3.0]], np.float32))
+    >>> [round(float(v), 3) for v in out[0]]
+    [-0.999, 0.999]
+    """
+
+    def __init__(
+        self,
+        axis: int | list[int] | tuple[int, ...] = -1,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        rms_scaling: bool = False,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+        if not axes or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
+            raise TypeError(
+                f"LayerNormalization: axis must be an int or a list of ints, received {axis!r}"
+            )
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
+            raise ValueError(f"LayerNormalization: epsilon must be positive, received {epsilon!r}")
+        if rms_scaling:
+            raise ValueError(
+                "LayerNormalization: rms_scaling=True (deprecated in Keras, it scales by the "
+                "variance) is not supported by rnnkit"
+            )
+        super().__init__(**kwargs)
+        self.axis = list(axis) if isinstance(axis, (list, tuple)) else axis
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer, "beta_initializer")
+        self.gamma_initializer = initializers.get(gamma_initializer, "gamma_initializer")
+        self.beta_regularizer = regularizers.get(beta_regularizer, "beta_regularizer")
+        self.gamma_regularizer = regularizers.get(gamma_regularizer, "gamma_regularizer")
+        self.beta_constraint = constraints.get(beta_constraint, "beta_constraint")
+        self.gamma_constraint = constraints.get(gamma_constraint, "gamma_constraint")
+        self.supports_masking = True
+        self.gamma: torch.nn.Parameter | None = None
+        self.beta: torch.nn.Parameter | None = None
+        self._built_shape: tuple[int | None, ...] | None = None
+
+    def _axes(self, shape: tuple[int | None, ...]) -> list[int]:
+        rank = len(shape)
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        for a in axes:
+            if not -rank <= a < rank:
+                raise ValueError(
+                    f"{layer_label(self)}: axis={self.axis} is out of range for inputs of shape "
+                    f"{tuple(shape)}"
+                )
+        resolved = sorted({a % rank for a in axes})
+        if len(resolved) != len(axes):
+            raise ValueError(f"{layer_label(self)}: axis={self.axis} repeats an axis")
+        return resolved
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        axes = self._axes(tuple(input_shape))
+        shape = tuple(input_shape[a] for a in axes)
+        if any(d is None for d in shape):
+            raise ValueError(
+                f"{layer_label(self)}: the sizes of axis={self.axis} must be known, received "
+                f"input shape {tuple(input_shape)}"
+            )
+        self._built_shape = tuple(input_shape)
+        if self.scale:
+            self.gamma = self.add_weight(
+                shape=shape,
+                initializer=self.gamma_initializer,
+                regularizer=self.gamma_regularizer,
+                constraint=self.gamma_constraint,
+                name="gamma",
+            )
+        if self.center:
+            self.beta = self.add_weight(
+                shape=shape,
+                initializer=self.beta_initializer,
+                regularizer=self.beta_regularizer,
+                constraint=self.beta_constraint,
+                name="beta",
+            )
+
+    def call(self, inputs: torch.Tensor) -> torch.Tensor:
+        shape = tuple(inputs.shape)
+        assert self._built_shape is not None
+        check_input_shape(self, shape, rank=len(self._built_shape), legend="(as built)")
+        axes = self._axes(shape)
+        expected = {a: self._built_shape[a] for a in axes}
+        check_input_shape(self, shape, axes=expected, legend=f"(axis={self.axis} as built)")
+        out_dtype = inputs.dtype
+        x = inputs.to(torch.promote_types(inputs.dtype, torch.float32))
+        variance, mean = torch.var_mean(x, dim=axes, keepdim=True, correction=0)
+        factor = torch.rsqrt(variance + self.epsilon)
+        broadcast = [shape[d] if d in axes else 1 for d in range(len(shape))]
+        if self.gamma is not None:
+            factor = factor * self.gamma.to(x.dtype).reshape(broadcast)
+        shift = -mean * factor
+        if self.beta is not None:
+            shift = shift + self.beta.to(x.dtype).reshape(broadcast)
+        return (x * factor + shift).to(out_dtype)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        self._axes(tuple(input_shape))
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "rms_scaling": False,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "beta_constraint": constraints.serialize(self.beta_constraint),
+            "gamma_constraint": constraints.serialize(self.gamma_constraint),
+        }

@@ -22,7 +22,8 @@ What Keras 3 cannot express is refused with a ``ValueError`` that names it, befo
 is written:
 
 - layers Keras 3 does not have (``DropoutCell``, ``OutputProjectionCell``), custom layer
-  classes and subclassed models (Keras would need their Python code);
+  classes and subclassed models (Keras would need their Python code), and the layers around
+  RNNs added later (convolutions, pooling, attention, ...: not in :data:`KERAS_LAYERS` yet);
 - arguments Keras 3 dropped or never had, when they differ from the value that behaves as
   Keras does (:data:`RNNKIT_ONLY_ARGUMENTS`: ``time_major``, ``compile_loop`` of the RNN layers,
   ``use_cudnn`` of ``SimpleRNN``); and the ``constants`` call argument of ``RNN``;
@@ -85,6 +86,9 @@ KERAS_LAYERS = (
     "Bidirectional",
     "TimeDistributed",
 )
+# rnnkit's layers without a Keras 3 counterpart (the other public layers missing from
+# KERAS_LAYERS, e.g. convolutions and attention, are Keras', not yet written by this module).
+_NOT_IN_KERAS = ("DropoutCell", "OutputProjectionCell")
 _RNN_ONLY = {"time_major": False, "compile_loop": False}
 # Arguments rnnkit has and Keras 3 does not, with the value at which rnnkit behaves as Keras:
 # at that value they are left out of the file, at any other the export is refused.
@@ -144,14 +148,15 @@ def _keras_class(layer: Layer) -> str:
         return cls.__name__
     if is_model(layer):
         what = "a subclassed model"
-    elif cls.__name__ in dir(public_layers):
+    elif cls.__name__ in _NOT_IN_KERAS:
         what = "an rnnkit layer that Keras 3 does not have"
+    elif cls.__name__ in dir(public_layers):
+        what = "an rnnkit layer the Keras export does not write yet"
     else:
         what = "a custom layer"
     raise ValueError(
-        f"export_keras: layer '{layer.name}' is {what} ({cls.__name__}); a Keras file can hold "
-        f"only Keras 3's own classes: functional and Sequential models and "
-        f"{', '.join(KERAS_LAYERS)}"
+        f"export_keras: layer '{layer.name}' is {what} ({cls.__name__}); the Keras export "
+        f"writes functional and Sequential models of {', '.join(KERAS_LAYERS)}"
     )
 
 

@@ -23,8 +23,10 @@ only by :func:`load_model` of a ``.keras`` file, with ``compile=True``.
 
 Keras 3 functional graphs record the masks of ``Masking`` and ``Embedding(mask_zero=True)`` as
 ``keras.ops`` nodes (``NotEqual``, ``Any``) passed to the next layer as ``mask=``; these four
-ops (``NotEqual``, ``Equal``, ``Any``, ``All``) are imported as small weightless layers
-(:data:`KERAS_OPS`), other ops raise the "not supported" error. The ``training`` argument
+ops (``NotEqual``, ``Equal``, ``Any``, ``All``), and those Keras records where masks merge
+after attention layers (``ConvertToTensor``, ``ExpandDims``, ``ZerosLike``, ``LogicalOr``,
+``LogicalAnd``), are imported as small weightless layers (:data:`KERAS_OPS`); other ops raise
+the "not supported" error. The ``training`` argument
 Keras records in a graph is dropped (as Keras' own replay does). With ``compile=True`` the
 model is compiled with the file's optimizer hyperparameters, loss and metrics
 (:func:`translate_compile_config`) and, for Adam/AdamW, SGD, RMSprop and Adagrad, the
@@ -132,7 +134,91 @@ class _All(_KerasOp):
         return x.all() if axis is None else torch.all(x, dim=axis, keepdim=keepdims)
 
 
-KERAS_OPS: dict[str, type] = {"NotEqual": _NotEqual, "Equal": _Equal, "Any": _Any, "All": _All}
+class _ExpandDims(_KerasOp):
+    """``x`` with a new size-1 axis at ``axis`` (Keras records it when merging masks)."""
+
+    _registered_name = "ExpandDims"
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.unsqueeze(x, self.axis if self.axis is not None else 0)
+
+
+class _LogicalOr(_KerasOp):
+    """``x | y`` of bool tensors (broadcast)."""
+
+    _registered_name = "LogicalOr"
+
+    def call(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.logical_or(x.bool(), torch.as_tensor(y, device=x.device).bool())
+
+
+class _LogicalAnd(_KerasOp):
+    """``x & y`` of bool tensors (broadcast)."""
+
+    _registered_name = "LogicalAnd"
+
+    def call(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.logical_and(x.bool(), torch.as_tensor(y, device=x.device).bool())
+
+
+class _ConvertToTensor(_KerasOp):
+    """The identity on a tensor (Keras records it around the masks of attention layers);
+    only Keras' defaults (no dtype, dense) are accepted."""
+
+    _registered_name = "ConvertToTensor"
+
+    def __init__(
+        self,
+        name: str | None = None,
+        dtype: Any = None,
+        sparse: bool | None = None,
+        ragged: bool | None = None,
+    ) -> None:
+        if dtype is not None or sparse or ragged:
+            raise ValueError(
+                f"ConvertToTensor: only dtype=None, dense tensors are supported, received "
+                f"dtype={dtype!r}, sparse={sparse!r}, ragged={ragged!r}"
+            )
+        super().__init__(name=name)
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+class _ZerosLike(_KerasOp):
+    """Zeros of ``x``'s shape, as bool (Keras' mask merges) or ``x``'s dtype."""
+
+    _registered_name = "ZerosLike"
+
+    def __init__(self, name: str | None = None, dtype: Any = None) -> None:
+        if dtype not in (None, "bool"):
+            raise ValueError(
+                f"ZerosLike: only dtype None or 'bool' is supported, received {dtype!r}"
+            )
+        super().__init__(name=name)
+        self.zeros_dtype = dtype
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x, dtype=torch.bool if self.zeros_dtype == "bool" else None)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.zeros_dtype}
+
+
+KERAS_OPS: dict[str, type] = {
+    "NotEqual": _NotEqual,
+    "Equal": _Equal,
+    "Any": _Any,
+    "All": _All,
+    "ExpandDims": _ExpandDims,
+    "LogicalOr": _LogicalOr,
+    "LogicalAnd": _LogicalAnd,
+    "ConvertToTensor": _ConvertToTensor,
+    "ZerosLike": _ZerosLike,
+}
 
 
 def _layer_class(class_name: str, custom_objects: Mapping[str, Any] | None) -> type | None:
