@@ -133,4 +133,7 @@ def test_callbacks_is_a_real_module():
 
     assert rnnkit.callbacks.__file__.endswith("rnnkit/callbacks.py")
     assert rnnkit.callbacks.BackupAndRestore.__module__ == "rnnkit.training.backup"
-    assert not hasattr(rnnkit.training.callbacks, "BackupAndRestore")  # no cycle back
+    assert "BackupAndRestore" not in vars(rnnkit.training.callbacks)  # no cycle back
+    with pytest.warns(DeprecationWarning, match="import it from rnnkit.callbacks"):
+        from rnnkit.training.callbacks import BackupAndRestore
+    assert BackupAndRestore is rnnkit.callbacks.BackupAndRestore

@@ -5,7 +5,7 @@ reads one JSON request per line on stdin, ``{"case": name, "folder": path, "memo
 "timeout_s": s}``, forks a child that sets ``RLIMIT_AS`` to its current size plus ``memory_mb``
 and an alarm of ``timeout_s``, runs :func:`crafted.run_case`, and writes one JSON line back:
 the exception's type, module of the raising frame and message (or ``"loaded"``), the wall
-time, the child's peak RSS growth and how it ended.
+and CPU time, the child's peak RSS growth and how it ended.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def main() -> None:
         while chunk := os.read(read_fd, 65536):
             chunks.append(chunk)
         os.close(read_fd)
-        _, status, _ = os.wait4(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
         elapsed = time.perf_counter() - start
         if chunks:
             result = json.loads(b"".join(chunks))
@@ -76,6 +76,7 @@ def main() -> None:
             sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
             result = {"outcome": "died", "signal": sig, "status": status}
         result["seconds"] = elapsed
+        result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
         print(json.dumps(result), flush=True)
 
 

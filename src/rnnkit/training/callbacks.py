@@ -479,3 +479,18 @@ class ModelCheckpoint(_Monitor):
             self.model.save_weights(path)
         else:
             torch.save(self.model.state_dict(), path)
+
+
+def __getattr__(name: str) -> Any:
+    """``BackupAndRestore`` from its former place, with a ``DeprecationWarning``."""
+    if name != "BackupAndRestore":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        "rnnkit.training.callbacks.BackupAndRestore moved: import it from rnnkit.callbacks",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    # Lazy: rnnkit.training.backup imports Callback from this module.
+    from rnnkit.training.backup import BackupAndRestore
+
+    return BackupAndRestore
