@@ -419,15 +419,30 @@ class Model(Trainer, Layer):
         )
 
     # ------------------------------------------------------------------ saving
-    def save(self, filepath: Any, overwrite: bool = True, include_optimizer: bool = True) -> None:
-        """Save to a ``.keras`` file (see :func:`rnnkit.saving.save_model`)."""
+    def save(
+        self,
+        filepath: Any,
+        overwrite: bool = True,
+        include_optimizer: bool = True,
+        format: str = "rnnkit",
+    ) -> None:
+        """Save to a ``.keras`` file: ``format="rnnkit"`` writes rnnkit's own file (any model,
+        with the optimizer state; see :func:`rnnkit.saving.save_model`), ``format="keras"``
+        a file in Keras 3's layout that ``keras.saving.load_model`` reads (Keras' layers
+        only; see :func:`rnnkit.saving.export_keras`)."""
+        from rnnkit.saving.keras_export import export_keras
         from rnnkit.saving.model_file import save_model
 
-        save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+        if format == "keras":
+            export_keras(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+        elif format == "rnnkit":
+            save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+        else:
+            raise ValueError(f'save: format must be "rnnkit" or "keras", received {format!r}')
 
     def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
-        """Save the weights to a ``.weights.safetensors`` file (see
-        :func:`rnnkit.saving.save_weights`)."""
+        """Save the weights to a ``.weights.safetensors`` file (rnnkit's) or a
+        ``.weights.h5`` file (Keras 3's layout); see :func:`rnnkit.saving.save_weights`."""
         from rnnkit.saving.weights_file import save_weights
 
         save_weights(self, filepath, overwrite=overwrite)

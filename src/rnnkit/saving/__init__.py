@@ -1,5 +1,7 @@
-"""Saving and loading: model files (.keras), weight files, Keras 3 import, custom classes."""
+"""Saving and loading: model files (.keras), weight files, Keras 3 import and export, custom
+classes."""
 
+from rnnkit.saving.keras_export import export_keras as export_keras
 from rnnkit.saving.limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from rnnkit.saving.limits import LoadLimits as LoadLimits
 from rnnkit.saving.model_file import load_model as load_model

@@ -29,6 +29,7 @@ from safetensors.torch import save as st_save
 
 from rnnkit.layers.base import Layer
 from rnnkit.saving.files import _fspath, atomic_write, check_overwrite
+from rnnkit.saving.keras_export import save_keras_weights
 from rnnkit.saving.limits import DEFAULT_LIMITS, LoadLimits, check_limits, parse_json
 
 WEIGHTS_SUFFIX = ".weights.safetensors"
@@ -201,21 +202,33 @@ def assign_tensors(model: Layer, tensors: dict[str, torch.Tensor], source: str) 
             param.copy_(ordered[i][1].to(dtype=param.dtype, device=param.device))
 
 
+def check_weights_suffix(filepath: Any, where: str = "save_weights") -> str:
+    """The path as a string; ``ValueError`` unless it ends in ``.weights.safetensors``
+    (rnnkit's file) or ``.weights.h5`` (Keras 3's file)."""
+    path = _fspath(filepath)
+    if not path.endswith((WEIGHTS_SUFFIX, KERAS_WEIGHTS_SUFFIX)):
+        raise ValueError(
+            f"{where}: filepath must end in '{WEIGHTS_SUFFIX}' (rnnkit) or "
+            f"'{KERAS_WEIGHTS_SUFFIX}' (Keras 3), received {path!r}"
+        )
+    return path
+
+
 def save_weights(model: Any, filepath: str | os.PathLike, overwrite: bool = True) -> None:
-    """Write ``model``'s weights to ``filepath`` (must end in ``.weights.safetensors``),
-    atomically.
+    """Write ``model``'s weights to ``filepath``, atomically: rnnkit's safetensors file for
+    ``.weights.safetensors``, Keras 3's HDF5 layout for ``.weights.h5`` (see
+    :func:`rnnkit.saving.keras_export.save_keras_weights`).
 
     Args:
         model: an rnnkit model or layer (built).
-        filepath: the file, ending in ``.weights.safetensors``.
+        filepath: the file, ending in ``.weights.safetensors`` or ``.weights.h5``.
         overwrite: when False, an existing file raises ``ValueError``.
     """
     model = _check_layer(model, "save_weights")
-    path = _fspath(filepath)
-    if not path.endswith(WEIGHTS_SUFFIX):
-        raise ValueError(
-            f"save_weights: filepath must end in '{WEIGHTS_SUFFIX}', received {path!r}"
-        )
+    path = check_weights_suffix(filepath)
+    if path.endswith(KERAS_WEIGHTS_SUFFIX):
+        save_keras_weights(model, path, overwrite=overwrite)
+        return
     if not model.weights:
         raise ValueError(
             f"save_weights: the model '{model.name}' has no weights (is it built?); call it on "

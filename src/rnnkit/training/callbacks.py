@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from rnnkit import distributed
+from rnnkit.saving.weights_file import check_weights_suffix
 from rnnkit.training.optimizers import get_learning_rate, set_learning_rate
 from rnnkit.training.progress import ProgressBar
 
@@ -405,11 +406,14 @@ class ModelCheckpoint(_Monitor):
     """Save the model (or its weights) after every epoch, or only when ``monitor`` improved.
 
     ``filepath`` may hold ``{epoch}`` (1-based) and log keys, e.g.
-    ``"ckpt-{epoch:02d}-{val_loss:.2f}.pt"``. Weights are saved with the model's
-    ``save_weights(path)`` when it has one, otherwise as ``torch.save(model.state_dict(),
-    path)`` (load with ``model.load_state_dict(torch.load(path))``). A full model is saved with
-    ``model.save(path)``, which the model must provide (else use ``save_weights_only=True``).
-    Under data parallelism only rank 0 saves.
+    ``"ckpt-{epoch:02d}-{val_loss:.2f}.keras"``. Weights are saved with the model's
+    ``save_weights(path)`` when it has one (an rnnkit model: ``path`` must end in
+    ``.weights.h5``, Keras 3's layout, or ``.weights.safetensors``), otherwise as
+    ``torch.save(model.state_dict(), path)`` (load with
+    ``model.load_state_dict(torch.load(path))``). A full model is saved with
+    ``model.save(path)``, which the model must provide (else use ``save_weights_only=True``);
+    for an rnnkit model ``path`` must end in ``.keras``. A wrong suffix is refused when
+    ``fit`` starts, before the first epoch. Under data parallelism only rank 0 saves.
     """
 
     def __init__(
@@ -439,6 +443,16 @@ class ModelCheckpoint(_Monitor):
             raise ValueError(
                 f"ModelCheckpoint: {type(model).__name__} has no save() method to save the full "
                 "model; pass save_weights_only=True"
+            )
+        # an rnnkit model (save and save_weights) refuses other suffixes: say so before training
+        rnnkit_model = hasattr(model, "save_weights")
+        if self.save_weights_only and rnnkit_model:
+            check_weights_suffix(self.filepath, "ModelCheckpoint")
+        elif not self.save_weights_only and rnnkit_model and not self.filepath.endswith(".keras"):
+            raise ValueError(
+                f"ModelCheckpoint: filepath must end in '.keras' to save the full model, "
+                f"received {self.filepath!r}; to save only the weights pass "
+                "save_weights_only=True and a '.weights.h5' or '.weights.safetensors' path"
             )
         super().set_model(model)
 
