@@ -446,8 +446,8 @@ def compile_config(model: Any) -> dict[str, Any] | None:
 def optimizer_variables(model: Any) -> list[np.ndarray]:
     """The variables of Keras 3's optimizer for ``model``'s compiled rnnkit optimizer, in
     Keras' order: ``iterations``, ``learning_rate``, then the slots of each trainable weight
-    (:func:`rnnkit.saving.keras_import._keras_slot_blocks` gives the order and the factors
-    between torch's and Keras' slots; a slot torch has not created yet is zeros, as in a
+    (:func:`rnnkit.saving.keras_import._keras_slot_blocks` gives the order; rnnkit's
+    optimizers keep Keras' slots under Keras' names; a slot not created yet is zeros, as in a
     fresh Keras optimizer)."""
     optimizer = model.optimizer
     params = model._trainable_parameters()
@@ -462,13 +462,12 @@ def optimizer_variables(model: Any) -> list[np.ndarray]:
     ]
     for block in blocks:
         for param in params:
-            for name, factor in block:
+            for name in block:
                 value = state.get(param, {}).get(name)
                 if value is None:
                     arrays.append(np.zeros(tuple(param.shape), dtype=np.float32))
                 else:
-                    array = value.detach().to("cpu").numpy()
-                    arrays.append((array / factor if factor != 1.0 else array).astype(np.float32))
+                    arrays.append(value.detach().to("cpu").numpy().astype(np.float32))
     return arrays
 
 
