@@ -166,6 +166,18 @@ class _GlobalPooling1D(Layer):
     def compute_mask(self, inputs: Any, mask: Any = None) -> None:
         return None
 
+    def _kept_steps(self, inputs: torch.Tensor, mask: Any) -> torch.Tensor:
+        """The ``(B, T)`` mask as a bool tensor broadcastable against ``inputs``."""
+        steps = inputs.shape[self._steps_axis()]
+        mask = torch.as_tensor(mask, device=inputs.device)
+        if tuple(mask.shape) != (inputs.shape[0], steps):
+            raise ValueError(
+                f"{layer_label(self)}: mask has shape {tuple(mask.shape)}, expected "
+                f"{(inputs.shape[0], steps)} (batch, steps) for inputs of shape "
+                f"{tuple(inputs.shape)}"
+            )
+        return mask.to(torch.bool).unsqueeze(2 if self._steps_axis() == 1 else 1)
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
 
@@ -177,11 +189,20 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
         data_format: ``"channels_last"`` (default, ``(B, T, C)``) or ``"channels_first"``.
         keepdims: keep the time axis with size 1.
 
-    As in Keras 3, an input mask is not used: the max runs over every step.
+    With a ``(B, T)`` mask the max runs over the unmasked steps only (a sample with every
+    step masked gives ``-inf``, the max of nothing). Keras 3 ignores the mask here and takes
+    padded steps into the max; rnnkit does what the mask says.
     """
 
-    def call(self, inputs: torch.Tensor) -> torch.Tensor:
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs: Any):
+        super().__init__(data_format=data_format, keepdims=keepdims, **kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_input_shape(self, inputs.shape, rank=3, legend=_legend(self.data_format))
+        if mask is not None:
+            lowest = torch.tensor(float("-inf"), dtype=inputs.dtype, device=inputs.device)
+            inputs = torch.where(self._kept_steps(inputs, mask), inputs, lowest)
         return torch.amax(inputs, dim=self._steps_axis(), keepdim=self.keepdims)
 
 
@@ -199,15 +220,7 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
         axis = self._steps_axis()
         if mask is None:
             return inputs.mean(dim=axis, keepdim=self.keepdims)
-        steps = inputs.shape[axis]
-        mask = torch.as_tensor(mask, device=inputs.device)
-        if tuple(mask.shape) != (inputs.shape[0], steps):
-            raise ValueError(
-                f"{layer_label(self)}: mask has shape {tuple(mask.shape)}, expected "
-                f"{(inputs.shape[0], steps)} (batch, steps) for inputs of shape "
-                f"{tuple(inputs.shape)}"
-            )
-        keep = mask.to(torch.bool).unsqueeze(2 if axis == 1 else 1)
+        keep = self._kept_steps(inputs, mask)
         total = torch.where(keep, inputs, torch.zeros((), dtype=inputs.dtype)).sum(
             dim=axis, keepdim=self.keepdims
         )
