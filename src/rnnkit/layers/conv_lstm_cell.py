@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from rnnkit import activations, constraints, initializers, regularizers, tree
 from rnnkit.layers.base import Layer
 from rnnkit.layers.cell_protocol import DropoutRNNCell
+from rnnkit.layers.conv_utils import same_padding
 from rnnkit.layers.shapes import layer_label
 
 Tensor = torch.Tensor
@@ -148,16 +149,6 @@ def conv_output_length(
         return (length + stride - 1) // stride
     effective = (kernel - 1) * dilation + 1
     return (length - effective) // stride + 1
-
-
-def same_padding(length: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """``(before, after)`` zeros that make a ``"same"`` convolution output ``ceil(L / s)``; an
-    odd total puts the extra element after (TensorFlow's rule, which Keras follows)."""
-    effective = (kernel - 1) * dilation + 1
-    total = max(
-        0, (conv_output_length(length, kernel, stride, "same") - 1) * stride + effective - length
-    )
-    return total // 2, total - total // 2
 
 
 def convolve(
