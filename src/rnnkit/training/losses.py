@@ -157,18 +157,34 @@ def sparse_categorical_crossentropy(
         valid = y_true != ignore_class
         y_true = torch.where(valid, y_true, torch.zeros_like(y_true))
     classes = y_pred.shape[-1]
-    if y_true.numel() and bool(((y_true < 0) | (y_true >= classes)).any()):
-        # Checked here: an out-of-range gather is a device-side assert on CUDA.
-        bad = y_true[(y_true < 0) | (y_true >= classes)][0].item()
-        raise ValueError(
-            f"sparse_categorical_crossentropy: y_true holds the label {bad}, expected labels in "
-            f"[0, {classes}) (y_pred has {classes} classes on its last axis)"
-        )
+    _check_labels(y_true, classes)
     log_probs = _log_probs(y_pred, from_logits)
     values = -torch.gather(log_probs, -1, y_true.unsqueeze(-1)).squeeze(-1)
     if valid is not None:
         values = values * valid.to(values.dtype)
     return values
+
+
+def _check_labels(y_true: torch.Tensor, classes: int) -> None:
+    """Labels in ``[0, classes)``, checked before the gather (out of range, it is a device-side
+    assert on CUDA). Host labels are checked by numpy with a ValueError naming the label;
+    labels on another device with an asynchronous device assert (no read-back per step)."""
+    if not y_true.numel():
+        return
+    if y_true.device.type == "cpu" and not torch.compiler.is_compiling():
+        labels = y_true.detach().numpy()
+        out = (labels < 0) | (labels >= classes)
+        if out.any():
+            raise ValueError(
+                f"sparse_categorical_crossentropy: y_true holds the label {labels[out][0]}, "
+                f"expected labels in [0, {classes}) (y_pred has {classes} classes on its last "
+                "axis)"
+            )
+        return
+    in_range = ((y_true >= 0) & (y_true < classes)).all()
+    torch._assert_async(
+        in_range, f"sparse_categorical_crossentropy: y_true holds labels outside [0, {classes})"
+    )
 
 
 def _log_probs(y_pred: torch.Tensor, from_logits: bool) -> torch.Tensor:

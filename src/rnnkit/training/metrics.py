@@ -49,6 +49,20 @@ class Metric:
     def reset_state(self) -> None:
         raise NotImplementedError
 
+    def result_tensor(self) -> torch.Tensor:
+        """The result as a 0-d tensor, left on the device (``fit`` reads the logs back only
+        when it shows them). Metrics that only implement ``result()`` give a host tensor."""
+        return torch.as_tensor(self.result(), dtype=torch.float32)
+
+    def state_tensors(self) -> list[Any] | None:
+        """The values the metric accumulates, or None when it does not say (then the nan
+        policy's step guard reads the step's flag back before updating it)."""
+        return None
+
+    def set_state_tensors(self, values: list[Any]) -> None:
+        """Put back values given by :meth:`state_tensors`."""
+        raise NotImplementedError
+
     def __call__(self, *args: Any, **kwargs: Any) -> float:
         """Update with one batch and return the running result (as Keras' ``Metric.__call__``)."""
         self.update_state(*args, **kwargs)
@@ -101,6 +115,24 @@ class Mean(Metric):
         total = float(self._total.item() if isinstance(self._total, torch.Tensor) else self._total)
         count = float(self._count.item() if isinstance(self._count, torch.Tensor) else self._count)
         return total / count if count else 0.0
+
+    def result_tensor(self) -> torch.Tensor:
+        """``total / count`` (0 while nothing was counted) on the device of the state."""
+        if type(self).result is not Mean.result:  # a subclass's own result(): ask it
+            return torch.as_tensor(self.result(), dtype=torch.float32)
+        return self._mean_tensor()
+
+    def _mean_tensor(self) -> torch.Tensor:
+        if not isinstance(self._total, torch.Tensor):
+            return torch.as_tensor(self.result(), dtype=torch.float32)
+        count = torch.as_tensor(self._count, dtype=self._total.dtype, device=self._total.device)
+        return torch.where(count != 0, self._total / count, 0.0)
+
+    def state_tensors(self) -> list[Any]:
+        return [self._total, self._count]
+
+    def set_state_tensors(self, values: list[Any]) -> None:
+        self._total, self._count = values
 
 
 class MeanMetricWrapper(Mean):
@@ -226,6 +258,9 @@ class RootMeanSquaredError(Mean):
 
     def result(self) -> float:
         return super().result() ** 0.5
+
+    def result_tensor(self) -> torch.Tensor:
+        return self._mean_tensor().sqrt()
 
 
 class SparseCategoricalCrossentropy(MeanMetricWrapper):

@@ -35,8 +35,18 @@ def check_policy(policy: Any) -> str:
 
 
 def _is_finite(a: Any) -> bool:
+    """No NaN or infinity in ``a``. Host arrays (numpy, CPU tensors) are checked by numpy,
+    which reads nothing back from a device; a tensor on another device is checked there
+    (one read-back)."""
     if isinstance(a, torch.Tensor):
-        return not a.is_floating_point() or bool(torch.isfinite(a).all())
+        if not a.is_floating_point():
+            return True
+        if a.device.type != "cpu":
+            return bool(torch.isfinite(a).all())
+        a = a.detach()
+        if a.dtype in (torch.float16, torch.bfloat16):
+            a = a.to(torch.float32)
+        a = a.numpy()
     if isinstance(a, np.ndarray) and a.dtype.kind in "fc":
         return bool(np.isfinite(a).all())
     return True
@@ -99,9 +109,25 @@ def check_loss(model: Any, loss: torch.Tensor | None) -> bool:
     return False
 
 
-def _report(model: Any, error: type[Exception], message: str) -> None:
+def report_bad_step(model: Any, label: str, loss: float, undone: int) -> None:
+    """Apply the model's nan policy to a step found bad by the step guard: the step named
+    ``label`` had the non-finite ``loss``; ``undone`` updates (it and the ones after it, run
+    before the host read the flag) were undone on the device."""
+    later = undone - 1
+    also = f" nor by the {later} batch(es) run after it before the check" if later > 0 else ""
+    _report(
+        model,
+        FloatingPointError,
+        f"the loss is {loss}; the weights were not updated by this batch{also}. Lower the "
+        "learning rate, clip the gradients (e.g. clipnorm=1.0) or check the data; "
+        'compile(nan_policy="ignore") trains on',
+        label,
+    )
+
+
+def _report(model: Any, error: type[Exception], message: str, label: str | None = None) -> None:
     """Raise ``error`` ("raise") or warn and stop training ("warn"), naming the batch."""
-    message = f"{model.batch_label}: {message}"
+    message = f"{label or model.batch_label}: {message}"
     if model.nan_policy == "raise":
         raise error(message)
     warnings.warn(message + "; training stops", RuntimeWarning, stacklevel=5)

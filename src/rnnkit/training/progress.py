@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Column
+
+REFRESH_SECONDS = 0.05  # as Keras' progress bar: at most 20 redraws a second
 
 
 def resolve_verbose(verbose: Any, argument: str = "verbose") -> int:
@@ -26,7 +29,7 @@ def resolve_verbose(verbose: Any, argument: str = "verbose") -> int:
     return int(verbose)
 
 
-def format_logs(logs: dict[str, Any]) -> str:
+def format_logs(logs: Mapping[str, Any]) -> str:
     """``loss: 0.1234 - accuracy: 0.5000`` (4 decimals, as Keras)."""
     parts = []
     for key, value in logs.items():
@@ -58,6 +61,7 @@ class ProgressBar:
         self.target = target
         self.verbose = verbose
         self.start = time.perf_counter()
+        self._shown = float("-inf")  # when the live bar was last redrawn
         self.current = 0
         self._progress: Progress | None = None
         self._task: Any = None
@@ -75,10 +79,18 @@ class ProgressBar:
             self._progress.start()
             self._task = self._progress.add_task("", total=target, timing="", logs="")
 
-    def update(self, current: int, logs: dict[str, Any] | None = None, finalize: bool = False):
-        """Show ``current`` steps done with the running ``logs``; ``finalize`` ends the bar."""
+    def update(self, current: int, logs: Mapping[str, Any] | None = None, finalize: bool = False):
+        """Show ``current`` steps done with the running ``logs``; ``finalize`` ends the bar.
+
+        The live bar redraws at most every :data:`REFRESH_SECONDS`; between redraws the logs
+        are not read (reading them copies the metrics from the device).
+        """
         self.current = current
-        elapsed = time.perf_counter() - self.start
+        now = time.perf_counter()
+        if not finalize and (self._progress is None or now - self._shown < REFRESH_SECONDS):
+            return
+        self._shown = now
+        elapsed = now - self.start
         total, per_step = _format_time(elapsed, current)
         text = format_logs(logs or {})
         if self._progress is not None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,9 @@ from rnnkit.training import metrics as metrics_module
 from rnnkit.training import nan_policy as nan_policy_module
 from rnnkit.training import optimizers as optimizers_module
 from rnnkit.training.compiled import CompiledLoss, CompiledMetrics, dedupe_names
+from rnnkit.training.logs import StepLogs
 from rnnkit.training.progress import ProgressBar, resolve_verbose
+from rnnkit.training.step_guard import BadStep, StepGuard
 
 
 class Trainer:
@@ -79,6 +81,10 @@ class Trainer:
         self._initial_epoch: int | None = None
         self._initial_step = 0
         self._batch_label = "train_step"  # how nan-policy errors name the running step
+        self._guard = StepGuard()  # the nan policy's device-side half
+        self._loss_scaler: torch.amp.GradScaler | None = None  # float16 compute only
+        self.jit_compile = False
+        self._jit_steps: dict[str, Any] = {}
 
     # ------------------------------------------------------------ public seams
     @property
@@ -183,6 +189,7 @@ class Trainer:
             for layer in self._flatten_layers()
         )
         self._loss_scaler = torch.amp.GradScaler(self._device().type) if float16 else None
+        self._guard.reset()
         self.compiled = True
         self.stop_training = False
 
@@ -218,8 +225,33 @@ class Trainer:
 
     @torch.compiler.disable  # jit_compile compiles the model's computation, not this
     def get_metrics_result(self) -> dict[str, float]:
-        """``{name: value}`` of every metric, in :attr:`metrics` order."""
-        return {m.name: float(m.result()) for m in self.metrics}
+        """``{name: value}`` of every metric, in :attr:`metrics` order (one read-back)."""
+        metrics = self.metrics
+        return dict(zip([m.name for m in metrics], self._read_back(self._result_tensors())))
+
+    def _result_tensors(self) -> list[torch.Tensor]:
+        return [m.result_tensor() for m in self.metrics]
+
+    def _step_logs(self) -> StepLogs:
+        """The running logs, left on the device until something reads them."""
+        metrics = self.metrics
+        return StepLogs([m.name for m in metrics], self._result_tensors(), self._read_back)
+
+    @torch.compiler.disable  # jit_compile compiles the model's computation, not this
+    def _read_back(self, values: list[Any]) -> list[float]:
+        """``values`` as floats, read back with the step guard's pending flags in one
+        transfer; a bad step among them gets the nan policy (raise, or warn and stop)."""
+        floats, bad = self._guard.read_back(values)
+        if bad is not None:
+            self._apply_nan_policy(bad)
+        return floats
+
+    def _apply_nan_policy(self, bad: BadStep) -> None:
+        """Take back the optimizer's count of the undone steps, then raise or warn and stop."""
+        optimizer = self.optimizer
+        if bad.skipped and isinstance(optimizer, optimizers_module.Optimizer) and optimizer.built:
+            optimizer.torch_optimizer.rewind(bad.skipped)
+        nan_policy_module.report_bad_step(self, bad.label, bad.loss, bad.skipped)
 
     # ------------------------------------------------------------- steps (overridable)
     def compute_loss(
@@ -249,28 +281,104 @@ class Trainer:
             )
         return total
 
-    def train_step(self, data: tuple[Any, Any, Any]) -> dict[str, float]:
-        """One optimizer step on a batch ``(x, y, sample_weight)``; returns the running logs.
+    def train_step(self, data: tuple[Any, Any, Any]) -> Mapping[str, float]:
+        """One optimizer step on a batch ``(x, y, sample_weight)``; returns the running logs
+        (a mapping whose values stay on the device until read).
 
-        A non-finite loss skips the step (see ``compile(nan_policy=...)``); under data
+        A non-finite loss skips the step (see ``compile(nan_policy=...)``), decided on the
+        device by the step guard (:mod:`rnnkit.training.step_guard`) where it can; under data
         parallelism the gradients are all-reduced before the step.
         """
         x, y, sample_weight = data
+        guard = self._guard if self._guard_on_device() else None
+        states = guard.metric_states(self.metrics) if guard is not None else None
         y_pred = self(x, training=True)
         loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
-        for p in self.parameters():
+        for p in self._parameters_list():
             p.grad = None
-        scaler = getattr(self, "_loss_scaler", None)
+        scaler = self._loss_scaler
         if loss.requires_grad:  # no trainable weights: nothing to differentiate
             (loss if scaler is None else scaler.scale(loss)).backward()
             if scaler is not None and not self._unscale_gradients(scaler):
-                return self.get_metrics_result()
-        if self._gradients_ready(loss):
+                return self._step_logs()
+
+        def update() -> None:
             self._apply_gradients()
             self._update_metrics(x, y, y_pred, loss, sample_weight)
+
+        if guard is not None and states is not None:
+            self._guarded_update(guard, loss, states, y, update)
+        elif self._gradients_ready(loss):
+            update()
         if scaler is not None:
             scaler.update()
-        return self.get_metrics_result()
+        return self._step_logs()
+
+    @torch.compiler.disable  # jit_compile compiles the model's computation, not this
+    def _guarded_update(
+        self,
+        guard: StepGuard,
+        loss: torch.Tensor,
+        states: dict[int, list[Any]],
+        y: Any,
+        update: Any,
+    ) -> None:
+        """The update on the device's say-so: kept only where the loss is finite."""
+        tensors = self._optimizer_tensors()
+        if tensors is None or not self._metrics_ready(states, y):
+            # state the guard cannot copy yet (the first step): read the flag back now
+            guard.check(loss, self._batch_label, applied=False)
+            _, bad = guard.read_back([])
+            if bad is None:
+                update()
+            else:  # this step is bad (an earlier bad one makes every later one bad)
+                self._apply_nan_policy(bad)
+            return
+        good = guard.check(loss, self._batch_label)
+        guard.update(good, tensors, states, self.metrics, update)
+
+    def _guard_on_device(self) -> bool:
+        """Whether this step's nan check can stay on the device (see step_guard): not with
+        nan_policy="ignore" (no check), data parallelism (the ranks agree on the host) or
+        float16 loss scaling (the scaler reads its own flag)."""
+        return (
+            self._nan_policy != "ignore"
+            and self._data_parallel is None
+            and self._loss_scaler is None
+        )
+
+    def _metrics_ready(self, states: dict[int, list[Any]], y: Any) -> bool:
+        """Every metric exists and its state was taken (the compiled metrics are created
+        by the first batch with targets)."""
+        compiled = (self._compiled_metrics, self._compiled_weighted_metrics)
+        built = y is None or all(m.built for m in compiled if m is not None and m.spec)
+        return built and all(id(m) in states for m in self.metrics)
+
+    def _optimizer_tensors(self) -> list[torch.Tensor] | None:
+        """The tensors the optimizer step writes in place: the weights with a gradient and
+        their optimizer state; None when that state does not exist yet (a torch.optim
+        optimizer before its first step)."""
+        optimizer = self.optimizer
+        params = [p for p in self._trainable_parameters() if p.grad is not None]
+        if isinstance(optimizer, optimizers_module.Optimizer):
+            if not optimizer.built:
+                return None
+            return params + optimizer.torch_optimizer.state_tensors(params)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            return None
+        stateless = isinstance(optimizer, torch.optim.SGD) and not any(
+            g.get("momentum") for g in optimizer.param_groups
+        )
+        if stateless:
+            return params
+        state = optimizer.state
+        if any(not state.get(p) for p in params):
+            return None
+        extra = [v for p in params for v in state[p].values() if isinstance(v, torch.Tensor)]
+        return params + extra
+
+    def _parameters_list(self) -> list[torch.nn.Parameter]:
+        return list(self.parameters())
 
     @torch.compiler.disable
     def _unscale_gradients(self, scaler: torch.amp.GradScaler) -> bool:
@@ -290,7 +398,7 @@ class Trainer:
     def _step(self, name: str) -> Any:
         """The step method ``name``, compiled with ``torch.compile`` once when ``jit_compile``."""
         step = getattr(self, name)
-        if not getattr(self, "jit_compile", False):
+        if not self.jit_compile:
             return step
         if name not in self._jit_steps:
             self._jit_steps[name] = torch.compile(step)
@@ -331,7 +439,7 @@ class Trainer:
         inputs = self._symbolic_inputs()
         return nan_policy_module.check_inputs(self, batch, [t.name for t in inputs or []])
 
-    def _fit_batch(self, batch: tuple[Any, Any, Any]) -> dict[str, float]:
+    def _fit_batch(self, batch: tuple[Any, Any, Any]) -> Mapping[str, float]:
         """Train on a batch, or under data parallelism on this rank's slice of it."""
         parallel = self._data_parallel
         if parallel is None:
@@ -346,7 +454,7 @@ class Trainer:
             self._step("train_step")(data_module.to_device(shard, self._device()))
         return parallel.reduce_metrics(self.metrics, float(self._loss_tracker._count))
 
-    def _test_batch(self, batch: tuple[Any, Any, Any]) -> dict[str, float]:
+    def _test_batch(self, batch: tuple[Any, Any, Any]) -> Mapping[str, float]:
         parallel = self._data_parallel
         if parallel is None:
             return self._step("test_step")(data_module.to_device(batch, self._device()))
@@ -355,14 +463,15 @@ class Trainer:
             self._step("test_step")(data_module.to_device(shard, self._device()))
         return parallel.reduce_metrics(self.metrics, float(self._loss_tracker._count))
 
-    def test_step(self, data: tuple[Any, Any, Any]) -> dict[str, float]:
-        """Loss and metrics of a batch in inference mode; returns the running logs."""
+    def test_step(self, data: tuple[Any, Any, Any]) -> Mapping[str, float]:
+        """Loss and metrics of a batch in inference mode; returns the running logs (read
+        back when something reads them)."""
         x, y, sample_weight = data
         with torch.no_grad():
             y_pred = self(x, training=False)
             loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
         self._update_metrics(x, y, y_pred, loss, sample_weight)
-        return self.get_metrics_result()
+        return self._step_logs()
 
     def predict_step(self, data: Any) -> Any:
         """The model's outputs for a batch ``(x,)`` (or ``(x, y)``...) in inference mode."""
@@ -575,6 +684,7 @@ class Trainer:
             )
             with self._mode(training=False):
                 logs = self._run_test(iterator, callback_list, verbose)
+        logs = dict(logs)  # one read-back
         return logs if return_dict else _flatten_logs(logs)
 
     def _run_test(
@@ -665,6 +775,7 @@ class Trainer:
                 )
             else:  # nan_policy="warn": the batch is not trained on
                 logs = self.get_metrics_result()
+        logs = dict(logs)  # one read-back
         return logs if return_dict else _flatten_logs(logs)
 
     def test_on_batch(
@@ -679,6 +790,7 @@ class Trainer:
             logs = self._step("test_step")(
                 data_module.to_device((x, y, sample_weight), self._device())
             )
+        logs = dict(logs)  # one read-back
         return logs if return_dict else _flatten_logs(logs)
 
     def predict_on_batch(self, x: Any) -> Any:

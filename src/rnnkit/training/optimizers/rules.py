@@ -94,6 +94,23 @@ class KerasRule(torch.optim.Optimizer):
                 state[name] = self._initial_slot(name, param, group)
         return state
 
+    def state_tensors(self, params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+        """The state tensors of ``params`` that a step writes in place (created now when
+        missing, as the first step would create them)."""
+        group_of = {p: g for g in self.param_groups for p in g["params"]}
+        out = []
+        for p in params:
+            group = group_of.get(p)
+            if group is None:
+                continue
+            state = self._state_of(p, group)
+            out += [state[name] for name in self.slots]
+            if self.use_ema:
+                if "average" not in state:
+                    state["average"] = torch.zeros_like(p)
+                out.append(state["average"])
+        return out
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """torch's ``load_state_dict``, refusing state names this rule does not use (a file
         written by another optimizer) with a ``ValueError`` that names them."""
@@ -153,6 +170,17 @@ class KerasRule(torch.optim.Optimizer):
 
     def _begin_step(self, group: dict[str, Any], step: int) -> None:
         """Per-group work done once before the weights' updates (Nadam's product)."""
+
+    def rewind(self, steps: int) -> None:
+        """Take back the host-side count of the last ``steps`` steps, whose writes to the
+        weights and slots were undone (the nan policy's step guard skipped them)."""
+        for group in self.param_groups:
+            for _ in range(steps):
+                self._end_of_step_undone(group, group["iterations"])
+                group["iterations"] -= 1
+
+    def _end_of_step_undone(self, group: dict[str, Any], step: int) -> None:
+        """Undo ``_begin_step(group, step)``'s host-side work."""
 
     def _update(
         self,
@@ -468,6 +496,9 @@ class NadamRule(KerasRule):
 
     def _begin_step(self, group: dict[str, Any], step: int) -> None:
         group["u_product"] = group["u_product"] * self._u(group["beta_1"], step)
+
+    def _end_of_step_undone(self, group: dict[str, Any], step: int) -> None:
+        group["u_product"] = group["u_product"] / self._u(group["beta_1"], step)
 
     def _update(
         self,
