@@ -124,6 +124,9 @@ class Node:
             x for x in tree.flatten((call_args, call_kwargs)) if isinstance(x, KerasTensor)
         ]
         self.output_tensors = [x for x in tree.flatten(outputs) if isinstance(x, KerasTensor)]
+        # ``layer(x)`` on one symbolic tensor with no other argument: replayed directly
+        single = len(call_args) == 1 and not call_kwargs and isinstance(call_args[0], KerasTensor)
+        self.single_input: KerasTensor | None = call_args[0] if single else None
 
     @property
     def parent_nodes(self) -> list[Node]:

@@ -75,6 +75,25 @@ _ALLOWED_KWARGS = ("input_shape", "batch_input_shape", "batch_size", "input_dim"
 _PLAIN_TYPES = (int, float, str, bool, type(None))
 
 
+# Bumped whenever any layer gains or loses a parameter, buffer or submodule, moves to another
+# device or dtype, or changes what it trains: per-call facts cached against it (the inputs'
+# target dtype and device, parameter lists) stay valid while it is unchanged. (A plain
+# nn.Module moved on its own, outside any layer's `.to()`, does not bump it.)
+_STRUCTURE_VERSION = [0]
+
+
+def structure_changed() -> None:
+    """Invalidate every cache of per-call facts (see ``_STRUCTURE_VERSION``)."""
+    _STRUCTURE_VERSION[0] += 1
+
+
+def structure_version() -> int:
+    return _STRUCTURE_VERSION[0]
+
+
+_REGISTRIES = ("_parameters", "_buffers", "_modules")
+
+
 def _is_plain(value: Any) -> bool:
     if isinstance(value, _PLAIN_TYPES):
         return True
@@ -205,10 +224,51 @@ class Layer(nn.Module):
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        for p in self.parameters():
-            if p.is_floating_point():
-                return p.dtype
-        return self._dtype
+        return self._call_facts()[2]
+
+    def _call_facts(self) -> tuple[bool, torch.device | None, torch.dtype]:
+        """``(has_weights, device, compute_dtype)`` of the parameters (this layer's and its
+        sublayers'), cached until the structure changes (``structure_changed``)."""
+        cached = self.__dict__.get("_facts")
+        if cached is not None and cached[0] == _STRUCTURE_VERSION[0]:
+            return cached[1]
+        params = list(self.parameters())
+        dtype = next((p.dtype for p in params if p.is_floating_point()), self._dtype)
+        facts = (bool(params), params[0].device if params else None, dtype)
+        self.__dict__["_facts"] = (_STRUCTURE_VERSION[0], facts)
+        return facts
+
+    # Every way the parameters, buffers or submodules change goes through one of these.
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, (nn.Module, nn.Parameter)):
+            structure_changed()
+        elif (value is None or isinstance(value, torch.Tensor)) and any(
+            name in self.__dict__.get(table, ()) for table in _REGISTRIES
+        ):
+            structure_changed()  # a buffer, or a registered entry set to None
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        structure_changed()
+        super().__delattr__(name)
+
+    def register_parameter(self, name: str, param: nn.Parameter | None) -> None:
+        structure_changed()
+        super().register_parameter(name, param)
+
+    def register_buffer(self, name: str, tensor: Any, persistent: bool = True) -> None:
+        structure_changed()
+        super().register_buffer(name, tensor, persistent)
+
+    def add_module(self, name: str, module: nn.Module | None) -> None:
+        structure_changed()
+        super().add_module(name, module)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:  # .to(), .cuda(), .double(), ...
+        structure_changed()
+        result = super()._apply(fn, recurse)
+        structure_changed()
+        return result
 
     @property
     def trainable(self) -> bool:
@@ -220,6 +280,7 @@ class Layer(nn.Module):
         self._sync_requires_grad(parent_trainable=True)
 
     def _sync_requires_grad(self, parent_trainable: bool) -> None:
+        structure_changed()
         effective = parent_trainable and self._trainable
         for key in self._weight_keys:
             param = self._parameters[key]
@@ -501,7 +562,7 @@ class Layer(nn.Module):
             if "inputs" not in kwargs:
                 raise TypeError(f"{type(self).__name__} '{self.name}': call() needs inputs")
             args = (kwargs.pop("inputs"),)
-        if has_symbolic((args, kwargs)):
+        if not _plain_tensor_call(args, kwargs) and has_symbolic((args, kwargs)):
             return symbolic_call(self, args, kwargs)
         if in_symbolic_call():  # placeholder runs that infer shapes are not calls hooks see
             return self.forward(*args, **kwargs)
@@ -545,7 +606,8 @@ class Layer(nn.Module):
             kwargs["training"] = training
         if mask is not None and "mask" in call_arguments:
             kwargs["mask"] = mask
-        self._call_losses = []
+        if self._call_losses:
+            self._call_losses = []  # the losses of the previous call
         stack = _training_stack()
         stack.append(training)
         try:
@@ -568,10 +630,11 @@ class Layer(nn.Module):
             attach_masks(outputs, self.compute_mask(inputs, mask))
 
     def _convert_inputs(self, inputs: Any) -> Any:
-        has_weights = any(True for _ in self.parameters())
-        dtype = self.compute_dtype if (has_weights or self._dtype_explicit) else None
-        device = next((p.device for p in self.parameters()), None)
+        has_weights, device, compute_dtype = self._call_facts()
+        dtype = compute_dtype if (has_weights or self._dtype_explicit) else None
         cast_all = self._casts_non_floating_inputs
+        if isinstance(inputs, torch.Tensor):
+            return to_tensor(inputs, dtype, device, cast_all)
         return tree.map_structure(lambda x: to_tensor(x, dtype, device, cast_all), inputs)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
@@ -621,9 +684,20 @@ def _wrap_build(build: Any) -> Any:
 
 
 def _device_type(layer: Layer, inputs: Any) -> str:
-    for p in layer.parameters():
-        return p.device.type
+    device = layer._call_facts()[1]
+    if device is not None:
+        return device.type
     return next((x.device.type for x in tree.flatten(inputs) if isinstance(x, torch.Tensor)), "cpu")
+
+
+def _plain_tensor_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """A call on one tensor with tensor/flag keywords (``training=``, ``mask=``): nothing in
+    it can be symbolic, no need to look through a structure."""
+    return (
+        len(args) == 1
+        and isinstance(args[0], torch.Tensor)
+        and all(v is None or isinstance(v, (bool, torch.Tensor)) for v in kwargs.values())
+    )
 
 
 def _has_full_backward_hooks(module: nn.Module) -> bool:

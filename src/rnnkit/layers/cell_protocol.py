@@ -59,25 +59,59 @@ class DropoutRNNCell:
 
     def get_dropout_mask(self, step_input: Tensor) -> Tensor | None:
         """The input mask shaped like ``step_input`` (``None`` when ``dropout == 0``)."""
-        if getattr(self, "_dropout_mask", None) is None and self.dropout > 0:
+        if self.__dict__.get("_dropout_mask") is None and self.dropout > 0:
             self._dropout_mask = self._draw_mask(step_input, self.dropout)
-        return getattr(self, "_dropout_mask", None)
+        return self.__dict__.get("_dropout_mask")
 
     def get_recurrent_dropout_mask(self, step_state: Tensor) -> Tensor | None:
         """The recurrent mask shaped like ``step_state`` (``None`` when the rate is 0)."""
-        if getattr(self, "_recurrent_dropout_mask", None) is None and self.recurrent_dropout > 0:
+        if self.__dict__.get("_recurrent_dropout_mask") is None and self.recurrent_dropout > 0:
             self._recurrent_dropout_mask = self._draw_mask(step_state, self.recurrent_dropout)
-        return getattr(self, "_recurrent_dropout_mask", None)
+        return self.__dict__.get("_recurrent_dropout_mask")
 
     # Reset only what is set: the RNN layer resets twice per call, and an attribute write on
-    # a torch Module goes through its slow __setattr__.
+    # a torch Module goes through its slow __setattr__ (the masks live in the instance dict:
+    # plain tensors, not parameters or buffers; reading them there skips Module.__getattr__).
     def reset_dropout_mask(self) -> None:
-        if getattr(self, "_dropout_mask", None) is not None:
+        if self.__dict__.get("_dropout_mask") is not None:
             self._dropout_mask = None
 
     def reset_recurrent_dropout_mask(self) -> None:
-        if getattr(self, "_recurrent_dropout_mask", None) is not None:
+        if self.__dict__.get("_recurrent_dropout_mask") is not None:
             self._recurrent_dropout_mask = None
+
+
+def _member(obj: Any, name: str) -> Any:
+    """``obj.name`` or None, without raising and catching (torch's Module.__getattr__ raises
+    for a missing name, which costs microseconds on a per-call path)."""
+    members = getattr(obj, "__dict__", None)
+    if members is None:
+        return getattr(obj, name, None)
+    if name in members:
+        return members[name]
+    modules = members.get("_modules")
+    if modules is not None and name in modules:
+        return modules[name]
+    return getattr(obj, name, None) if hasattr(type(obj), name) else None
+
+
+def has_dropout(cell: Any) -> bool:
+    """Whether ``cell`` or a cell it wraps or stacks has a nonzero dropout rate, a mask drawn
+    and not yet reset, or masks of its own (a cell that overrides the reset methods)."""
+    if isinstance(cell, DropoutRNNCell) and (
+        type(cell).reset_dropout_mask is not DropoutRNNCell.reset_dropout_mask  # its own masks
+        or type(cell).reset_recurrent_dropout_mask
+        is not DropoutRNNCell.reset_recurrent_dropout_mask
+        or cell.dropout > 0
+        or cell.recurrent_dropout > 0
+        or cell.__dict__.get("_dropout_mask") is not None
+        or cell.__dict__.get("_recurrent_dropout_mask") is not None
+    ):
+        return True
+    if any(has_dropout(inner) for inner in _member(cell, "cells") or ()):
+        return True
+    inner = _member(cell, "cell")
+    return inner is not None and inner is not cell and has_dropout(inner)
 
 
 def reset_dropout_masks(cell: Any) -> None:
@@ -85,9 +119,9 @@ def reset_dropout_masks(cell: Any) -> None:
     if isinstance(cell, DropoutRNNCell):
         cell.reset_dropout_mask()
         cell.reset_recurrent_dropout_mask()
-    for inner in getattr(cell, "cells", None) or ():
+    for inner in _member(cell, "cells") or ():
         reset_dropout_masks(inner)
-    inner = getattr(cell, "cell", None)
+    inner = _member(cell, "cell")
     if inner is not None and inner is not cell:
         reset_dropout_masks(inner)
 

@@ -46,6 +46,7 @@ from rnnkit.layers.cell_protocol import (
     DropoutRNNCell,
     accepts_argument,
     check_cell,
+    has_dropout,
     reset_dropout_masks,
     state_spec,
 )
@@ -462,23 +463,21 @@ class RNN(Layer):
             sequences = tree.map_structure(lambda x: x[:, :1], sequences)
             mask = None if mask is None else mask[:, :1]
         # Chosen on what runs (the plan carries the analysis of this mask).
-        plan = kernels.choose(
-            self.kernel_spec(),
-            self.kernel_request(),
-            sequences,
-            mask,
-            training=bool(training),
-            shape_inference=symbolic,
-        )
-        self.last_kernel_choice = plan
-        self.last_kernel = plan.name
-        reset_dropout_masks(self.cell)
+        plan = self._plan(sequences, mask, bool(training), symbolic)
+        # plain values: written to the instance dict, past Module.__setattr__ (per call)
+        self.__dict__["last_kernel_choice"] = plan
+        self.__dict__["last_kernel"] = plan.name
+        cell = self.cell
+        dropout = has_dropout(cell)
+        if dropout:
+            reset_dropout_masks(cell)
         try:
             last_output, outputs, final_states = self._run(
                 plan, sequences, states, mask, cell_kwargs
             )
         finally:
-            reset_dropout_masks(self.cell)
+            if dropout:
+                reset_dropout_masks(cell)
         if torch.is_autocast_enabled(first.device.type):  # states stay in the inputs' dtype
             final_states = tree.map_structure(
                 lambda s: s.to(first.dtype) if s.is_floating_point() else s, final_states
@@ -505,6 +504,32 @@ class RNN(Layer):
         return output
 
     # ------------------------------------------------------------- kernel seam
+    def _plan(self, sequences: Any, mask: Any, training: bool, symbolic: bool) -> KernelPlan:
+        """``kernels.choose`` for this call. Without a mask the choice depends only on the
+        spec, the request, ``training`` and the inputs' device and dtype: it is kept for the
+        next call with the same ones (the lean call path; the spec and request are rebuilt
+        every call, so a changed configuration is seen)."""
+        spec, request = self.kernel_spec(), self.kernel_request()
+        key = None
+        if (
+            mask is None
+            and not symbolic
+            and request.compile_options is None
+            and isinstance(sequences, Tensor)
+        ):
+            device = sequences.device
+            autocast = torch.is_autocast_enabled(device.type)
+            key = (spec, request, training, device, sequences.dtype, sequences.dim(), autocast)
+            cached = self.__dict__.get("_plan_cache")
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        plan = kernels.choose(
+            spec, request, sequences, mask, training=training, shape_inference=symbolic
+        )
+        if key is not None:
+            self.__dict__["_plan_cache"] = (key, plan)
+        return plan
+
     def kernel_spec(self) -> CellSpec | None:
         """The cell as the kernels see it (its ``kernel_spec()``), or None for a cell with no
         kernel of its own (any cell but the built-in ones; a subclass overriding ``call``)."""

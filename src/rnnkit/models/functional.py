@@ -172,8 +172,11 @@ class Graph:
             )
 
         for node in self.execution_order:
-            args, kwargs = fill(node.call_args), fill(node.call_kwargs)
-            outputs = node.layer(*args, **kwargs)
+            single = node.single_input
+            if single is not None:  # layer(x): the common case, without walking structures
+                outputs = node.layer(values[id(single)])
+            else:
+                outputs = node.layer(*fill(node.call_args), **fill(node.call_kwargs))
             recorded, produced = tree.flatten(node.outputs), tree.flatten(outputs)
             if len(recorded) != len(produced):
                 raise ValueError(
