@@ -238,6 +238,20 @@ class Layer(nn.Module):
         self.__dict__["_facts"] = (_STRUCTURE_VERSION[0], facts)
         return facts
 
+    def _cached(self, key: str, compute: Any) -> Any:
+        """``compute()``, kept until the structure changes (parameter lists, sublayers)."""
+        cache = self.__dict__.setdefault("_structure_cache", {})
+        hit = cache.get(key)
+        if hit is not None and hit[0] == _STRUCTURE_VERSION[0]:
+            return hit[1]
+        value = compute()
+        cache[key] = (_STRUCTURE_VERSION[0], value)
+        return value
+
+    def _all_layers(self) -> list[Layer]:
+        """This layer and every sublayer, depth first (cached :meth:`_flatten_layers`)."""
+        return self._cached("layers", lambda: list(self._flatten_layers()))
+
     # Every way the parameters, buffers or submodules change goes through one of these.
     def __setattr__(self, name: str, value: Any) -> None:
         if isinstance(value, (nn.Module, nn.Parameter)):
@@ -516,7 +530,7 @@ class Layer(nn.Module):
     def losses(self) -> list[torch.Tensor]:
         """Regularization penalties of all weights, plus losses added by the last call."""
         out: list[torch.Tensor] = []
-        for layer in self._flatten_layers():
+        for layer in self._all_layers():
             out.extend(layer._call_losses)
             for key, reg in layer._regularizers.items():
                 out.append(reg(layer._parameters[key]))
@@ -527,8 +541,13 @@ class Layer(nn.Module):
 
     def apply_constraints(self) -> None:
         """Project every constrained weight (called by the trainer after each optimizer step)."""
+        constrained = self._cached(
+            "constrained", lambda: [la for la in self._all_layers() if la._constraints]
+        )
+        if not constrained:
+            return
         with torch.no_grad():
-            for layer in self._flatten_layers():
+            for layer in constrained:
                 for key, constraint in layer._constraints.items():
                     param = layer._parameters[key]
                     param.copy_(constraint(param))

@@ -148,9 +148,12 @@ class Dense(Layer):
         )
         if not inputs.is_floating_point():
             inputs = inputs.to(self.kernel.dtype)
-        outputs = torch.matmul(inputs, self.kernel)
-        if self.bias is not None:
-            outputs = outputs + self.bias
+        if self.bias is not None and inputs.ndim == 2:
+            outputs = torch.addmm(self.bias, inputs, self.kernel)  # one op, one autograd node
+        else:
+            outputs = torch.matmul(inputs, self.kernel)
+            if self.bias is not None:
+                outputs = outputs + self.bias
         outputs = self.activation(outputs)
         add_activity_loss(self, self.activity_regularizer, outputs)
         return outputs
@@ -254,11 +257,20 @@ class Embedding(Layer):
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
         if inputs.is_floating_point() or inputs.dtype == torch.bool:
             inputs = inputs.to(torch.int64)
-        # Eagerly, indices are checked here for a clear error; torch.compile skips the check
-        # (reading the values would split the graph) and torch's embedding op raises instead;
-        # symbolic calls skip it too (their placeholders have no values).
+        # Eagerly, indices on the host are checked here (by numpy: nothing is read back from
+        # a device) for a clear error; on another device an asynchronous device assert checks
+        # them. torch.compile skips the check (reading the values would split the graph) and
+        # torch's embedding op raises instead; symbolic calls skip it too (no values).
         if inputs.numel() > 0 and not torch.compiler.is_compiling() and not in_symbolic_call():
-            low, high = int(inputs.min().item()), int(inputs.max().item())
+            if inputs.device.type != "cpu":
+                in_range = ((inputs >= 0) & (inputs < self.input_dim)).all()
+                torch._assert_async(
+                    in_range, f"Embedding '{self.name}': indices outside [0, {self.input_dim})"
+                )
+                low, high = 0, 0
+            else:
+                values = inputs.detach().numpy()
+                low, high = int(values.min()), int(values.max())
             if low < 0 or high >= self.input_dim:
                 bad = low if low < 0 else high
                 raise ValueError(

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from rnnkit import constraints, initializers, regularizers
 from rnnkit.layers.base import Layer
@@ -175,6 +176,15 @@ class BatchNormalization(Layer):
         out_dtype = inputs.dtype
         # Statistics in at least float32, as Keras does for float16/bfloat16 inputs.
         x = inputs.to(torch.promote_types(inputs.dtype, torch.float32))
+        train = bool(training and self.trainable)
+        one_value = x.numel() == x.shape[1]  # torch's op refuses to train on that; Keras does
+        if (
+            mask is None
+            and axis == 1
+            and x.dtype == self.moving_mean.dtype
+            and not (train and one_value)
+        ):
+            return self._fused(x, train).to(out_dtype)
         if training and self.trainable:
             mean, variance = self._moments(x, axis, mask)
             if not in_symbolic_call():
@@ -194,6 +204,24 @@ class BatchNormalization(Layer):
             shift = shift + self.beta.to(x.dtype)
         outputs = x * _broadcast(scale, x.ndim, axis) + _broadcast(shift, x.ndim, axis)
         return outputs.to(out_dtype)
+
+    def _fused(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        """Features on axis 1, no mask: torch's batch-norm op (one node forward and backward)
+        normalizes, with the batch's biased variance in training as Keras does; the moving
+        statistics get Keras' update (torch's own would use the unbiased variance)."""
+        if training:
+            if not in_symbolic_call():
+                with torch.no_grad():
+                    dims = [d for d in range(x.ndim) if d != 1]
+                    variance, mean = torch.var_mean(x, dim=dims, correction=0)
+                    m = self.momentum
+                    self.moving_mean.copy_(self.moving_mean * m + mean * (1.0 - m))
+                    self.moving_variance.copy_(self.moving_variance * m + variance * (1.0 - m))
+            return F.batch_norm(x, None, None, self.gamma, self.beta, True, 0.0, self.epsilon)
+        return F.batch_norm(
+            x, self.moving_mean, self.moving_variance, self.gamma, self.beta, False, 0.0,
+            self.epsilon,
+        )  # fmt: skip
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         self._check_axis(len(input_shape))

@@ -158,8 +158,17 @@ def sparse_categorical_crossentropy(
         y_true = torch.where(valid, y_true, torch.zeros_like(y_true))
     classes = y_pred.shape[-1]
     _check_labels(y_true, classes)
-    log_probs = _log_probs(y_pred, from_logits)
-    values = -torch.gather(log_probs, -1, y_true.unsqueeze(-1)).squeeze(-1)
+    if from_logits:  # the same -log_softmax[label], in torch's one fused op
+        if y_pred.ndim == 2:
+            values = F.cross_entropy(y_pred, y_true, reduction="none")
+        else:
+            flat = F.cross_entropy(
+                y_pred.reshape(-1, classes), y_true.reshape(-1), reduction="none"
+            )
+            values = flat.reshape(y_true.shape)
+    else:
+        log_probs = _log_probs(y_pred, from_logits)
+        values = -torch.gather(log_probs, -1, y_true.unsqueeze(-1)).squeeze(-1)
     if valid is not None:
         values = values * valid.to(values.dtype)
     return values

@@ -91,6 +91,15 @@ class Mean(Metric):
         self._count = 0.0
 
     def update_state(self, values: Any, sample_weight: Any = None) -> None:
+        if (
+            isinstance(values, torch.Tensor)
+            and values.ndim == 0
+            and isinstance(sample_weight, (int, float))
+            and values.is_floating_point()
+        ):  # a batch's loss weighted by its size: the trainer's loss tracker, every step
+            self._total = self._total + values.detach() * sample_weight
+            self._count = self._count + sample_weight
+            return
         values = _as_tensor(values).detach()
         if not values.is_floating_point():
             values = values.to(torch.float32)
@@ -125,7 +134,9 @@ class Mean(Metric):
     def _mean_tensor(self) -> torch.Tensor:
         if not isinstance(self._total, torch.Tensor):
             return torch.as_tensor(self.result(), dtype=torch.float32)
-        count = torch.as_tensor(self._count, dtype=self._total.dtype, device=self._total.device)
+        count = self._count
+        if not isinstance(count, torch.Tensor):
+            return self._total / count if count else torch.zeros_like(self._total)
         return torch.where(count != 0, self._total / count, 0.0)
 
     def state_tensors(self) -> list[Any]:

@@ -78,9 +78,12 @@ def nonfinite_inputs(batch: tuple[Any, Any, Any], input_names: list[str] | None)
     return found
 
 
-def check_inputs(model: Any, batch: tuple[Any, Any, Any], input_names: list[str]) -> bool:
-    """Apply the model's nan policy to a training batch; False when it stopped training."""
-    found = nonfinite_inputs(batch, input_names)
+def check_inputs(model: Any, batch: tuple[Any, Any, Any], input_names: Any) -> bool:
+    """Apply the model's nan policy to a training batch; False when it stopped training.
+    ``input_names``: the names, or a function giving them (asked only for a bad batch)."""
+    if all(_is_finite(leaf) for leaf in optree.tree_leaves(batch)):  # none_is_leaf: no
+        return True
+    found = nonfinite_inputs(batch, input_names() if callable(input_names) else input_names)
     if not found:
         return True
     _report(

@@ -378,7 +378,7 @@ class Trainer:
         return params + extra
 
     def _parameters_list(self) -> list[torch.nn.Parameter]:
-        return list(self.parameters())
+        return self._cached("parameters", lambda: list(self.parameters()))
 
     @torch.compiler.disable
     def _unscale_gradients(self, scaler: torch.amp.GradScaler) -> bool:
@@ -436,8 +436,9 @@ class Trainer:
         """Apply the nan policy to a training batch; False when it stopped training."""
         if self._nan_policy == "ignore":
             return True
-        inputs = self._symbolic_inputs()
-        return nan_policy_module.check_inputs(self, batch, [t.name for t in inputs or []])
+        return nan_policy_module.check_inputs(
+            self, batch, lambda: [t.name for t in self._symbolic_inputs() or []]
+        )
 
     def _fit_batch(self, batch: tuple[Any, Any, Any]) -> Mapping[str, float]:
         """Train on a batch, or under data parallelism on this rank's slice of it."""
@@ -802,20 +803,24 @@ class Trainer:
 
     # --------------------------------------------------------------------- helpers
     def _device(self) -> torch.device:
-        for p in self.parameters():
-            return p.device
-        return torch.device("cpu")
+        device = self._call_facts()[1]
+        return device if device is not None else torch.device("cpu")
 
     def _trainable_parameters(self) -> list[torch.nn.Parameter]:
-        params = list(self.trainable_weights)
+        """The trainable weights (Keras order), then any other parameter that requires a
+        gradient (a torch module inside a layer)."""
+        weights, others = self._cached("trainable", self._parameter_groups)
+        return [*weights, *(p for p in others if p.requires_grad)]
+
+    def _parameter_groups(self) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+        weights = list(self.trainable_weights)
         seen = {id(p) for p in self.weights}
-        params += [p for p in self.parameters() if p.requires_grad and id(p) not in seen]
-        return params
+        return weights, [p for p in self.parameters() if id(p) not in seen]
 
     @contextlib.contextmanager
     def _mode(self, training: bool) -> Iterator[None]:
         """Put every submodule in train/eval mode, restoring the previous modes afterwards."""
-        previous = [(m, m.training) for m in self.modules()]
+        previous = [(m, m.training) for m in self._cached("modules", lambda: [*self.modules()])]
         self.train(training)
         try:
             yield
@@ -845,6 +850,11 @@ class Trainer:
             )
 
     def _output_names(self, y_pred: Any) -> list[str]:
+        if isinstance(y_pred, torch.Tensor):  # one output: its name does not change
+            return self._cached("output_name", lambda: self._find_output_names(y_pred))
+        return self._find_output_names(y_pred)
+
+    def _find_output_names(self, y_pred: Any) -> list[str]:
         flat = tree.flatten(y_pred)
         if isinstance(y_pred, dict):
             names = sorted(y_pred)

@@ -161,8 +161,9 @@ class KerasRule(torch.optim.Optimizer):
                     p.mul_(1.0 - decay * lr)
             step = group["iterations"] + 1
             self._begin_step(group, step)
-            for p, g in zip(params, grads):
-                self._update(p, g.to(p.dtype), self._state_of(p, group), group, step)
+            if not self._update_all(params, grads, group):
+                for p, g in zip(params, grads):
+                    self._update(p, g.to(p.dtype), self._state_of(p, group), group, step)
             if self.use_ema:
                 self._moving_average(group, first=group["iterations"] == 0)
             group["iterations"] = step
@@ -170,6 +171,13 @@ class KerasRule(torch.optim.Optimizer):
 
     def _begin_step(self, group: dict[str, Any], step: int) -> None:
         """Per-group work done once before the weights' updates (Nadam's product)."""
+
+    def _update_all(
+        self, params: list[torch.Tensor], grads: list[torch.Tensor], group: dict[str, Any]
+    ) -> bool:
+        """Update every weight of ``group`` at once (one ``torch._foreach_*`` call) when the
+        rule can; False: update them one by one with ``_update``."""
+        return False
 
     def rewind(self, steps: int) -> None:
         """Take back the host-side count of the last ``steps`` steps, whose writes to the
@@ -233,6 +241,15 @@ class SGDRule(KerasRule):
     ) -> None:
         super().__init__(params, lr, momentum=float(momentum), nesterov=bool(nesterov), **common)
         self.slots = ("momentum",) if momentum else ()
+
+    def _update_all(
+        self, params: list[torch.Tensor], grads: list[torch.Tensor], group: dict[str, Any]
+    ) -> bool:
+        if group["momentum"] or any(g.dtype != p.dtype for p, g in zip(params, grads)):
+            return False
+        if params:  # w -= lr * g for all weights in one call (the same arithmetic)
+            torch._foreach_add_(params, grads, alpha=-group["lr"])
+        return True
 
     def _update(
         self,
