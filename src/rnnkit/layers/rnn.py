@@ -402,6 +402,10 @@ class RNN(Layer):
         training: bool | None = None,
         constants: Any = None,
     ) -> Any:
+        if mask is None and initial_state is None and constants is None:
+            lean = self._lean_call(sequences, bool(training))
+            if lean is not None:
+                return lean
         flat_inputs = tree.flatten(sequences)
         for x in flat_inputs:
             if not isinstance(x, torch.Tensor):
@@ -499,6 +503,72 @@ class RNN(Layer):
         if self.activity_regularizer is not None:
             for o in tree.flatten(output):
                 self.add_loss(self.activity_regularizer(o))
+        if self.return_state:
+            return (output, *final_states)
+        return output
+
+    def _lean_call(self, sequences: Any, training: bool) -> Any:
+        """The common call, without the general path's walks: one batch-major 3-D tensor, no
+        mask, initial state or constants, a fused or manual-backward plan kept from an
+        earlier call with the same spec, request, training flag, device and dtype (see
+        :meth:`_plan`). Returns None when the call is not one of those (or its shapes are not
+        as built): the general path then runs it, with its checks and errors."""
+        cached = self.__dict__.get("_plan_cache")
+        if (
+            cached is None
+            or not isinstance(sequences, Tensor)
+            or sequences.dim() != 3
+            or self.time_major
+            or self.activity_regularizer is not None
+            or self._feature_shapes is None
+            or (sequences.shape[2],) != self._feature_shapes[0]
+            or sequences.shape[1] == 0
+            or in_symbolic_call()
+            or torch.compiler.is_compiling()
+        ):
+            return None
+        key, plan = cached
+        if torch.is_autocast_enabled(sequences.device.type):
+            return None  # the general path keeps the states in the inputs' dtype
+        if plan.name not in (FUSED, MANUAL_BACKWARD) or key[2:] != (
+            training,
+            sequences.device,
+            sequences.dtype,
+            3,
+            False,
+        ):
+            return None
+        if key[:2] != (self.kernel_spec(), self.kernel_request()):
+            return None
+        batch = sequences.shape[0]
+        stored = self._stored_states if self.stateful else None
+        if stored is not None:
+            if self._expected_batch_size != batch or any(
+                s.device != sequences.device or s.dtype != sequences.dtype for s in stored
+            ):
+                return None  # the general path says why, or converts them
+            states = list(stored)
+        else:
+            if self.stateful and self._expected_batch_size not in (None, batch):
+                return None
+            states = self._initial_states(sequences, batch, sequences)
+        self.__dict__["last_kernel_choice"] = plan
+        self.__dict__["last_kernel"] = plan.name
+        cell = self.cell
+        dropout = has_dropout(cell)
+        if dropout:
+            reset_dropout_masks(cell)
+        try:
+            last_output, outputs, final_states = self._run_kernel(
+                plan, sequences, states, None, training
+            )
+        finally:
+            if dropout:
+                reset_dropout_masks(cell)
+        if self.stateful:
+            self._stored_states = [s.detach() for s in final_states]
+            self._expected_batch_size = batch
+        output = outputs if self.return_sequences else last_output
         if self.return_state:
             return (output, *final_states)
         return output

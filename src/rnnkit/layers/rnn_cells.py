@@ -255,7 +255,22 @@ class _Cell(DropoutRNNCell, Layer):
         if not supports_projection(self):
             return None
         kernel = self._parameters.get("kernel")  # None before build
-        return CellSpec(
+        attributes = self.__dict__
+        # Asked at every call: kept while the attributes it is made of are the same objects.
+        key = (
+            self.units,
+            attributes.get("activation"),
+            attributes.get("recurrent_activation"),
+            attributes.get("reset_after"),
+            self.use_bias,
+            self.dropout,
+            self.recurrent_dropout,
+            None if kernel is None else kernel.dtype,
+        )
+        cached = attributes.get("_spec_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        spec = CellSpec(
             units=self.units,
             activation=_activation_id(self.activation),
             use_bias=self.use_bias,
@@ -264,6 +279,8 @@ class _Cell(DropoutRNNCell, Layer):
             dtype=None if kernel is None else kernel.dtype,
             **self._spec_fields(),
         )
+        attributes["_spec_cache"] = (key, spec)
+        return spec
 
 
 def _activation_id(fn: Any) -> Any:

@@ -226,11 +226,19 @@ class EpochIterator:
     :meth:`restore` replays them and skips the batches the pass had already given.
     """
 
-    def __init__(self, adapter: ArrayAdapter | IterableAdapter, steps: int | None) -> None:
+    def __init__(
+        self,
+        adapter: ArrayAdapter | IterableAdapter,
+        steps: int | None,
+        record_rng: bool = True,
+    ) -> None:
+        """``record_rng=False``: the passes cannot be resumed (``evaluate``, ``predict``), so
+        the generators' states are not recorded."""
         if steps is not None and (not isinstance(steps, int) or steps < 1):
             raise ValueError(f"steps_per_epoch: must be a positive int, received {steps!r}")
         self.adapter = adapter
         self.steps = steps
+        self._record_rng = record_rng
         self._iterator: Iterator[Any] | None = None
         self._used_once = False
         self.exhausted = False
@@ -249,7 +257,7 @@ class EpochIterator:
         return self._begin_pass()
 
     def _begin_pass(self) -> Iterator[Any]:
-        self._pass_rng = rng.get_state()
+        self._pass_rng = rng.get_state() if self._record_rng else None
         self._pass_batches = 0
         return iter(self.adapter)
 

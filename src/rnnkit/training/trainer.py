@@ -539,6 +539,7 @@ class Trainer:
             val_iterator = data_module.EpochIterator(
                 self._validation_adapter(validation_data, validation_batch_size or batch_size),
                 validation_steps,
+                record_rng=False,
             )
         with distributed_module.data_parallel(self) as parallel:
             if parallel is not None:
@@ -677,7 +678,7 @@ class Trainer:
         adapter = data_module.get_adapter(x, y, sample_weight, batch_size, False, "evaluate")
         if isinstance(adapter, data_module.ArrayAdapter):
             self._check_inputs(adapter.x, "evaluate")
-        iterator = data_module.EpochIterator(adapter, steps)
+        iterator = data_module.EpochIterator(adapter, steps, record_rng=False)
         with distributed_module.data_parallel(self) as parallel:
             verbose = 0 if parallel is not None and parallel.rank != 0 else verbose
             callback_list = callbacks_module.CallbackList(
@@ -725,7 +726,7 @@ class Trainer:
         adapter = data_module.get_adapter(x, None, None, batch_size, False, "predict")
         if isinstance(adapter, data_module.ArrayAdapter):
             self._check_inputs(adapter.x, "predict")
-        iterator = data_module.EpochIterator(adapter, steps)
+        iterator = data_module.EpochIterator(adapter, steps, record_rng=False)
         callback_list = callbacks_module.CallbackList(
             callbacks or [], self, {"steps": iterator.num_steps, "verbose": verbose}
         )
@@ -821,12 +822,14 @@ class Trainer:
     def _mode(self, training: bool) -> Iterator[None]:
         """Put every submodule in train/eval mode, restoring the previous modes afterwards."""
         previous = [(m, m.training) for m in self._cached("modules", lambda: [*self.modules()])]
-        self.train(training)
+        if any(mode != training for _, mode in previous):
+            self.train(training)
         try:
             yield
         finally:
             for module, mode in previous:
-                module.training = mode
+                if module.training != mode:
+                    module.training = mode
 
     def _symbolic_inputs(self) -> list[Any] | None:
         inputs = getattr(self, "inputs", None)
