@@ -12,6 +12,9 @@ The guard decides on the device instead. For each training step:
    ``torch.where(good, new, old)``; metric states (replaced, not written in place) are kept
    the same way, so the running loss and metrics leave the bad step out.
 
+The spare buffers cost memory the size of the weights plus the optimizer's slots (they are
+allocated once and reused); ``nan_policy="ignore"`` runs without the guard.
+
 The host learns about it at the next read-back (:meth:`StepGuard.read_back`: the logs of
 ``train_on_batch``, a progress-bar refresh, a callback reading the logs, the end of an epoch),
 which reads the flags with the logs in one transfer, names the first bad step and applies the
