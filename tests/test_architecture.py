@@ -2,6 +2,7 @@
 analysed once per call, the trainer's declared state, the public callbacks module."""
 
 import ast
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,83 @@ def test_the_mask_is_analysed_once_per_one_call_bidirectional(monkeypatch):
     assert layer.last_kernel == "fused" and layer.last_kernel_choice.one_call
     assert len(calls) == 1
     assert layer.forward_layer.last_kernel is None  # not a call of the directions
+
+
+LEFT = RIGHT.flip(1)
+MASKS = {
+    "right": RIGHT,
+    "left": LEFT,
+    "contiguous": torch.tensor([[0, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 1, 0]]).bool(),
+    "full_or_empty": torch.tensor([[1, 1, 1, 1, 1], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]]).bool(),
+    "holes": torch.tensor([[1, 0, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool(),
+}
+
+
+def test_reversed_info_is_the_analysis_of_the_reversed_mask():
+    rows = torch.tensor(list(itertools.product([0, 1], repeat=4)), dtype=torch.bool)
+    picks = np.random.default_rng(15).integers(0, len(rows), size=(400, 3))
+    batches = [rows[p] for p in picks] + [rows[[0, 15]], rows[[15, 15]], rows[[8, 12, 0]]]
+    for mask in batches:
+        got, expected = (
+            masks.reversed_info(masks.analyze_mask(mask), 4),
+            masks.analyze_mask(mask.flip(1)),
+        )
+        assert got.kind == expected.kind, mask
+        for a, b in ((got.starts, expected.starts), (got.lengths, expected.lengths)):
+            assert (a is None and b is None) or (a.dtype == b.dtype and torch.equal(a, b)), mask
+
+
+def _directions(case):
+    """A Bidirectional whose directions run apart (each on its own kernel), and the same
+    with the generic loop: (layer, reference, training)."""
+    if case == "packed_training":  # fused per direction is refused after the analysis
+        make = lambda **k: layers.Bidirectional(layers.LSTM(3, return_sequences=True, **k))  # noqa: E731
+        return make(), make(use_cudnn=False), True
+    if case == "different_layers":  # refused before the analysis: the first direction does it
+
+        def make(**k):
+            return layers.Bidirectional(
+                layers.LSTM(3, return_sequences=True, **k),
+                backward_layer=layers.GRU(3, return_sequences=True, go_backwards=True, **k),
+            )
+
+        return make(), make(use_cudnn=False), False
+    assert case == "forward_reads_backwards"  # the first direction's analysis is reversed
+
+    def make(**k):
+        return layers.Bidirectional(
+            layers.GRU(3, go_backwards=True, **k), backward_layer=layers.GRU(3, **k)
+        )
+
+    return make(), make(use_cudnn=False), False
+
+
+@pytest.mark.parametrize("mask_name", sorted(MASKS))
+@pytest.mark.parametrize("case", ["packed_training", "different_layers", "forward_reads_backwards"])
+def test_the_mask_is_analysed_once_per_bidirectional_call_with_directions_apart(
+    monkeypatch, case, mask_name
+):
+    layer, reference, training = _directions(case)
+    layer(X), reference(X)
+    reference.set_weights(layer.get_weights())
+    mask = MASKS[mask_name]
+    calls = _count_analyses(monkeypatch)
+    out = layer(X, mask=mask, training=training)
+    assert len(calls) == 1, layer.last_kernel_choice
+    assert not layer.last_kernel_choice.one_call and layer.last_kernel != "generic"
+    expected = reference(X, mask=mask, training=training)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_given_mask_analysis_is_checked():
+    layer = layers.LSTM(3)
+    layer(X)
+    with pytest.raises(TypeError, match="mask_info must be a rnnkit.kernels.masks.MaskInfo"):
+        layer(X, mask=RIGHT, mask_info=RIGHT)
+    with pytest.raises(ValueError, match=r"mask_info must analyse the call's mask of shape"):
+        layer(X, mask_info=masks.analyze_mask(RIGHT))
+    with pytest.raises(ValueError, match=r"analysis of \(2,\) rows"):
+        layer(X, mask=RIGHT, mask_info=masks.analyze_mask(RIGHT[:2]))
 
 
 def test_one_activation_table():
