@@ -2,6 +2,7 @@
 analysed once per call, the trainer's declared state, the public callbacks module."""
 
 import ast
+import importlib
 import itertools
 from pathlib import Path
 
@@ -215,3 +216,19 @@ def test_callbacks_is_a_real_module():
     with pytest.warns(DeprecationWarning, match="import it from rnnkit.callbacks"):
         from rnnkit.training.callbacks import BackupAndRestore
     assert BackupAndRestore is rnnkit.callbacks.BackupAndRestore
+
+
+@pytest.mark.parametrize("name", ["losses", "metrics", "optimizers"])
+def test_losses_metrics_optimizers_are_real_modules(name):
+    """No sys.modules alias: a file each, re-exporting every public name of the training
+    module (so that one cannot gain a name the public module lacks)."""
+    public = importlib.import_module(f"rnnkit.{name}")
+    private = importlib.import_module(f"rnnkit.training.{name}")
+    assert public is not private and public.__file__.endswith(f"rnnkit/{name}.py")
+    assert getattr(rnnkit, name) is public
+    for attribute, value in vars(private).items():
+        if attribute.startswith("_") or not getattr(value, "__module__", "").startswith(
+            private.__name__
+        ):
+            continue
+        assert getattr(public, attribute, None) is value, f"rnnkit.{name}.{attribute}"
