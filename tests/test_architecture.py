@@ -232,3 +232,19 @@ def test_losses_metrics_optimizers_are_real_modules(name):
         ):
             continue
         assert getattr(public, attribute, None) is value, f"rnnkit.{name}.{attribute}"
+
+
+@pytest.mark.parametrize(
+    "argument, value",
+    [("kernel_size", (3, 3, 3)), ("strides", 0), ("padding", "full"), ("data_format", "NHWC")],
+)
+def test_conv_lstm_and_the_convolutions_share_one_set_of_argument_checks(argument, value):
+    """ConvLSTM's cell validates with layers/conv_utils, as Conv2D does: the same message."""
+    messages = []
+    for make in (layers.Conv2D, layers.ConvLSTM2D):
+        with pytest.raises(ValueError) as error:
+            make(4, **{"kernel_size": 3, argument: value})
+        messages.append(str(error.value).split(": ", 1)[1])
+    assert messages[0] == messages[1] and f"received {argument}={value!r}" in messages[0]
+    cased = layers.ConvLSTM2D(4, 3, data_format="Channels_First")  # case-insensitive, as Keras
+    assert cased.data_format == layers.Conv2D(4, 3, data_format="Channels_First").data_format
