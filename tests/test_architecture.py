@@ -34,6 +34,42 @@ def test_kernels_import_no_layer_model_trainer_or_symbolic_call():
                 assert not name.startswith(forbidden), f"{path.name} imports {name}"
 
 
+def _rnnkit_imports_in_functions():
+    """(file, line, source line, the comment line above the block of imports) of every
+    import of rnnkit inside a function in the package."""
+    package = KERNELS.parent
+    for path in sorted(package.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for function in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = ["." if node.level else (node.module or "")]
+                else:
+                    continue
+                if not any(n == "." or n.split(".")[0] == "rnnkit" for n in names):
+                    continue
+                above = node.lineno - 2
+                while above >= 0 and lines[above].strip().startswith(("from ", "import ")):
+                    above -= 1
+                comment = lines[above].strip() if above >= 0 else ""
+                yield path.relative_to(package), node.lineno, lines[node.lineno - 1], comment
+
+
+def test_no_rnnkit_import_inside_a_function_without_a_reason():
+    """An import of rnnkit inside a function works around an import cycle: each one says
+    which, in a ``# Lazy: ...`` comment right above it (or above its block of imports)."""
+    unexplained = [
+        f"{path}:{line}: {source.strip()}"
+        for path, line, source, comment in _rnnkit_imports_in_functions()
+        if not comment.startswith("# Lazy")
+    ]
+    assert not unexplained, "\n".join(unexplained)
+
+
 def test_cells_describe_themselves_with_a_spec():
     gru = layers.GRUCell(3, recurrent_activation="hard_sigmoid", reset_after=False, dropout=0.1)
     assert gru.kernel_spec() == CellSpec(
