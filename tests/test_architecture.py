@@ -2,6 +2,8 @@
 analysed once per call, the trainer's declared state, the public callbacks module."""
 
 import ast
+import importlib
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,42 @@ def test_kernels_import_no_layer_model_trainer_or_symbolic_call():
                 names = [node.module]
             for name in names:
                 assert not name.startswith(forbidden), f"{path.name} imports {name}"
+
+
+def _rnnkit_imports_in_functions():
+    """(file, line, source line, the comment line above the block of imports) of every
+    import of rnnkit inside a function in the package."""
+    package = KERNELS.parent
+    for path in sorted(package.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for function in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = ["." if node.level else (node.module or "")]
+                else:
+                    continue
+                if not any(n == "." or n.split(".")[0] == "rnnkit" for n in names):
+                    continue
+                above = node.lineno - 2
+                while above >= 0 and lines[above].strip().startswith(("from ", "import ")):
+                    above -= 1
+                comment = lines[above].strip() if above >= 0 else ""
+                yield path.relative_to(package), node.lineno, lines[node.lineno - 1], comment
+
+
+def test_no_rnnkit_import_inside_a_function_without_a_reason():
+    """An import of rnnkit inside a function works around an import cycle: each one says
+    which, in a ``# Lazy: ...`` comment right above it (or above its block of imports)."""
+    unexplained = [
+        f"{path}:{line}: {source.strip()}"
+        for path, line, source, comment in _rnnkit_imports_in_functions()
+        if not comment.startswith("# Lazy")
+    ]
+    assert not unexplained, "\n".join(unexplained)
 
 
 def test_cells_describe_themselves_with_a_spec():
@@ -98,6 +136,83 @@ def test_the_mask_is_analysed_once_per_one_call_bidirectional(monkeypatch):
     assert layer.forward_layer.last_kernel is None  # not a call of the directions
 
 
+LEFT = RIGHT.flip(1)
+MASKS = {
+    "right": RIGHT,
+    "left": LEFT,
+    "contiguous": torch.tensor([[0, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 1, 0]]).bool(),
+    "full_or_empty": torch.tensor([[1, 1, 1, 1, 1], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]]).bool(),
+    "holes": torch.tensor([[1, 0, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool(),
+}
+
+
+def test_reversed_info_is_the_analysis_of_the_reversed_mask():
+    rows = torch.tensor(list(itertools.product([0, 1], repeat=4)), dtype=torch.bool)
+    picks = np.random.default_rng(15).integers(0, len(rows), size=(400, 3))
+    batches = [rows[p] for p in picks] + [rows[[0, 15]], rows[[15, 15]], rows[[8, 12, 0]]]
+    for mask in batches:
+        got, expected = (
+            masks.reversed_info(masks.analyze_mask(mask), 4),
+            masks.analyze_mask(mask.flip(1)),
+        )
+        assert got.kind == expected.kind, mask
+        for a, b in ((got.starts, expected.starts), (got.lengths, expected.lengths)):
+            assert (a is None and b is None) or (a.dtype == b.dtype and torch.equal(a, b)), mask
+
+
+def _directions(case):
+    """A Bidirectional whose directions run apart (each on its own kernel), and the same
+    with the generic loop: (layer, reference, training)."""
+    if case == "packed_training":  # fused per direction is refused after the analysis
+        make = lambda **k: layers.Bidirectional(layers.LSTM(3, return_sequences=True, **k))  # noqa: E731
+        return make(), make(use_cudnn=False), True
+    if case == "different_layers":  # refused before the analysis: the first direction does it
+
+        def make(**k):
+            return layers.Bidirectional(
+                layers.LSTM(3, return_sequences=True, **k),
+                backward_layer=layers.GRU(3, return_sequences=True, go_backwards=True, **k),
+            )
+
+        return make(), make(use_cudnn=False), False
+    assert case == "forward_reads_backwards"  # the first direction's analysis is reversed
+
+    def make(**k):
+        return layers.Bidirectional(
+            layers.GRU(3, go_backwards=True, **k), backward_layer=layers.GRU(3, **k)
+        )
+
+    return make(), make(use_cudnn=False), False
+
+
+@pytest.mark.parametrize("mask_name", sorted(MASKS))
+@pytest.mark.parametrize("case", ["packed_training", "different_layers", "forward_reads_backwards"])
+def test_the_mask_is_analysed_once_per_bidirectional_call_with_directions_apart(
+    monkeypatch, case, mask_name
+):
+    layer, reference, training = _directions(case)
+    layer(X), reference(X)
+    reference.set_weights(layer.get_weights())
+    mask = MASKS[mask_name]
+    calls = _count_analyses(monkeypatch)
+    out = layer(X, mask=mask, training=training)
+    assert len(calls) == 1, layer.last_kernel_choice
+    assert not layer.last_kernel_choice.one_call and layer.last_kernel != "generic"
+    expected = reference(X, mask=mask, training=training)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_given_mask_analysis_is_checked():
+    layer = layers.LSTM(3)
+    layer(X)
+    with pytest.raises(TypeError, match="mask_info must be a rnnkit.kernels.masks.MaskInfo"):
+        layer(X, mask=RIGHT, mask_info=RIGHT)
+    with pytest.raises(ValueError, match=r"mask_info must analyse the call's mask of shape"):
+        layer(X, mask_info=masks.analyze_mask(RIGHT))
+    with pytest.raises(ValueError, match=r"analysis of \(2,\) rows"):
+        layer(X, mask=RIGHT, mask_info=masks.analyze_mask(RIGHT[:2]))
+
+
 def test_one_activation_table():
     names = [row.name for row in activations.ACTIVATIONS]
     assert len(names) == len(set(names))
@@ -137,3 +252,35 @@ def test_callbacks_is_a_real_module():
     with pytest.warns(DeprecationWarning, match="import it from rnnkit.callbacks"):
         from rnnkit.training.callbacks import BackupAndRestore
     assert BackupAndRestore is rnnkit.callbacks.BackupAndRestore
+
+
+@pytest.mark.parametrize("name", ["losses", "metrics", "optimizers"])
+def test_losses_metrics_optimizers_are_real_modules(name):
+    """No sys.modules alias: a file each, re-exporting every public name of the training
+    module (so that one cannot gain a name the public module lacks)."""
+    public = importlib.import_module(f"rnnkit.{name}")
+    private = importlib.import_module(f"rnnkit.training.{name}")
+    assert public is not private and public.__file__.endswith(f"rnnkit/{name}.py")
+    assert getattr(rnnkit, name) is public
+    for attribute, value in vars(private).items():
+        if attribute.startswith("_") or not getattr(value, "__module__", "").startswith(
+            private.__name__
+        ):
+            continue
+        assert getattr(public, attribute, None) is value, f"rnnkit.{name}.{attribute}"
+
+
+@pytest.mark.parametrize(
+    "argument, value",
+    [("kernel_size", (3, 3, 3)), ("strides", 0), ("padding", "full"), ("data_format", "NHWC")],
+)
+def test_conv_lstm_and_the_convolutions_share_one_set_of_argument_checks(argument, value):
+    """ConvLSTM's cell validates with layers/conv_utils, as Conv2D does: the same message."""
+    messages = []
+    for make in (layers.Conv2D, layers.ConvLSTM2D):
+        with pytest.raises(ValueError) as error:
+            make(4, **{"kernel_size": 3, argument: value})
+        messages.append(str(error.value).split(": ", 1)[1])
+    assert messages[0] == messages[1] and f"received {argument}={value!r}" in messages[0]
+    cased = layers.ConvLSTM2D(4, 3, data_format="Channels_First")  # case-insensitive, as Keras
+    assert cased.data_format == layers.Conv2D(4, 3, data_format="Channels_First").data_format

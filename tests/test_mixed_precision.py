@@ -107,8 +107,16 @@ def _seed_model(dtype: str | None) -> rnnkit.Model:
     return model
 
 
-def test_bfloat16_training_reaches_the_float32_accuracy_on_digits():
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for this test only (it used to leave the process on one)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bfloat16_training_reaches_the_float32_accuracy_on_digits(one_thread):
     (x_train, y_train), (x_test, y_test) = digits.load_data()
     x_train, x_test = x_train.astype("float32") / 16, x_test.astype("float32") / 16
     accuracy = {}

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit import layers, optimizers
+from rnnkit import layers
+from rnnkit.training import optimizers
 from rnnkit.training.optimizers import rules
 
 STEPS = 20

@@ -220,9 +220,11 @@ def choose_bidirectional(
     run the same recurrence (kind, activations, units, ``use_bias``, ...), the forward one
     reading forwards and the backward one backwards, without input dropout in training (each
     direction draws its own mask), and each must qualify for the fused kernel on this call.
-    ``mask``: the batch-major ``(N, T)`` bool mask or None; it is analysed once, and a plan
-    with ``one_call`` carries that analysis (in input order) for the one call. Otherwise
-    each direction runs on its own kernel: on CPU the one-call form measured no faster
+    ``mask``: the batch-major ``(N, T)`` bool mask or None; it is analysed once (unless the
+    directions are refused before their kernels are asked), and the plan carries that
+    analysis in input order: for the one call (``one_call``), or for the directions' own calls
+    (the ``mask_info`` argument of ``RNN.call``). Otherwise each direction runs on its own
+    kernel: on CPU the one-call form measured no faster
     (``benchmarks/RESULTS_bidirectional.md``); on cuDNN it lets the library schedule both
     directions together.
     """
@@ -242,10 +244,11 @@ def choose_bidirectional(
     for spec, request in (forward, backward):
         plan = _choose_uncompiled(spec, request, inputs, info, training)
         if plan.name != FUSED:
-            return _per_direction(refused, f"{request.owner}: {plan.reason}")
+            return _per_direction(refused, f"{request.owner}: {plan.reason}", info)
     reason = "both directions qualify for the fused kernel: one bidirectional _VF call"
     return KernelPlan(FUSED, reason, f_spec, info, one_call=True)
 
 
-def _per_direction(plan: KernelPlan, reason: str) -> KernelPlan:
-    return KernelPlan(plan.name, f"each direction runs on its own kernel: {reason}", plan.spec)
+def _per_direction(plan: KernelPlan, reason: str, info: MaskInfo | None = None) -> KernelPlan:
+    reason = f"each direction runs on its own kernel: {reason}"
+    return KernelPlan(plan.name, reason, plan.spec, info)

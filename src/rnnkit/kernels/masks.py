@@ -94,6 +94,33 @@ def analyze_mask(mask: Tensor | None) -> MaskInfo:
     return MaskInfo("contiguous", starts, lengths)
 
 
+def reversed_info(info: MaskInfo, steps: int) -> MaskInfo:
+    """The analysis of the time-reversed mask (``mask.flip(1)``), from ``info``, the analysis
+    of a mask with ``steps`` time steps, without reading the mask again.
+
+    Reversing keeps the number of runs per row: ``"none"`` and ``"holes"`` stay, a
+    ``"contiguous"`` mask stays ``"contiguous"``, ``"left"`` becomes ``"right"`` and
+    ``"right"`` becomes ``"left"``, except where every row is full or empty (then it stays
+    ``"right"``: telling this case apart reads the ``(batch,)`` lengths, one device
+    synchronisation on CUDA). Row ``b``'s run ``[start, start + length)`` becomes
+    ``[steps - start - length, steps - start)``; an empty row keeps ``start == 0``.
+
+        >>> m = torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.bool)
+        >>> reversed_info(analyze_mask(m), 3).kind, analyze_mask(m.flip(1)).kind
+        ('left', 'left')
+    """
+    if info.starts is None or info.lengths is None:  # "none", "holes"
+        return info
+    lengths = info.lengths
+    starts = torch.where(lengths > 0, steps - (info.starts + lengths), torch.zeros_like(lengths))
+    kind: MaskKind = info.kind
+    if kind == "left":
+        kind = "right"
+    elif kind == "right" and not bool(((lengths == 0) | (lengths == steps)).all()):
+        kind = "left"
+    return MaskInfo(kind, starts, lengths)
+
+
 def _time_index(starts: Tensor, steps: int) -> Tensor:
     return torch.arange(steps, device=starts.device).unsqueeze(0) + starts.unsqueeze(1)
 

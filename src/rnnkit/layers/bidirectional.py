@@ -28,9 +28,11 @@ from typing import Any
 import torch
 
 from rnnkit import kernels, tree
-from rnnkit.kernels import fused
+from rnnkit.kernels import fused, masks
+from rnnkit.kernels.masks import MaskInfo
 from rnnkit.kernels.spec import KernelPlan
 from rnnkit.layers.base import Layer
+from rnnkit.layers.cell_protocol import accepts_argument
 from rnnkit.layers.rnn import RNN
 from rnnkit.layers.serialization import deserialize, serialize
 from rnnkit.layers.shapes import layer_label
@@ -241,8 +243,13 @@ class Bidirectional(Layer):
         kwargs: dict[str, Any] = {"training": training, "mask": mask}
         if constants is not None:
             kwargs["constants"] = constants
-        y = self.forward_layer(inputs, initial_state=forward_state, **kwargs)
-        y_rev = self.backward_layer(inputs, initial_state=backward_state, **kwargs)
+        # The mask is analysed once per call: by the plan, else by the first direction's
+        # kernel choice, and the other direction is given that analysis.
+        info = None if planned is None else planned[0].mask_info
+        y = self._call_direction(self.forward_layer, inputs, forward_state, kwargs, info)
+        if planned is not None and info is None and planned[1] is not None:
+            info = self._analysis_of(self.forward_layer, inputs.shape[1])
+        y_rev = self._call_direction(self.backward_layer, inputs, backward_state, kwargs, info)
         if self._initial_weights is not None:
             # Built on this first call (constants): apply ``weights`` and run again.
             self._apply_initial_weights()
@@ -267,6 +274,24 @@ class Bidirectional(Layer):
         if self.merge_mode is None:
             return (*output, *states)
         return (output, *states)
+
+    @staticmethod
+    def _call_direction(
+        layer: Layer, inputs: Any, state: Any, kwargs: dict[str, Any], info: MaskInfo | None
+    ) -> Any:
+        """One direction's call, given the mask's analysis (input order) when there is one."""
+        if info is not None and accepts_argument(layer.call, "mask_info"):
+            return layer(inputs, initial_state=state, mask_info=info, **kwargs)
+        return layer(inputs, initial_state=state, **kwargs)
+
+    @staticmethod
+    def _analysis_of(layer: RNN, timesteps: int) -> MaskInfo | None:
+        """The mask analysis of ``layer``'s last call (its kernel plan's), in input order."""
+        choice = layer.last_kernel_choice
+        info = None if choice is None else choice.mask_info
+        if info is None or not layer.go_backwards:
+            return info
+        return masks.reversed_info(info, timesteps)
 
     # ------------------------------------------------------- one fused call for both
     def _plan(

@@ -114,6 +114,15 @@ def has_dropout(cell: Any) -> bool:
     return inner is not None and inner is not cell and has_dropout(inner)
 
 
+def check_rate(rate: Any, argument: str, owner: str) -> float:
+    """A dropout rate in ``[0, 1)`` as a float, else ``ValueError`` naming ``owner``."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+        raise ValueError(
+            f"{owner}: {argument} must be a float in [0, 1), received {argument}={rate!r}"
+        )
+    return float(rate)
+
+
 def reset_dropout_masks(cell: Any) -> None:
     """Clear the cached dropout masks of ``cell`` and of any cells it wraps or stacks."""
     if isinstance(cell, DropoutRNNCell):

@@ -85,6 +85,9 @@ class ConvLSTM(RNN):
         return_sequences, return_state, go_backwards, stateful, unroll: :class:`RNN`'s.
     """
 
+    # Keras' signature, argument by argument on purpose (as LSTM's in recurrent.py and the
+    # cell's): the signature is the documentation; the body only hands the arguments on, so
+    # the repetition `duplicates` reports here carries no logic.
     def __init__(
         self,
         rank: int,

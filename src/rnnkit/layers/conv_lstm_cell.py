@@ -48,14 +48,19 @@ import torch.nn.functional as F
 
 from rnnkit import activations, constraints, initializers, regularizers, tree
 from rnnkit.layers.base import Layer
-from rnnkit.layers.cell_protocol import DropoutRNNCell
-from rnnkit.layers.conv_utils import same_padding
+from rnnkit.layers.cell_protocol import DropoutRNNCell, check_rate
+from rnnkit.layers.conv_utils import (
+    normalize_data_format,
+    normalize_padding,
+    normalize_tuple,
+    output_length,
+    same_padding,
+)
 from rnnkit.layers.shapes import layer_label
 
 Tensor = torch.Tensor
 
 _CONV: dict[int, Callable[..., Tensor]] = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-DATA_FORMATS = ("channels_last", "channels_first")
 PADDINGS = ("valid", "same")
 _GATES = 4
 
@@ -63,40 +68,6 @@ _GATES = 4
 # ------------------------------------------------------------------ argument checks
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
-
-
-def standardize_tuple(value: Any, rank: int, argument: str, owner: str) -> tuple[int, ...]:
-    """``value`` (an int or ``rank`` ints, each >= 1) as a tuple of ``rank`` ints."""
-    values = (value,) * rank if _is_int(value) else value
-    if (
-        not isinstance(values, (list, tuple))
-        or len(values) != rank
-        or not all(_is_int(v) and v >= 1 for v in values)
-    ):
-        raise ValueError(
-            f"{owner}: {argument} must be a positive int or a tuple of {rank} positive int(s), "
-            f"received {argument}={value!r}"
-        )
-    return tuple(int(v) for v in values)
-
-
-def standardize_choice(value: Any, choices: tuple[str, ...], argument: str, owner: str) -> str:
-    """``value`` lower-cased if it is one of ``choices``, else ``ValueError``."""
-    found = value.lower() if isinstance(value, str) else None
-    if found not in choices:
-        raise ValueError(
-            f"{owner}: {argument} must be one of {', '.join(repr(c) for c in choices)}, "
-            f"received {argument}={value!r}"
-        )
-    return found
-
-
-def check_rate(rate: Any, argument: str, owner: str) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
-        raise ValueError(
-            f"{owner}: {argument} must be a float in [0, 1), received {argument}={rate!r}"
-        )
-    return float(rate)
 
 
 def check_arguments(
@@ -120,9 +91,9 @@ def check_arguments(
         raise ValueError(
             f"{owner}: filters must be a positive integer, received filters={filters!r}"
         )
-    kernel_size = standardize_tuple(kernel_size, rank, "kernel_size", owner)
-    strides = standardize_tuple(strides, rank, "strides", owner)
-    dilation_rate = standardize_tuple(dilation_rate, rank, "dilation_rate", owner)
+    kernel_size = normalize_tuple(kernel_size, rank, "kernel_size", owner)
+    strides = normalize_tuple(strides, rank, "strides", owner)
+    dilation_rate = normalize_tuple(dilation_rate, rank, "dilation_rate", owner)
     if max(strides) > 1 and max(dilation_rate) > 1:
         raise ValueError(
             f"{owner}: Specifying `strides > 1` is not compatible with `dilation_rate > 1`; "
@@ -131,8 +102,8 @@ def check_arguments(
     return (
         kernel_size,
         strides,
-        standardize_choice(padding, PADDINGS, "padding", owner),
-        standardize_choice(data_format or "channels_last", DATA_FORMATS, "data_format", owner),
+        normalize_padding(padding, PADDINGS, owner),
+        normalize_data_format(data_format, owner),
         dilation_rate,
         check_rate(dropout, "dropout", owner),
         check_rate(recurrent_dropout, "recurrent_dropout", owner),
@@ -140,17 +111,6 @@ def check_arguments(
 
 
 # ------------------------------------------------------------------ convolution maths
-def conv_output_length(
-    length: int, kernel: int, stride: int, padding: str, dilation: int = 1
-) -> int:
-    """The output size of one spatial axis: ``ceil(L / s)`` for ``"same"``, else
-    ``floor((L - ((k - 1) d + 1)) / s) + 1`` (``<= 0`` when the kernel does not fit)."""
-    if padding == "same":
-        return (length + stride - 1) // stride
-    effective = (kernel - 1) * dilation + 1
-    return (length - effective) // stride + 1
-
-
 def convolve(
     x: Tensor,
     weight: Tensor,
@@ -299,7 +259,7 @@ class ConvLSTMCell(DropoutRNNCell, Layer):
     def output_spatial_shape(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
         """``S'`` for input spatial sizes ``S`` (``ValueError`` when the kernel does not fit)."""
         out = tuple(
-            conv_output_length(s, k, st, self.padding, d)
+            output_length(s, k, self.padding, st, d)
             for s, k, st, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate)
         )
         if any(o <= 0 for o in out):

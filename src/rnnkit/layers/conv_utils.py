@@ -32,7 +32,7 @@ def normalize_tuple(
     ):
         kind = "non-negative" if allow_zero else "positive"
         raise ValueError(
-            f"{owner}: {argument} must be a {kind} int or a tuple of {n} {kind} ints, "
+            f"{owner}: {argument} must be a {kind} int or a tuple of {n} {kind} int(s), "
             f"received {argument}={value!r}"
         )
     return tuple(values)
@@ -50,11 +50,13 @@ def normalize_padding(value: Any, allowed: tuple[str, ...], owner: str) -> str:
 
 
 def normalize_data_format(value: Any, owner: str) -> str:
-    """``"channels_last"`` (also for ``None``) or ``"channels_first"``, else ``ValueError``."""
+    """``"channels_last"`` (also for ``None``) or ``"channels_first"`` (case-insensitive, as
+    Keras), else ``ValueError``."""
     data_format = "channels_last" if value is None else value
+    data_format = data_format.lower() if isinstance(data_format, str) else data_format
     if data_format not in DATA_FORMATS:
         raise ValueError(
-            f"{owner}: data_format must be 'channels_last' or 'channels_first', "
+            f"{owner}: data_format must be one of 'channels_last', 'channels_first', "
             f"received data_format={value!r}"
         )
     return data_format

@@ -19,6 +19,27 @@ from rnnkit.symbolic import in_symbolic_call
 _MASK_EPSILON = 1e-7
 
 
+def _add_gamma_and_beta(layer: Any, shape: tuple[int, ...]) -> None:
+    """A normalization layer's ``gamma`` (with ``scale``) and ``beta`` (with ``center``) of
+    ``shape``, from its initializers, regularizers and constraints."""
+    if layer.scale:
+        layer.gamma = layer.add_weight(
+            shape=shape,
+            initializer=layer.gamma_initializer,
+            regularizer=layer.gamma_regularizer,
+            constraint=layer.gamma_constraint,
+            name="gamma",
+        )
+    if layer.center:
+        layer.beta = layer.add_weight(
+            shape=shape,
+            initializer=layer.beta_initializer,
+            regularizer=layer.beta_regularizer,
+            constraint=layer.beta_constraint,
+            name="beta",
+        )
+
+
 class BatchNormalization(Layer):
     """Normalizes the inputs over every axis except ``axis`` (the features ``C``).
 
@@ -113,22 +134,7 @@ class BatchNormalization(Layer):
                 f"received input shape {tuple(input_shape)}"
             )
         shape = (input_shape[axis],)
-        if self.scale:
-            self.gamma = self.add_weight(
-                shape=shape,
-                initializer=self.gamma_initializer,
-                regularizer=self.gamma_regularizer,
-                constraint=self.gamma_constraint,
-                name="gamma",
-            )
-        if self.center:
-            self.beta = self.add_weight(
-                shape=shape,
-                initializer=self.beta_initializer,
-                regularizer=self.beta_regularizer,
-                constraint=self.beta_constraint,
-                name="beta",
-            )
+        _add_gamma_and_beta(self, shape)
         self.moving_mean = self.add_weight(
             shape=shape,
             initializer=self.moving_mean_initializer,
@@ -349,22 +355,7 @@ class LayerNormalization(Layer):
                 f"input shape {tuple(input_shape)}"
             )
         self._built_shape = tuple(input_shape)
-        if self.scale:
-            self.gamma = self.add_weight(
-                shape=shape,
-                initializer=self.gamma_initializer,
-                regularizer=self.gamma_regularizer,
-                constraint=self.gamma_constraint,
-                name="gamma",
-            )
-        if self.center:
-            self.beta = self.add_weight(
-                shape=shape,
-                initializer=self.beta_initializer,
-                regularizer=self.beta_regularizer,
-                constraint=self.beta_constraint,
-                name="beta",
-            )
+        _add_gamma_and_beta(self, shape)
 
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
         shape = tuple(inputs.shape)

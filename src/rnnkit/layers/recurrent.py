@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from rnnkit import regularizers
+from rnnkit.kernels.masks import MaskInfo
 from rnnkit.kernels.spec import KernelRequest
 from rnnkit.layers.rnn import RNN, renamed_compile_key
 from rnnkit.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
@@ -104,8 +105,16 @@ class _CellLayer(RNN):
         initial_state: Any = None,
         mask: Any = None,
         training: bool | None = None,
+        *,
+        mask_info: MaskInfo | None = None,
     ) -> Any:
-        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+        return super().call(
+            sequences,
+            initial_state=initial_state,
+            mask=mask,
+            training=training,
+            mask_info=mask_info,
+        )
 
     def get_config(self) -> dict[str, Any]:
         cell_config = self.cell.get_config()

@@ -31,6 +31,7 @@ import torch
 from rnnkit import kernels, regularizers, tree
 from rnnkit.kernels.compiled_loop import CompiledLoop, compile_options
 from rnnkit.kernels.loop import run_loop, run_projected_loop
+from rnnkit.kernels.masks import MaskInfo, reversed_info
 from rnnkit.kernels.spec import (
     COMPILED,
     FUSED,
@@ -119,6 +120,12 @@ class RNN(Layer):
         training: passed to the cell when its ``call`` accepts it (dropout).
         constants: tensors passed unchanged to ``cell.call(..., constants=...)`` at each step;
             the cell is then built with ``[step_input_shape, *constant_shapes]`` (tf.keras).
+        mask_info: optional, keyword only: the caller's analysis of ``mask`` in input order
+            (a :class:`~rnnkit.kernels.masks.MaskInfo`, as ``analyze_mask`` of the batch-major
+            mask returns it, or a :class:`~rnnkit.kernels.spec.KernelPlan`'s ``mask_info``
+            from ``choose_bidirectional``), so that a caller running several layers on one
+            mask (``Bidirectional``) has it analysed once; the layer reverses it itself for
+            ``go_backwards``. None: the mask is analysed here when a kernel needs it.
     """
 
     supports_masking = True
@@ -401,8 +408,10 @@ class RNN(Layer):
         mask: Any = None,
         training: bool | None = None,
         constants: Any = None,
+        *,
+        mask_info: MaskInfo | None = None,
     ) -> Any:
-        if mask is None and initial_state is None and constants is None:
+        if mask is None and initial_state is None and constants is None and mask_info is None:
             lean = self._lean_call(sequences, bool(training))
             if lean is not None:
                 return lean
@@ -467,7 +476,10 @@ class RNN(Layer):
             sequences = tree.map_structure(lambda x: x[:, :1], sequences)
             mask = None if mask is None else mask[:, :1]
         # Chosen on what runs (the plan carries the analysis of this mask).
-        plan = self._plan(sequences, mask, bool(training), symbolic)
+        analysis = None if symbolic else self._given_analysis(mask_info, mask, batch, timesteps)
+        plan = self._plan(
+            sequences, mask if analysis is None else analysis, bool(training), symbolic
+        )
         # plain values: written to the instance dict, past Module.__setattr__ (per call)
         self.__dict__["last_kernel_choice"] = plan
         self.__dict__["last_kernel"] = plan.name
@@ -572,6 +584,27 @@ class RNN(Layer):
         if self.return_state:
             return (output, *final_states)
         return output
+
+    def _given_analysis(
+        self, mask_info: Any, mask: Tensor | None, batch: int, timesteps: int
+    ) -> MaskInfo | None:
+        """A caller's ``mask_info`` (input order) checked and put in processing order."""
+        if mask_info is None:
+            return None
+        if not isinstance(mask_info, MaskInfo):
+            raise TypeError(
+                f"{layer_label(self)}: mask_info must be a rnnkit.kernels.masks.MaskInfo or "
+                f"None, received {type(mask_info).__name__}"
+            )
+        lengths = mask_info.lengths
+        if mask is None or (lengths is not None and tuple(lengths.shape) != (batch,)):
+            received = None if mask is None else tuple(mask.shape)
+            raise self._error(
+                f"mask_info must analyse the call's mask of shape {(batch, timesteps)}, "
+                f"received mask {received} and an analysis of "
+                f"{None if lengths is None else tuple(lengths.shape)} rows"
+            )
+        return reversed_info(mask_info, timesteps) if self.go_backwards else mask_info
 
     # ------------------------------------------------------------- kernel seam
     def _plan(self, sequences: Any, mask: Any, training: bool, symbolic: bool) -> KernelPlan:

@@ -54,6 +54,7 @@ from rnnkit.layers.cell_protocol import accepts_argument as accepts_argument
 from rnnkit.layers.cell_protocol import cell_initial_state as cell_initial_state
 from rnnkit.layers.cell_protocol import cell_output_shape as cell_output_shape
 from rnnkit.layers.cell_protocol import check_cell as check_cell
+from rnnkit.layers.cell_protocol import check_rate
 from rnnkit.layers.cell_protocol import reset_dropout_masks as reset_dropout_masks
 from rnnkit.layers.cell_protocol import state_spec as state_spec
 
@@ -64,14 +65,6 @@ def _check_units(units: Any, owner: str) -> int:
     if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
         raise ValueError(f"{owner}: units must be a positive integer, received units={units!r}")
     return units
-
-
-def _check_rate(rate: Any, argument: str, owner: str) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
-        raise ValueError(
-            f"{owner}: {argument} must be a float in [0, 1), received {argument}={rate!r}"
-        )
-    return float(rate)
 
 
 class _Cell(DropoutRNNCell, Layer):
@@ -100,8 +93,8 @@ class _Cell(DropoutRNNCell, Layer):
     ) -> None:
         owner = type(self).__name__
         units = _check_units(units, owner)
-        dropout = _check_rate(dropout, "dropout", owner)
-        recurrent_dropout = _check_rate(recurrent_dropout, "recurrent_dropout", owner)
+        dropout = check_rate(dropout, "dropout", owner)
+        recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout", owner)
         # Keras' implementation switch (1: several small matmuls, 2: one fused; 0: Keras 2's
         # legacy value, still in saved configs): the same
         # maths, and one path here. Accepted as Keras does, checked, not stored.

@@ -38,8 +38,13 @@ import torch
 from rnnkit import tree
 from rnnkit.layers.base import Layer
 from rnnkit.layers.input_layer import InputLayer
+from rnnkit.layers.serialization import deserialize, serialize
 from rnnkit.models.functional import Graph, graph_config, graph_from_config
-from rnnkit.saving.serialization import register_builtin_model
+from rnnkit.models.summary import print_summary
+from rnnkit.saving.keras_export import export_keras
+from rnnkit.saving.model_file import save_model
+from rnnkit.saving.serialization import builtin_model, register_builtin_model
+from rnnkit.saving.weights_file import load_weights, save_weights
 from rnnkit.symbolic import KerasTensor, infer_outputs
 from rnnkit.training.trainer import Trainer
 
@@ -374,8 +379,6 @@ class Model(Trainer, Layer):
         ``inbound_nodes``), ``input_layers``, ``output_layers`` as in Keras 3."""
         if self._graph is None:
             return super().get_config()
-        from rnnkit.layers.serialization import serialize
-
         return {
             "name": self.name,
             "trainable": self.trainable,
@@ -407,8 +410,6 @@ class Model(Trainer, Layer):
     ) -> None:
         """Print the layers, their output shapes and parameter counts as Keras does (see
         :func:`rnnkit.models.summary.print_summary`)."""
-        from rnnkit.models.summary import print_summary
-
         print_summary(
             self,
             line_length=line_length,
@@ -430,9 +431,6 @@ class Model(Trainer, Layer):
         with the optimizer state; see :func:`rnnkit.saving.save_model`), ``format="keras"``
         a file in Keras 3's layout that ``keras.saving.load_model`` reads (Keras' layers
         only; see :func:`rnnkit.saving.export_keras`)."""
-        from rnnkit.saving.keras_export import export_keras
-        from rnnkit.saving.model_file import save_model
-
         if format == "keras":
             export_keras(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
         elif format == "rnnkit":
@@ -443,23 +441,18 @@ class Model(Trainer, Layer):
     def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
         """Save the weights to a ``.weights.safetensors`` file (rnnkit's) or a
         ``.weights.h5`` file (Keras 3's layout); see :func:`rnnkit.saving.save_weights`."""
-        from rnnkit.saving.weights_file import save_weights
-
         save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath: Any, limits: Any = None) -> None:
         """Load a ``.weights.safetensors`` file or a Keras 3 ``.weights.h5`` file (see
         :func:`rnnkit.saving.load_weights`; ``limits``: a :class:`rnnkit.saving.LoadLimits`)."""
-        from rnnkit.saving.weights_file import load_weights
-
         load_weights(self, filepath, limits=limits)
 
 
 def _layer_deserializer(custom_objects: Mapping[str, Any] | None) -> Callable[[Any], Layer]:
-    from rnnkit.layers.serialization import deserialize
-    from rnnkit.models.sequential import Sequential
-
-    objects = {"Model": Model, "Functional": Model, "Sequential": Sequential}
+    # Sequential (a subclass of Model, in a module that imports this one) is found through
+    # the registry it joins when rnnkit.models is imported.
+    objects = {"Model": Model, "Functional": Model, "Sequential": builtin_model("Sequential")}
     objects.update(custom_objects or {})
 
     def load(layer_config: Any) -> Layer:

@@ -30,8 +30,10 @@ from typing import Any
 
 import torch
 
+from rnnkit.layers import core
 from rnnkit.layers.base import Layer
 from rnnkit.layers.input_layer import InputLayer
+from rnnkit.layers.serialization import serialize
 from rnnkit.models.functional import Graph
 from rnnkit.models.model import Model, _layer_deserializer
 from rnnkit.saving.serialization import register_builtin_model
@@ -48,8 +50,6 @@ def _declared_batch_shape(layer: Layer) -> tuple[int | None, ...] | None:
     shape = getattr(layer, "_batch_input_shape", None)
     if shape is not None:
         return tuple(shape)
-    from rnnkit.layers import core
-
     if isinstance(layer, core.Embedding):
         return (None, getattr(layer, "input_length", None))
     return None
@@ -221,8 +221,6 @@ class Sequential(Model):
     def get_config(self) -> dict[str, Any]:
         """``name``, ``trainable``, ``layers`` (the InputLayer first when there is one) and
         ``build_input_shape``, as in Keras 3."""
-        from rnnkit.layers.serialization import serialize
-
         config: dict[str, Any] = {
             "name": self.name,
             "trainable": self.trainable,

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from rnnkit import tree
 from rnnkit.layers.base import Layer
 from rnnkit.layers.input_layer import InputLayer
+from rnnkit.saving.serialization import builtin_model
 from rnnkit.symbolic import KerasTensor
 
 if TYPE_CHECKING:
@@ -80,11 +81,16 @@ def _connections(layer: Layer, graph: Graph) -> list[str]:
     return found
 
 
-def _is_sequential_like(model: Model) -> bool:
-    from rnnkit.models.sequential import Sequential
+def _is_sequential(model: Model) -> bool:
+    # Sequential is found through the registry it joins when rnnkit.models is imported
+    # (rnnkit.models.sequential imports rnnkit.models.model, which imports this module).
+    sequential = builtin_model("Sequential")
+    return sequential is not None and isinstance(model, sequential)
 
+
+def _is_sequential_like(model: Model) -> bool:
     graph = model._graph
-    if isinstance(model, Sequential) or graph is None:
+    if _is_sequential(model) or graph is None:
         return True
     for depth_nodes in graph.nodes_by_depth.values():
         if len(depth_nodes) > 1 or (depth_nodes and len(depth_nodes[0].input_tensors) > 1):
@@ -148,11 +154,9 @@ def print_summary(
         expand_nested: also list the layers inside nested models, framed by ``|``.
         show_trainable: add a "Trainable" column (``Y``/``N``).
     """
-    from rnnkit.models.sequential import Sequential
-
     if print_fn is None:
         print_fn = print
-    if isinstance(model, Sequential) and model.layers and not model.built:
+    if _is_sequential(model) and model.layers and not model.built:
         raise ValueError(
             f"Sequential '{model.name}' has not been built yet: call it on data, call "
             "build(batch_input_shape), or give the first layer input_shape=..."

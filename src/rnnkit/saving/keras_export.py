@@ -51,6 +51,7 @@ from typing import IO, Any
 
 import numpy as np
 
+import rnnkit.layers as public_layers
 from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit.layers.base import Layer
 from rnnkit.saving.files import _fspath, atomic_write, check_overwrite, write_zip
@@ -129,8 +130,6 @@ def _h5py() -> Any:
 # --------------------------------------------------------------------------- checks
 def _keras_class(layer: Layer) -> str:
     """The Keras 3 class name of ``layer``; ``ValueError`` if Keras 3 has no such class."""
-    import rnnkit.layers as public_layers
-
     cls = type(layer)
     model_name = builtin_model_name(cls)  # "Sequential" or "Functional"
     if model_name is not None:
@@ -403,6 +402,7 @@ def compile_config(model: Any) -> dict[str, Any] | None:
     loss weights, metrics), or None when it is not compiled. rnnkit's own ``nan_policy``
     is refused unless it holds the default ``"raise"``; a ``torch.optim`` optimizer is
     refused."""
+    # Lazy: rnnkit.training imports rnnkit.saving (weight files, backups).
     from rnnkit.training import losses, metrics, optimizers
 
     if not getattr(model, "compiled", False):

@@ -49,6 +49,7 @@ from torch import nn
 
 from rnnkit.layers.allocation import weight_budget
 from rnnkit.layers.base import _ALLOWED_KWARGS, Layer, to_snake_case
+from rnnkit.layers.serialization import get_layer_class
 from rnnkit.saving.files import SafeZipReader, _fspath
 from rnnkit.saving.hdf5 import Hdf5Contents, open_hdf5, read_dataset
 from rnnkit.saving.limits import LoadLimits, check_limits
@@ -222,8 +223,6 @@ KERAS_OPS: dict[str, type] = {
 
 
 def _layer_class(class_name: str, custom_objects: Mapping[str, Any] | None) -> type | None:
-    from rnnkit.layers.serialization import get_layer_class
-
     try:
         return get_layer_class(class_name, {**KERAS_OPS, **(custom_objects or {})})
     except ValueError:
@@ -347,6 +346,7 @@ def translate_compile_config(compile_config: Mapping[str, Any], source: str) -> 
     """``model.compile`` arguments from a Keras 3 ``compile_config``: the optimizer's
     hyperparameters (its state: :func:`import_optimizer_state`), the loss, loss weights,
     metrics and weighted metrics."""
+    # Lazy: rnnkit.training imports rnnkit.saving (weight files, backups).
     from rnnkit.training import losses, metrics, optimizers
 
     def loss_or_metric(value: Any, table: Mapping[str, type], kind: str) -> Any:
@@ -392,6 +392,7 @@ def keras_model_from_zip(
     ``compile``, compiled with the file's settings (see :func:`translate_compile_config`).
     The weights file is opened and checked (:func:`rnnkit.saving.hdf5.open_hdf5`) before the
     model is built, and the model may allocate no more weight elements than it holds."""
+    # Lazy: rnnkit.saving.model_file imports this module (Keras files inside .keras files).
     from rnnkit.saving.model_file import model_from_config
 
     source = repr(reader.filepath)
@@ -439,6 +440,7 @@ def _keras_slot_blocks(optimizer: Any) -> list[tuple[str, ...]]:
     """Keras 3's optimizer variables after ``iterations`` and ``learning_rate``: blocks in
     order; a block holds, for each trainable weight in turn, one variable per slot. The
     optimizer says which (``Optimizer.keras_slots``); its state uses Keras' names."""
+    # Lazy: rnnkit.training imports rnnkit.saving (weight files, backups).
     from rnnkit.training import optimizers
 
     if not isinstance(optimizer, optimizers.Optimizer):

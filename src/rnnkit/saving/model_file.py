@@ -95,6 +95,7 @@ def _serialize_compile_arg(value: Any) -> Any:
     """A loss, metric or weight spec as JSON: names and numbers as they are, rnnkit loss and
     metric objects and instances of registered classes as ``{"class_name", "config"}``,
     registered functions by their registered name."""
+    # Lazy: rnnkit.training imports rnnkit.saving (weight files, backups).
     from rnnkit.training import losses as losses_module
     from rnnkit.training import metrics as metrics_module
 
@@ -122,6 +123,7 @@ def _serialize_compile_arg(value: Any) -> Any:
 
 def _compile_config(model: Any) -> tuple[dict[str, Any] | None, str | None]:
     """``(compile_config, reason)``: the config, or None and why it was not saved."""
+    # Lazy: rnnkit.training imports rnnkit.saving (weight files, backups).
     from rnnkit.training.optimizers import Optimizer
 
     if not getattr(model, "compiled", False):
@@ -151,6 +153,7 @@ def _compile_config(model: Any) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def _optimizer_payload(model: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
+    # Lazy: rnnkit.training imports rnnkit.saving (weight files, backups).
     from rnnkit.training.optimizers import Optimizer
 
     optimizer = getattr(model, "optimizer", None)
@@ -391,6 +394,7 @@ def _restore_optimizer(model: Any, reader: SafeZipReader) -> None:
 def _compile_from_config(
     model: Any, compile_config: Any, custom_objects: Mapping[str, Any] | None, source: str
 ) -> None:
+    # Lazy: rnnkit.training imports rnnkit.saving (weight files, backups).
     from rnnkit.training import losses, metrics, optimizers
 
     opt = compile_config.get("optimizer") if isinstance(compile_config, Mapping) else None

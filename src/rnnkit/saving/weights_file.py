@@ -30,6 +30,7 @@ from safetensors.torch import save as st_save
 from rnnkit.layers.base import Layer
 from rnnkit.saving.files import _fspath, atomic_write, check_overwrite
 from rnnkit.saving.keras_export import save_keras_weights
+from rnnkit.saving.keras_import import load_keras_weights
 from rnnkit.saving.limits import DEFAULT_LIMITS, LoadLimits, check_limits, parse_json
 
 WEIGHTS_SUFFIX = ".weights.safetensors"
@@ -260,8 +261,6 @@ def load_weights(model: Any, filepath: str | os.PathLike, limits: LoadLimits | N
     limits = check_limits(limits, "load_weights")
     path = _fspath(filepath)
     if path.endswith(KERAS_WEIGHTS_SUFFIX):
-        from rnnkit.saving.keras_import import load_keras_weights
-
         load_keras_weights(model, path, limits)
         return
     if not path.endswith(WEIGHTS_SUFFIX):
