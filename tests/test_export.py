@@ -1,12 +1,14 @@
 """Export for deployment: ``torch.export`` and ONNX (the TorchScript exporter,
-``torch.onnx.export(..., dynamo=False)``) with dynamic batch and time dimensions, with and
+``torch.onnx.export(..., dynamo=False)``, and the dynamo exporter, ``dynamo=True``) with
+dynamic batch and time dimensions, with and
 without masks; the exported program's and onnxruntime's outputs equal eager's (1e-5) on other
 batch and time sizes, and on padding (right padding, holes) that differs from the example the
 model was exported with.
 
 How (``rnnkit.kernels.export``): under ``torch.export`` a built-in cell's recurrence is one
 ``rnnkit::recurrence`` op, so time stays symbolic and the op reads the mask when it runs; under
-``torch.jit.trace`` a masked call is a scripted loop (an ONNX ``Loop``). What stays refused, and
+``torch.jit.trace`` a masked call is a scripted loop, and under the dynamo ONNX exporter every
+call is a ``while_loop`` (both an ONNX ``Loop``). What stays refused, and
 why, is asserted below: the generic Python loop (``use_cudnn=False``, custom cells) is unrolled
 over the example's time steps, and ``torch.export`` says so naming the time dimension.
 """
@@ -290,3 +292,38 @@ def test_the_scripted_loop_names_an_activation_it_cannot_run():
             _x(1, 2), torch.zeros(3, 2), torch.zeros(2, 2), None, [torch.zeros(1, 2)], None,
             "simple_rnn", "selu", None, True, False, False,
         )  # fmt: skip
+
+
+# ------------------------------------------------------------------------ the dynamo exporter
+DYNAMO_MODELS = {**ONNX_MODELS, **MASKED_MODELS}
+# About 7 s each on a 2-core CPU: these in `make test`, the others under the slow marker.
+DYNAMO_REPRESENTATIVE = ["embedding_mask_zero", "lstm", "masking_bidirectional", "time_distributed"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        name if name in DYNAMO_REPRESENTATIVE else pytest.param(name, marks=pytest.mark.slow)
+        for name in sorted(DYNAMO_MODELS)
+    ],
+)
+def test_dynamo_onnx_runtime_equals_eager(name, tmp_path):
+    """``torch.onnx.export(..., dynamo=True)``: the recurrence is a ``while_loop`` (an ONNX
+    ``Loop``) with the mask applied per step; batch and time dynamic, any padding."""
+    import onnxscript  # noqa: F401  (the dynamo exporter's dependency, in the test extra)
+
+    model = DYNAMO_MODELS[name]()
+    masked = name in MASKED_MODELS
+    example = _inputs(name, 2, 5, holes=False) if masked else _x(2, 5, model.input_shape[-1])
+    with warnings.catch_warnings():
+        # torch 2.13's exporter calls its own deprecated pytree API while it copies the program.
+        warnings.filterwarnings("ignore", "`isinstance\\(treespec, LeafSpec\\)` is deprecated")
+        program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=DYNAMIC)
+    path = tmp_path / f"{name}.onnx"
+    program.save(str(path))
+    session = ort.InferenceSession(str(path))
+    (input_name,) = [i.name for i in session.get_inputs()]
+    for batch, time in MASKED_SIZES:
+        x = _inputs(name, batch, time) if masked else _x(batch, time, model.input_shape[-1])
+        (got,) = session.run(None, {input_name: x.numpy()})
+        np.testing.assert_allclose(got, model(x).detach().numpy(), rtol=1e-5, atol=1e-5)

@@ -167,7 +167,8 @@ def _traced_plan(
     spec: CellSpec | None, request: KernelRequest, inputs: Any, mask: Any, training: bool
 ) -> KernelPlan | None:
     """The ``"export"`` plan while ``torch.export`` or ``torch.jit.trace`` records the call,
-    or None for the usual choice (see :mod:`rnnkit.kernels.export`).
+    or None for the usual choice (see :mod:`rnnkit.kernels.export`); under the dynamo ONNX
+    exporter, a ``while_loop``.
 
     A built-in cell with built-in activations, not ``unroll`` nor ``use_cudnn=False``, and no
     recurrent dropout in training, runs as one graph node: under ``torch.export`` always (the
@@ -185,6 +186,14 @@ def _traced_plan(
         return None
     config = spec.config(training)
     named = [config[k] for k in ("activation", "recurrent_activation") if k in config]
+    if mode == export.ONNX_DYNAMO:
+        if not all(export.scripted_activation(a) for a in named):
+            return None
+        reason = (
+            "torch.onnx.export(dynamo=True): the recurrence is a while_loop over the time "
+            "steps (an ONNX Loop), with the mask applied at each step"
+        )
+        return KernelPlan(EXPORT, reason, spec)
     if mode == export.EXPORTING:
         if not all(isinstance(a, str) for a in named) or _manual_backward_blocker(config):
             return None
@@ -286,7 +295,9 @@ def choose_bidirectional(
             refused, "input dropout in training draws a different mask per direction"
         )
     mode = export.tracer()
-    if mode == export.EXPORTING or (mode == export.TRACING and mask is not None):
+    if mode in (export.EXPORTING, export.ONNX_DYNAMO) or (
+        mode == export.TRACING and mask is not None
+    ):
         return _per_direction(
             refused, f"{mode} records each direction as one graph node (kernels.export)"
         )

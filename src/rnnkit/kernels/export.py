@@ -14,6 +14,10 @@ every mask:
   one run of valid steps per row) or the manual-backward kernel (holes), as an eager call
   would. Its backward recomputes the forward under autograd (exported programs are usually
   for inference; training through one stays correct).
+* under the dynamo ONNX exporter (``torch.onnx.export(..., dynamo=True)``, which runs
+  ``torch.export`` and then translates each op to ONNX: a custom op has no translation) the
+  recurrence is torch's ``while_loop`` over the time steps with the mask applied at each step
+  (:func:`masked_loop` with ``while_loop=True``), which becomes an ONNX ``Loop``.
 * under ``torch.jit.trace`` (the TorchScript ONNX exporter) with a mask, or with a
   configuration the fused kernel cannot run, the recurrence is a scripted loop
   (:func:`masked_loop`), which the trace keeps as a loop over the symbolic time dimension (an
@@ -37,6 +41,7 @@ import warnings
 from typing import Any
 
 import torch
+from torch._higher_order_ops.while_loop import while_loop
 
 from rnnkit.kernels import fused, manual_backward
 from rnnkit.kernels.masks import analyze_mask
@@ -45,6 +50,7 @@ Tensor = torch.Tensor
 
 EXPORTING = "torch.export"
 TRACING = "torch.jit.trace"
+ONNX_DYNAMO = "torch.onnx.export(dynamo=True)"
 
 # The activations the scripted loop knows, by name (rnnkit.activations' names and maths, which
 # tests/test_export.py checks against the generic loop); its code for each in `_activate`.
@@ -52,10 +58,11 @@ _SCRIPTED_ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3, "hard_
 
 
 def tracer() -> str | None:
-    """:data:`EXPORTING` under ``torch.export``, :data:`TRACING` under ``torch.jit.trace``,
-    else None."""
+    """:data:`ONNX_DYNAMO` while the dynamo ONNX exporter runs ``torch.export``,
+    :data:`EXPORTING` under ``torch.export`` otherwise, :data:`TRACING` under
+    ``torch.jit.trace`` (also the TorchScript ONNX exporter), else None."""
     if torch.compiler.is_exporting():
-        return EXPORTING
+        return ONNX_DYNAMO if torch.onnx.is_in_onnx_export() else EXPORTING
     if torch.jit.is_tracing():
         return TRACING
     return None
@@ -231,6 +238,54 @@ def _activate(x: Tensor, code: int) -> Tensor:
     return torch.clamp(x + 3.0, 0.0, 6.0) / 6.0  # Keras 3's hard_sigmoid: relu6(x + 3) / 6
 
 
+def _step(
+    x_t: Tensor,
+    h: Tensor,
+    c: Tensor,
+    recurrent_kernel: Tensor,
+    recurrent_bias: Tensor,
+    kind: int,
+    activation: int,
+    recurrent_activation: int,
+    reset_after: bool,
+) -> tuple[Tensor, Tensor]:
+    """One step from the projected input ``x_t = x W + b_in`` ``(N, G*u)``: ``(h_new, c_new)``
+    (``c`` passes through but for the LSTM). ``kind``: 0 LSTM, 1 GRU, 2 SimpleRNN."""
+    units = recurrent_kernel.shape[0]
+    if kind == 0:
+        z = x_t + torch.matmul(h, recurrent_kernel)
+        i = _activate(z[:, :units], recurrent_activation)
+        f = _activate(z[:, units : 2 * units], recurrent_activation)
+        g = _activate(z[:, 2 * units : 3 * units], activation)
+        o = _activate(z[:, 3 * units :], recurrent_activation)
+        c_new = f * c + i * g
+        return o * _activate(c_new, activation), c_new
+    if kind == 1:
+        if reset_after:
+            inner = torch.matmul(h, recurrent_kernel) + recurrent_bias
+            zr = _activate(x_t[:, : 2 * units] + inner[:, : 2 * units], recurrent_activation)
+            hh = _activate(x_t[:, 2 * units :] + zr[:, units:] * inner[:, 2 * units :], activation)
+        else:
+            inner = torch.matmul(h, recurrent_kernel[:, : 2 * units])
+            zr = _activate(x_t[:, : 2 * units] + inner, recurrent_activation)
+            rh = torch.matmul(zr[:, units:] * h, recurrent_kernel[:, 2 * units :])
+            hh = _activate(x_t[:, 2 * units :] + rh, activation)
+        z = zr[:, :units]
+        return z * h + (1.0 - z) * hh, c
+    return _activate(x_t + torch.matmul(h, recurrent_kernel), activation), c
+
+
+def _biases(kernel: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``(input bias, recurrent bias)``, each ``(G*u,)``: GRU ``reset_after``'s two rows, one
+    bias and zeros, or zeros."""
+    zeros = torch.zeros(kernel.shape[1], dtype=kernel.dtype, device=kernel.device)
+    if bias is None:
+        return zeros, zeros
+    if bias.dim() == 2:
+        return bias[0], bias[1]
+    return bias, zeros
+
+
 def _loop(
     inputs: Tensor,
     kernel: Tensor,
@@ -245,50 +300,18 @@ def _loop(
     reset_after: bool,
     zero_output_for_mask: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Keras' masked recurrence, step by step. ``kind``: 0 LSTM, 1 GRU, 2 SimpleRNN; ``c`` is
-    unused but for the LSTM. ``inputs``/``mask`` already in processing order."""
-    units = recurrent_kernel.shape[0]
-    input_bias = torch.zeros(kernel.shape[1], dtype=inputs.dtype, device=inputs.device)
-    recurrent_bias = torch.zeros(kernel.shape[1], dtype=inputs.dtype, device=inputs.device)
-    if bias is not None:
-        if bias.dim() == 2:
-            input_bias = bias[0]
-            recurrent_bias = bias[1]
-        else:
-            input_bias = bias
+    """Keras' masked recurrence, step by step (scripted by :func:`_scripted_loop`).
+    ``inputs``/``mask`` already in processing order."""
+    input_bias, recurrent_bias = _biases(kernel, bias)
     projected = torch.matmul(inputs, kernel) + input_bias
     previous = torch.zeros_like(h)
     outputs: list[Tensor] = []
     for t in range(inputs.shape[1]):
-        x_t = projected[:, t]
         keep = mask[:, t].unsqueeze(1)
-        c_new = c
-        if kind == 0:
-            z = x_t + torch.matmul(h, recurrent_kernel)
-            i = _activate(z[:, :units], recurrent_activation)
-            f = _activate(z[:, units : 2 * units], recurrent_activation)
-            g = _activate(z[:, 2 * units : 3 * units], activation)
-            o = _activate(z[:, 3 * units :], recurrent_activation)
-            c_new = f * c + i * g
-            h_new = o * _activate(c_new, activation)
-        elif kind == 1:
-            if reset_after:
-                inner = torch.matmul(h, recurrent_kernel) + recurrent_bias
-                zr = _activate(x_t[:, : 2 * units] + inner[:, : 2 * units], recurrent_activation)
-                r = zr[:, units:]
-                hh = _activate(x_t[:, 2 * units :] + r * inner[:, 2 * units :], activation)
-            else:
-                inner = torch.matmul(h, recurrent_kernel[:, : 2 * units])
-                zr = _activate(x_t[:, : 2 * units] + inner, recurrent_activation)
-                r = zr[:, units:]
-                hh = _activate(
-                    x_t[:, 2 * units :] + torch.matmul(r * h, recurrent_kernel[:, 2 * units :]),
-                    activation,
-                )
-            z = zr[:, :units]
-            h_new = z * h + (1.0 - z) * hh
-        else:
-            h_new = _activate(x_t + torch.matmul(h, recurrent_kernel), activation)
+        h_new, c_new = _step(
+            projected[:, t], h, c, recurrent_kernel, recurrent_bias, kind, activation,
+            recurrent_activation, reset_after,
+        )  # fmt: skip
         h = torch.where(keep, h_new, h)
         c = torch.where(keep, c_new, c)
         if zero_output_for_mask:
@@ -297,6 +320,61 @@ def _loop(
             outputs.append(torch.where(keep, h_new, previous))
         previous = torch.where(keep, h_new, previous)
     return torch.stack(outputs, 1), h, c
+
+
+def _while_loop(
+    inputs: Tensor,
+    kernel: Tensor,
+    recurrent_kernel: Tensor,
+    bias: Tensor | None,
+    h: Tensor,
+    c: Tensor,
+    mask: Tensor,
+    kind: int,
+    activation: int,
+    recurrent_activation: int,
+    reset_after: bool,
+    zero_output_for_mask: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_loop` as ``torch``'s ``while_loop`` (a higher-order op that ``torch.export``
+    keeps over a symbolic number of steps and the dynamo ONNX exporter writes as an ONNX
+    ``Loop``); it has no autograd in torch 2.13, so it serves the ONNX export only."""
+    input_bias, recurrent_bias = _biases(kernel, bias)
+    projected = (torch.matmul(inputs, kernel) + input_bias).transpose(0, 1)  # (T, N, G*u)
+    keep_all = mask.transpose(0, 1).unsqueeze(2)  # (T, N, 1)
+    steps = projected.shape[0]
+    # while_loop refuses closure tensors that share storage: each gets its own.
+    recurrent_kernel, recurrent_bias = recurrent_kernel.clone(), recurrent_bias.clone()
+
+    def more(i: Tensor, *carried: Tensor) -> Tensor:
+        return i < steps
+
+    def body(
+        index: Tensor, out: Tensor, h: Tensor, c: Tensor, previous: Tensor
+    ) -> tuple[Tensor, ...]:
+        t = int(index.item())  # an unbacked symbolic int while exporting
+        torch._check(t >= 0)
+        torch._check(t < steps)
+        keep = keep_all[t]
+        h_new, c_new = _step(
+            projected[t], h, c, recurrent_kernel, recurrent_bias, kind, activation,
+            recurrent_activation, reset_after,
+        )  # fmt: skip
+        shown = torch.zeros_like(h_new) if zero_output_for_mask else previous
+        out = out.clone()
+        out[t] = torch.where(keep, h_new, shown)
+        return (
+            index + 1,
+            out,
+            torch.where(keep, h_new, h),
+            torch.where(keep, c_new, c),
+            torch.where(keep, h_new, previous),
+        )
+
+    out = h.new_zeros(steps, *h.shape)
+    start = torch.tensor(0, dtype=torch.int64)
+    _, out, h, c, _ = while_loop(more, body, [start, out, h, c, torch.zeros_like(h)])
+    return out.transpose(0, 1), h, c
 
 
 _KIND_CODES = {"lstm": 0, "gru": 1, "simple_rnn": 2}
@@ -327,11 +405,12 @@ def masked_loop(
     reset_after: bool,
     go_backwards: bool,
     zero_output_for_mask: bool,
+    while_loop: bool = False,
 ) -> tuple[Tensor, list[Tensor]]:
-    """The scripted loop (:func:`_loop`) with Keras' conventions: ``inputs (N, T,
-    H_in)``, ``states`` ``[h]`` or ``[h, c]`` each ``(N, u)``, ``mask (N, T)`` bool or None
-    (every step valid), in input order. Returns ``(outputs (N, T, u) in processing order,
-    final states)``."""
+    """The scripted loop (:func:`_loop`), or with ``while_loop`` torch's ``while_loop``
+    (:func:`_while_loop`), with Keras' conventions: ``inputs (N, T, H_in)``, ``states``
+    ``[h]`` or ``[h, c]`` each ``(N, u)``, ``mask (N, T)`` bool or None (every step valid), in
+    input order. Returns ``(outputs (N, T, u) in processing order, final states)``."""
     for name, value in (("activation", activation), ("recurrent_activation", recurrent_activation)):
         if value is not None and not scripted_activation(value):
             raise ValueError(
@@ -344,7 +423,8 @@ def masked_loop(
         inputs, mask = inputs.flip(1), mask.flip(1)
     h = states[0]
     c = states[1] if kind == "lstm" else torch.zeros_like(h)
-    out, h, c = _scripted_loop()(
+    loop = _while_loop if while_loop else _scripted_loop()
+    out, h, c = loop(
         inputs, kernel, recurrent_kernel, bias, h, c, mask, _KIND_CODES[kind],
         _SCRIPTED_ACTIVATIONS[activation],
         _SCRIPTED_ACTIVATIONS[recurrent_activation or "sigmoid"], reset_after,

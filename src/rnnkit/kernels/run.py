@@ -111,16 +111,18 @@ def _run_export(
     plan: KernelPlan, inputs: Tensor, weights: Weights, states: list[Tensor], options: dict
 ) -> tuple[Tensor, list[Tensor]]:
     """The recurrence as one graph node: the ``rnnkit::recurrence`` op under ``torch.export``,
-    the scripted loop under ``torch.jit.trace`` (:mod:`rnnkit.kernels.export`)."""
+    the scripted loop under ``torch.jit.trace``, ``while_loop`` under the dynamo ONNX exporter
+    (:mod:`rnnkit.kernels.export`)."""
     spec = plan.spec
     assert spec is not None and isinstance(spec.activation, str)
     recurrent_activation = spec.recurrent_activation
     assert recurrent_activation is None or isinstance(recurrent_activation, str)
-    if export.tracer() == export.TRACING:
+    mode = export.tracer()
+    if mode in (export.TRACING, export.ONNX_DYNAMO):
         out, finals = export.masked_loop(
             inputs, *weights, states, options["mask"], spec.kind, spec.activation,
             recurrent_activation, spec.reset_after, options["go_backwards"],
-            options["zero_output_for_mask"],
+            options["zero_output_for_mask"], while_loop=mode == export.ONNX_DYNAMO,
         )  # fmt: skip
     else:
         out, stacked = torch.ops.rnnkit.recurrence(
