@@ -45,10 +45,11 @@ from typing import Any
 
 import torch
 
-from rnnkit.kernels import compiled_loop, fused, manual_backward
+from rnnkit.kernels import compiled_loop, export, fused, manual_backward
 from rnnkit.kernels.masks import MaskInfo, analyze_mask
 from rnnkit.kernels.spec import (
     COMPILED,
+    EXPORT,
     FUSED,
     GENERIC,
     MANUAL_BACKWARD,
@@ -162,9 +163,64 @@ def choose(
     )
 
 
+def _traced_plan(
+    spec: CellSpec | None, request: KernelRequest, inputs: Any, mask: Any, training: bool
+) -> KernelPlan | None:
+    """The ``"export"`` plan while ``torch.export`` or ``torch.jit.trace`` records the call,
+    or None for the usual choice (see :mod:`rnnkit.kernels.export`); under the dynamo ONNX
+    exporter, a ``while_loop``.
+
+    A built-in cell with built-in activations, not ``unroll`` nor ``use_cudnn=False``, and no
+    recurrent dropout in training, runs as one graph node: under ``torch.export`` always (the
+    fused kernel would be unrolled over the example's steps, and the mask cannot be read);
+    under ``torch.jit.trace`` when the call has a mask (its values would be recorded as
+    constants) or the fused kernel cannot run it (the loop would be unrolled). A plain
+    ``RNN(cell)`` of a built-in cell qualifies too: it runs the same maths."""
+    mode = export.tracer()
+    if mode is None or request.use_cudnn is False:
+        return None
+    if _call_blocker(spec, request, inputs) is not None:
+        return None
+    assert spec is not None
+    if training and spec.recurrent_dropout > 0:
+        return None
+    config = spec.config(training)
+    named = [config[k] for k in ("activation", "recurrent_activation") if k in config]
+    if mode == export.ONNX_DYNAMO:
+        if not all(export.scripted_activation(a) for a in named):
+            return None
+        reason = (
+            "torch.onnx.export(dynamo=True): the recurrence is a while_loop over the time "
+            "steps (an ONNX Loop), with the mask applied at each step"
+        )
+        return KernelPlan(EXPORT, reason, spec)
+    if mode == export.EXPORTING:
+        if not all(isinstance(a, str) for a in named) or _manual_backward_blocker(config):
+            return None
+        reason = (
+            "torch.export: the recurrence is one rnnkit::recurrence op (time stays symbolic; "
+            "the op chooses the fused or manual-backward kernel from the mask when it runs)"
+        )
+        return KernelPlan(EXPORT, reason, spec)
+    if not all(export.scripted_activation(a) for a in named):
+        return None
+    fusable, why = fused.can_fuse(config, None, inputs.device)
+    if mask is None and fusable and request.use_cudnn is not None:
+        return None
+    reason = "a mask" if mask is not None else (why or "a plain RNN(cell) runs the loop")
+    reason = (
+        f"torch.jit.trace with {reason}: the recurrence is a scripted loop over the time "
+        "steps (an ONNX Loop), with the mask applied at each step"
+    )
+    return KernelPlan(EXPORT, reason, spec)
+
+
 def _choose_uncompiled(
     spec: CellSpec | None, request: KernelRequest, inputs: Any, mask: Any, training: bool
 ) -> KernelPlan:
+    traced = _traced_plan(spec, request, inputs, mask, training)
+    if traced is not None:
+        return traced
     use_cudnn = request.use_cudnn
     if use_cudnn is None:
         return KernelPlan(GENERIC, "a generic RNN(cell) layer always runs the generic loop", spec)
@@ -239,6 +295,13 @@ def choose_bidirectional(
     if training and (f_spec.dropout > 0 or b_spec.dropout > 0):
         return _per_direction(
             refused, "input dropout in training draws a different mask per direction"
+        )
+    mode = export.tracer()
+    if mode in (export.EXPORTING, export.ONNX_DYNAMO) or (
+        mode == export.TRACING and mask is not None
+    ):
+        return _per_direction(
+            refused, f"{mode} records each direction as one graph node (kernels.export)"
         )
     info = _analysis(mask, go_backwards=False)  # one run per row stays one run reversed
     for spec, request in (forward, backward):

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.kernels import fused, manual_backward
-from rnnkit.kernels.spec import FUSED, MANUAL_BACKWARD, KernelPlan
+from rnnkit.kernels import export, fused, manual_backward
+from rnnkit.kernels.spec import EXPORT, FUSED, MANUAL_BACKWARD, KernelPlan
 
 Tensor = torch.Tensor
 Weights = tuple[Tensor, Tensor, Tensor | None]
@@ -62,9 +62,10 @@ def run(
         go_backwards, return_sequences, zero_output_for_mask: the layer's.
     """
     spec = plan.spec
-    if spec is None or plan.name not in (FUSED, MANUAL_BACKWARD):
+    if spec is None or plan.name not in (FUSED, MANUAL_BACKWARD, EXPORT):
         raise ValueError(
-            f"run: plan {plan.name!r} is not a fused or manual-backward plan of a built-in cell"
+            f"run: plan {plan.name!r} is not a fused, manual-backward or export plan of a "
+            "built-in cell"
         )
     if input_dropout_mask is not None:
         inputs = inputs * input_dropout_mask.unsqueeze(1)
@@ -76,6 +77,8 @@ def run(
     )
     if plan.name == FUSED:
         out, finals = _run_fused(plan, inputs, weights, states, options)
+    elif plan.name == EXPORT:
+        out, finals = _run_export(plan, inputs, weights, states, options)
     else:
         out, finals = _run_manual_backward(plan, inputs, weights, states, options,
                                            recurrent_dropout_mask)  # fmt: skip
@@ -102,6 +105,33 @@ def _run_fused(
         inputs, *weights, states[0], activation=activation, mask_info=info, **options
     )
     return out, [h]
+
+
+def _run_export(
+    plan: KernelPlan, inputs: Tensor, weights: Weights, states: list[Tensor], options: dict
+) -> tuple[Tensor, list[Tensor]]:
+    """The recurrence as one graph node: the ``rnnkit::recurrence`` op under ``torch.export``,
+    the scripted loop under ``torch.jit.trace``, ``while_loop`` under the dynamo ONNX exporter
+    (:mod:`rnnkit.kernels.export`)."""
+    spec = plan.spec
+    assert spec is not None and isinstance(spec.activation, str)
+    recurrent_activation = spec.recurrent_activation
+    assert recurrent_activation is None or isinstance(recurrent_activation, str)
+    mode = export.tracer()
+    if mode in (export.TRACING, export.ONNX_DYNAMO):
+        out, finals = export.masked_loop(
+            inputs, *weights, states, options["mask"], spec.kind, spec.activation,
+            recurrent_activation, spec.reset_after, options["go_backwards"],
+            options["zero_output_for_mask"], while_loop=mode == export.ONNX_DYNAMO,
+        )  # fmt: skip
+    else:
+        out, stacked = torch.ops.rnnkit.recurrence(
+            inputs, *weights, states, options["mask"], None, spec.kind, spec.activation,
+            recurrent_activation or "sigmoid", spec.reset_after, options["go_backwards"],
+            options["zero_output_for_mask"],
+        )  # fmt: skip
+        finals = list(stacked.unbind(0))
+    return (out if options["return_sequences"] else out[:, -1]), finals
 
 
 # Under torch.compile the manual-backward kernel runs eagerly (one graph break): its autograd

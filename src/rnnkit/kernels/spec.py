@@ -12,7 +12,9 @@ Kernel names (``layer.last_kernel``, the same vocabulary for ``RNN`` and ``Bidir
 - ``"manual_backward"``: :mod:`rnnkit.kernels.manual_backward`, a per-step kernel with a
   hand-written backward, for what the fused kernel cannot express;
 - ``"generic"``: :mod:`rnnkit.kernels.loop`, any cell, the oracle;
-- ``"compiled"``: :mod:`rnnkit.kernels.compiled_loop`, the generic loop compiled.
+- ``"compiled"``: :mod:`rnnkit.kernels.compiled_loop`, the generic loop compiled;
+- ``"export"``: :mod:`rnnkit.kernels.export`, the recurrence as one graph node while
+  ``torch.export`` or ``torch.jit.trace`` records the call (time stays symbolic, any mask).
 
 >>> spec = CellSpec("lstm", units=4, activation="tanh", recurrent_activation="sigmoid")
 >>> spec.config(training=False)["cell"], spec.gates
@@ -33,7 +35,8 @@ GENERIC = "generic"
 FUSED = "fused"
 MANUAL_BACKWARD = "manual_backward"
 COMPILED = "compiled"
-KERNEL_NAMES = (FUSED, MANUAL_BACKWARD, GENERIC, COMPILED)
+EXPORT = "export"
+KERNEL_NAMES = (FUSED, MANUAL_BACKWARD, GENERIC, COMPILED, EXPORT)
 
 CellKind = Literal["lstm", "gru", "simple_rnn"]
 ActivationId = str | Callable[..., Any]

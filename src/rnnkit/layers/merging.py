@@ -43,8 +43,9 @@ def _check_shapes_list(layer: Layer, input_shape: Any) -> list[tuple[int | None,
             f"received a single input (shape {input_shape!r})"
         )
     shapes = [tuple(s) for s in input_shape]
-    batch_sizes = {s[0] for s in shapes if s and s[0] is not None}
-    if len(batch_sizes) > 1:
+    # lists, not sets, here and below: under torch.export the sizes are symbolic (unhashable)
+    batch_sizes = [s[0] for s in shapes if s and s[0] is not None]
+    if any(size != batch_sizes[0] for size in batch_sizes[1:]):
         raise ValueError(
             f"{type(layer).__name__} '{layer.name}': inputs have different batch sizes, "
             f"received shapes {shapes}"
@@ -89,7 +90,7 @@ class _Elementwise(Layer):
                 f"{type(self).__name__} '{self.name}': inputs have incompatible shapes "
                 f"{[tuple(x.shape) for x in tensors]}"
             ) from error
-        if len({x.shape[0] for x in expanded}) > 1:
+        if any(x.shape[0] != expanded[0].shape[0] for x in expanded[1:]):
             raise ValueError(
                 f"{type(self).__name__} '{self.name}': inputs have different batch sizes, "
                 f"received shapes {[tuple(x.shape) for x in tensors]}"
@@ -223,8 +224,8 @@ class Concatenate(Layer):
         for d in range(rank):
             if d == axis:
                 continue
-            sizes = {s[d] for s in shapes if s[d] is not None}
-            if len(sizes) > 1:
+            sizes = [s[d] for s in shapes if s[d] is not None]
+            if any(size != sizes[0] for size in sizes[1:]):
                 raise ValueError(
                     f"Concatenate '{self.name}': inputs must match on every axis except "
                     f"axis={self.axis}, received shapes {shapes}"

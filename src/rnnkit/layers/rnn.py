@@ -34,6 +34,7 @@ from rnnkit.kernels.loop import run_loop, run_projected_loop
 from rnnkit.kernels.masks import MaskInfo, reversed_info
 from rnnkit.kernels.spec import (
     COMPILED,
+    EXPORT,
     FUSED,
     GENERIC,
     MANUAL_BACKWARD,
@@ -677,7 +678,7 @@ class RNN(Layer):
     ) -> tuple[Any, Any, Any]:
         """Run the planned kernel on batch-major ``sequences``; returns (last, outputs, states)."""
         training = bool(cell_kwargs.get("training"))
-        if plan.name in (FUSED, MANUAL_BACKWARD):
+        if plan.name in (FUSED, MANUAL_BACKWARD, EXPORT):
             return self._run_kernel(plan, sequences, tree.flatten(states), mask, training)
         if plan.name == COMPILED:
             return self._run_compiled(sequences, states, mask, cell_kwargs)

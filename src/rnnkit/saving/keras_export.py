@@ -21,9 +21,9 @@ computed by :func:`rnnkit.saving.keras_import.keras_weight_groups`.
 What Keras 3 cannot express is refused with a ``ValueError`` that names it, before anything
 is written:
 
-- layers Keras 3 does not have (``DropoutCell``, ``OutputProjectionCell``), custom layer
-  classes and subclassed models (Keras would need their Python code), and the layers around
-  RNNs added later (convolutions, pooling, attention, ...: not in :data:`KERAS_LAYERS` yet);
+- layers Keras 3 does not have (``DropoutCell``, ``OutputProjectionCell``), Keras layers this
+  module does not write yet (``ConvLSTM1D/2D/3D``; ``Lambda``, whose Python code Keras would
+  need), custom layer classes and subclassed models (the same);
 - arguments Keras 3 dropped or never had, when they differ from the value that behaves as
   Keras does (:data:`RNNKIT_ONLY_ARGUMENTS`: ``time_major``, ``compile_loop`` of the RNN layers,
   ``use_cudnn`` of ``SimpleRNN``); and the ``constants`` call argument of ``RNN``;
@@ -86,9 +86,31 @@ KERAS_LAYERS = (
     "SimpleRNNCell",
     "Bidirectional",
     "TimeDistributed",
+    # the layers around RNNs
+    "Conv1D",
+    "Conv2D",
+    "Conv3D",
+    "MaxPooling1D",
+    "AveragePooling1D",
+    "GlobalMaxPooling1D",
+    "GlobalAveragePooling1D",
+    "Cropping1D",
+    "ZeroPadding1D",
+    "UpSampling1D",
+    "RepeatVector",
+    "Permute",
+    "SpatialDropout1D",
+    "LayerNormalization",
+    "Attention",
+    "AdditiveAttention",
+    "MultiHeadAttention",
+    "Average",
+    "Multiply",
+    "Subtract",
+    "Dot",
 )
 # rnnkit's layers without a Keras 3 counterpart (the other public layers missing from
-# KERAS_LAYERS, e.g. convolutions and attention, are Keras', not yet written by this module).
+# KERAS_LAYERS, the ConvLSTM layers and Lambda, are Keras', not written by this module).
 _NOT_IN_KERAS = ("DropoutCell", "OutputProjectionCell")
 _RNN_ONLY = {"time_major": False, "compile_loop": False}
 # Arguments rnnkit has and Keras 3 does not, with the value at which rnnkit behaves as Keras:
@@ -98,7 +120,14 @@ RNNKIT_ONLY_ARGUMENTS: dict[str, dict[str, Any]] = {
     "GRU": _RNN_ONLY,
     "RNN": _RNN_ONLY,
     "SimpleRNN": {**_RNN_ONLY, "use_cudnn": "auto"},
+    # Keras 3.15 dropped the deprecated argument; rnnkit keeps it in configs, only False.
+    "LayerNormalization": {"rms_scaling": False},
 }
+# Base-layer arguments that Keras 3's class does not take (its __init__ has no **kwargs).
+_NOT_TAKEN = {"SpatialDropout1D": ("trainable",)}
+# Layers whose sublayers are internal (built by the layer, not in its config): Keras' layer
+# builds the same ones, at the same weight paths.
+_OWNS_SUBLAYERS = ("MultiHeadAttention",)
 # The call arguments of a functional node that Keras' layers accept.
 _KERAS_CALL_ARGUMENTS = ("mask", "initial_state", "training")
 _MODELS = {
@@ -161,8 +190,12 @@ def _keras_class(layer: Layer) -> str:
 
 def check_exportable(model: Layer) -> None:
     """``ValueError`` naming the first layer of ``model`` that Keras 3 does not have."""
-    for layer, _ in keras_weight_groups(model):
-        _keras_class(layer)
+    internal: list[str] = []
+    for layer, path in keras_weight_groups(model):
+        if any(path.startswith(f"{owner}/") for owner in internal):
+            continue
+        if _keras_class(layer) in _OWNS_SUBLAYERS:
+            internal.append(path)
 
 
 # --------------------------------------------------------------------------- config
@@ -219,6 +252,8 @@ def _layer_config(class_name: str, config: Mapping[str, Any], where: str) -> dic
     out: dict[str, Any] = {}
     for key, value in config.items():
         if key in _INPUT_ARGUMENTS and not (class_name == "Embedding" and key == "input_dim"):
+            continue
+        if key in _NOT_TAKEN.get(class_name, ()):
             continue
         if key == "dtype" and class_name == "InputLayer":
             out[key] = value  # Keras writes an InputLayer's dtype as a name, not a policy
