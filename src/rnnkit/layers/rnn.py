@@ -538,6 +538,7 @@ class RNN(Layer):
             or sequences.shape[1] == 0
             or in_symbolic_call()
             or torch.compiler.is_compiling()
+            or torch.jit.is_tracing()
         ):
             return None
         key, plan = cached
@@ -620,6 +621,8 @@ class RNN(Layer):
             and not symbolic
             and request.compile_options is None
             and isinstance(sequences, Tensor)
+            and not torch.compiler.is_compiling()  # compile and export choose their own
+            and not torch.jit.is_tracing()
         ):
             device = sequences.device
             autocast = torch.is_autocast_enabled(device.type)
