@@ -68,10 +68,13 @@ def _run(model, x, training, seed=0):
     return [o.detach() for o in flat], [g for g in grads if g is not None]
 
 
-def _check(name, backend, training):
+def _check(name, backend, training, dtype=None):
     zoo = ZOO[name]()
     x = _tensors(zoo.inputs)
     model = zoo.model
+    if dtype is not None:
+        model.to(dtype)
+        x = tree.map_structure(lambda t: t.to(dtype) if t.is_floating_point() else t, x)
     eager = _run(model, x, training)
     compiled_model = torch.compile(model, backend=backend)
     compiled = _run(compiled_model, x, training)
@@ -119,7 +122,10 @@ def test_compiled_equals_eager_whole_zoo(name, training):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["mnist_lstm", "bidirectional_concat", "stacked_cells"])
 def test_inductor_equals_eager(name):
-    _check(name, "inductor", training=True)
+    """In float64: inductor fuses and reorders float32 reductions (mnist_lstm's weight
+    gradients, sums over 64 samples x 28 steps, then differ by up to 2.7e-5), which is
+    rounding, not what this test is about."""
+    _check(name, "inductor", training=True, dtype=torch.float64)
 
 
 @pytest.mark.parametrize("name", NO_BREAKS)
