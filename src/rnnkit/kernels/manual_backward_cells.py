@@ -7,8 +7,7 @@ One ``torch.autograd.Function`` (``Recurrence``) runs a cell over time-major pro
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -458,29 +457,6 @@ class SimpleRNN:
         return DP, proj.weight_grad(_prev(h0, Hs), DP), None, [dh]
 
 
-# A step's work below which the loops run on one intra-op thread: B * G u * u multiply-adds
-# for the recurrent matmul (the guide's LSTM: 64 * 256 * 64 = 1M). Split over two threads,
-# each of a small step's ~15 operations pays the threads' hand-over, which costs more than it
-# saves (see benchmarks/RESULTS.md, "manual-backward kernel and threads").
-_ONE_THREAD_WORK = 1 << 22
-
-
-@contextlib.contextmanager
-def _step_threads(xp: Tensor, U: Tensor) -> Iterator[None]:
-    """Run the enclosed per-step loop on one intra-op thread when its steps are small and on
-    the CPU; torch's thread count is restored afterwards."""
-    threads = torch.get_num_threads()
-    small = xp.shape[1] * U.shape[1] * U.shape[0] <= _ONE_THREAD_WORK
-    if threads == 1 or xp.device.type != "cpu" or not small or torch.compiler.is_compiling():
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 class Recurrence(torch.autograd.Function):
     """Runs ``cell`` over time-major projected inputs ``xp (T, B, G u)``.
 
@@ -491,8 +467,7 @@ class Recurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cell, need_grad, xp, U, b_rec, m, M, *states0):
-        with _step_threads(xp, U):
-            Hs, finals, saved = cell.forward(xp, U, b_rec, m, M, states0, need_grad)
+        Hs, finals, saved = cell.forward(xp, U, b_rec, m, M, states0, need_grad)
         ctx.cell = cell
         if need_grad:
             ctx.save_for_backward(xp, U, b_rec, m, M, Hs, *states0, *saved)
@@ -504,8 +479,7 @@ class Recurrence(torch.autograd.Function):
         cell = ctx.cell
         xp, U, b_rec, m, M, Hs, *rest = ctx.saved_tensors
         states0, saved = rest[: cell.n_states], rest[cell.n_states :]
-        with _step_threads(xp, U):
-            dxp, dU, db, dstates = cell.backward(
-                xp, U, b_rec, m, M, states0, Hs, saved, dHs, list(dfinals)
-            )
+        dxp, dU, db, dstates = cell.backward(
+            xp, U, b_rec, m, M, states0, Hs, saved, dHs, list(dfinals)
+        )
         return (None, None, dxp, dU, db, None, None, *dstates)
