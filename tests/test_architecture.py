@@ -70,6 +70,99 @@ def test_no_rnnkit_import_inside_a_function_without_a_reason():
     assert not unexplained, "\n".join(unexplained)
 
 
+def _module_level_imports() -> dict[str, set[str]]:
+    """rnnkit module -> the rnnkit modules it imports when it is imported (statements at
+    module level, outside ``if TYPE_CHECKING``; the parent packages an import also runs are
+    left out: every module would otherwise reach ``rnnkit/__init__``, which imports them all)."""
+    package = KERNELS.parent
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = ("rnnkit", *path.relative_to(package).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        name = ".".join(parts[:-1] if is_package else parts)
+        modules[name] = (path, name if is_package else name.rsplit(".", 1)[0])
+    graph: dict[str, set[str]] = {}
+    for name, (path, here) in modules.items():
+        found: set[str] = set()
+        for sub in _run_at_import(ast.parse(path.read_text()).body):
+            if True:
+                if isinstance(sub, ast.Import):
+                    found |= {a.name for a in sub.names if a.name.startswith("rnnkit")}
+                elif isinstance(sub, ast.ImportFrom):
+                    base = sub.module or ""
+                    if sub.level:
+                        base = ".".join(here.split(".")[: len(here.split(".")) - sub.level + 1]
+                                        + ([base] if base else []))  # fmt: skip
+                    for alias in sub.names:
+                        full = f"{base}.{alias.name}"
+                        found.add(full if full in modules else base)
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def _run_at_import(body: list[ast.stmt]):
+    """The statements of ``body`` that run when the module is imported: not inside a
+    function, nor under ``if TYPE_CHECKING``."""
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from _run_at_import(node.orelse)
+            continue
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            inner = getattr(node, field, None)
+            if isinstance(inner, list):
+                yield from _run_at_import([n for n in inner if isinstance(n, ast.AST)])
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """The arrows ``a -> b`` of ``graph`` from which ``a`` is reached again."""
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = set(), [start]
+        while stack:
+            here = stack.pop()
+            if here == goal:
+                return True
+            if here not in seen:
+                seen.add(here)
+                stack.extend(graph.get(here, ()))
+        return False
+
+    return [(a, b) for a in graph for b in graph[a] if reaches(b, a)]
+
+
+def _mutual_packages(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Pairs of subpackages (``rnnkit.<name>.*``) that import each other."""
+
+    def part(name: str) -> str | None:
+        pieces = name.split(".")
+        if len(pieces) > 2 or (len(pieces) == 2 and pieces[1] in PACKAGES):
+            return pieces[1]
+        return None
+
+    arrows = {(part(a), part(b)) for a in graph for b in graph[a]}
+    arrows = {(a, b) for a, b in arrows if a and b and a != b}
+    return sorted((a, b) for a, b in arrows if (b, a) in arrows and a < b)
+
+
+def test_no_import_cycle():
+    """No module imports one that imports it back (at module level), and no two subpackages
+    import each other: the arrows go one way (ARCHITECTURE.md). Lazy imports inside
+    functions are the exceptions the test above makes each one explain."""
+    graph = _module_level_imports()
+    assert len(graph) > 100 and "rnnkit.registry" in graph["rnnkit.layers.serialization"]
+    assert not _cycles(graph), _cycles(graph)
+    assert not _mutual_packages(graph), _mutual_packages(graph)
+    # what a cycle looks like to the two checks
+    looped = {"rnnkit.layers.a": {"rnnkit.saving.b"}, "rnnkit.saving.b": {"rnnkit.layers.a"}}
+    assert _cycles(looped) and _mutual_packages(looped) == [("layers", "saving")]
+
+
+PACKAGES = {"kernels", "layers", "models", "training", "saving", "datasets", "utils", "ops"}
+
+
 def test_cells_describe_themselves_with_a_spec():
     gru = layers.GRUCell(3, recurrent_activation="hard_sigmoid", reset_after=False, dropout=0.1)
     assert gru.kernel_spec() == CellSpec(

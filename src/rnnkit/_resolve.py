@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rnnkit.registry import get_registered_object
+
 
 def resolve(identifier: Any, table: Mapping[str, Any], kind: str, argument: str) -> Any:
     """Turn a string name or ``{"class_name", "config"}`` dict into an object from ``table``.
@@ -38,9 +40,6 @@ def resolve(identifier: Any, table: Mapping[str, Any], kind: str, argument: str)
             f"received {identifier!r} of type {type(identifier).__name__}"
         )
     if name not in table:
-        # Lazy: importing rnnkit.saving imports the layers, which import this module.
-        from rnnkit.saving.serialization import get_registered_object
-
         found = get_registered_object(name)
         if found is None:
             valid = ", ".join(sorted(k for k in table if k[:1].islower()))

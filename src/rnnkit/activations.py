@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit._resolve import resolve
+from rnnkit.registry import serialize_keras_object
 
 Tensor = torch.Tensor
 
@@ -192,7 +193,4 @@ def serialize(activation: Callable[..., Tensor]) -> Any:
     found = info(activation)
     if found is not None:
         return found.name
-    # Lazy: rnnkit.saving imports the layers, which import this module.
-    from rnnkit.saving.serialization import serialize_keras_object
-
     return serialize_keras_object(activation)

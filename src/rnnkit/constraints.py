@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from rnnkit._resolve import resolve
+from rnnkit.registry import serialize_keras_object
 
 _EPSILON = 1e-7
 
@@ -104,7 +105,4 @@ def get(identifier: Any, argument: str = "constraint") -> Any:
 
 
 def serialize(constraint: Any) -> Any:
-    # Lazy: importing rnnkit.saving imports the layers, which import this module.
-    from rnnkit.saving.serialization import serialize_keras_object
-
     return serialize_keras_object(constraint)

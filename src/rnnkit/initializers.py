@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from rnnkit._resolve import resolve
+from rnnkit.registry import serialize_keras_object
 
 
 def _dtype(dtype: Any) -> torch.dtype:
@@ -311,7 +312,4 @@ def get(identifier: Any, argument: str = "initializer") -> Any:
 
 
 def serialize(initializer: Any) -> Any:
-    # Lazy: importing rnnkit.saving imports the layers, which import this module.
-    from rnnkit.saving.serialization import serialize_keras_object
-
     return serialize_keras_object(initializer)

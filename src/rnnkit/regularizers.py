@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from rnnkit._resolve import resolve
+from rnnkit.registry import serialize_keras_object
 
 
 class Regularizer:
@@ -70,7 +71,4 @@ def get(identifier: Any, argument: str = "regularizer") -> Any:
 
 
 def serialize(regularizer: Any) -> Any:
-    # Lazy: importing rnnkit.saving imports the layers, which import this module.
-    from rnnkit.saving.serialization import serialize_keras_object
-
     return serialize_keras_object(regularizer)

@@ -25,7 +25,7 @@ from typing import Any
 from rnnkit import tree
 from rnnkit.layers.base import Layer
 from rnnkit.layers.shapes import layer_label
-from rnnkit.saving.serialization import get_registered_object
+from rnnkit.registry import get_registered_object
 
 
 def _function_name(fn: Callable[..., Any], argument: str, owner: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rnnkit.layers.base import Layer
-from rnnkit.saving.serialization import get_registered_name, get_registered_object
+from rnnkit.registry import get_registered_name, get_registered_object
 
 
 def serialize(layer: Layer) -> dict[str, Any]:
