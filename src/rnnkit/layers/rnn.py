@@ -481,20 +481,9 @@ class RNN(Layer):
         plan = self._plan(
             sequences, mask if analysis is None else analysis, bool(training), symbolic
         )
-        # plain values: written to the instance dict, past Module.__setattr__ (per call)
-        self.__dict__["last_kernel_choice"] = plan
-        self.__dict__["last_kernel"] = plan.name
-        cell = self.cell
-        dropout = has_dropout(cell)
-        if dropout:
-            reset_dropout_masks(cell)
-        try:
-            last_output, outputs, final_states = self._run(
-                plan, sequences, states, mask, cell_kwargs
-            )
-        finally:
-            if dropout:
-                reset_dropout_masks(cell)
+        last_output, outputs, final_states = self._run_planned(
+            plan, lambda: self._run(plan, sequences, states, mask, cell_kwargs)
+        )
         if torch.is_autocast_enabled(first.device.type):  # states stay in the inputs' dtype
             final_states = tree.map_structure(
                 lambda s: s.to(first.dtype) if s.is_floating_point() else s, final_states
@@ -519,6 +508,22 @@ class RNN(Layer):
         if self.return_state:
             return (output, *final_states)
         return output
+
+    def _run_planned(self, plan: KernelPlan, run: Any) -> Any:
+        """Record ``plan`` as the last kernel and return ``run()``, run between two resets of
+        the cells' cached dropout masks (the masks are drawn once per call)."""
+        # plain values: written to the instance dict, past Module.__setattr__ (per call)
+        self.__dict__["last_kernel_choice"] = plan
+        self.__dict__["last_kernel"] = plan.name
+        cell = self.cell
+        dropout = has_dropout(cell)
+        if dropout:
+            reset_dropout_masks(cell)
+        try:
+            return run()
+        finally:
+            if dropout:
+                reset_dropout_masks(cell)
 
     def _lean_call(self, sequences: Any, training: bool) -> Any:
         """The common call, without the general path's walks: one batch-major 3-D tensor, no
@@ -566,19 +571,9 @@ class RNN(Layer):
             if self.stateful and self._expected_batch_size not in (None, batch):
                 return None
             states = self._initial_states(sequences, batch, sequences)
-        self.__dict__["last_kernel_choice"] = plan
-        self.__dict__["last_kernel"] = plan.name
-        cell = self.cell
-        dropout = has_dropout(cell)
-        if dropout:
-            reset_dropout_masks(cell)
-        try:
-            last_output, outputs, final_states = self._run_kernel(
-                plan, sequences, states, None, training
-            )
-        finally:
-            if dropout:
-                reset_dropout_masks(cell)
+        last_output, outputs, final_states = self._run_planned(
+            plan, lambda: self._run_kernel(plan, sequences, states, None, training)
+        )
         if self.stateful:
             self._stored_states = [s.detach() for s in final_states]
             self._expected_batch_size = batch
