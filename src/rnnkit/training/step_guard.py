@@ -18,7 +18,7 @@ allocated once and reused); ``nan_policy="ignore"`` runs without the guard.
 The host learns about it at the next read-back (:meth:`StepGuard.read_back`: the logs of
 ``train_on_batch``, a progress-bar refresh, a callback reading the logs, the end of an epoch),
 which reads the flags with the logs in one transfer, names the first bad step and applies the
-policy (:func:`rnnkit.training.nan_policy.check_loss`). Steps counted by the optimizer while
+policy (:func:`rnnkit.training.nan_policy.report_bad_step`). Steps counted by the optimizer while
 skipped are taken back (``iterations``).
 
 What the guard cannot keep on the device, it checks at once (one read-back, as before): a
@@ -64,11 +64,6 @@ class StepGuard:
         """Forget pending steps (a new ``compile``, or after the policy was applied)."""
         self._good = None
         self._pending = []
-
-    @property
-    def pending(self) -> bool:
-        """True while steps ran that the host has not checked yet."""
-        return bool(self._pending)
 
     def check(self, loss: torch.Tensor, label: str, applied: bool = True) -> torch.Tensor:
         """The device flag of this step: its loss is finite and no earlier unread step was bad.
