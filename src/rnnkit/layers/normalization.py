@@ -194,12 +194,7 @@ class BatchNormalization(Layer):
         if training and self.trainable:
             mean, variance = self._moments(x, axis, mask)
             if not in_symbolic_call():
-                with torch.no_grad():
-                    m = self.momentum
-                    self.moving_mean.copy_(self.moving_mean * m + mean.detach() * (1.0 - m))
-                    self.moving_variance.copy_(
-                        self.moving_variance * m + variance.detach() * (1.0 - m)
-                    )
+                self._update_moving_statistics(mean, variance)
         else:
             mean, variance = self.moving_mean.to(x.dtype), self.moving_variance.to(x.dtype)
         scale = torch.rsqrt(variance + self.epsilon)
@@ -211,6 +206,13 @@ class BatchNormalization(Layer):
         outputs = x * _broadcast(scale, x.ndim, axis) + _broadcast(shift, x.ndim, axis)
         return outputs.to(out_dtype)
 
+    @torch.no_grad()
+    def _update_moving_statistics(self, mean: torch.Tensor, variance: torch.Tensor) -> None:
+        """Keras' update: ``moving = moving * momentum + batch * (1 - momentum)``."""
+        m = self.momentum
+        self.moving_mean.copy_(self.moving_mean * m + mean.detach() * (1.0 - m))
+        self.moving_variance.copy_(self.moving_variance * m + variance.detach() * (1.0 - m))
+
     def _fused(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         """Features on axis 1, no mask: torch's batch-norm op (one node forward and backward)
         normalizes, with the batch's biased variance in training as Keras does; the moving
@@ -218,11 +220,7 @@ class BatchNormalization(Layer):
         if training:
             if not in_symbolic_call():
                 with torch.no_grad():
-                    dims = [d for d in range(x.ndim) if d != 1]
-                    variance, mean = torch.var_mean(x, dim=dims, correction=0)
-                    m = self.momentum
-                    self.moving_mean.copy_(self.moving_mean * m + mean * (1.0 - m))
-                    self.moving_variance.copy_(self.moving_variance * m + variance * (1.0 - m))
+                    self._update_moving_statistics(*self._moments(x, 1, None))
             return F.batch_norm(x, None, None, self.gamma, self.beta, True, 0.0, self.epsilon)
         return F.batch_norm(
             x, self.moving_mean, self.moving_variance, self.gamma, self.beta, False, 0.0,
