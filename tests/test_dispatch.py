@@ -88,7 +88,27 @@ def choice_of(layer, x=X, mask=None, training=False):
         ),
         (lambda: layers.LSTM(3, unroll=True), None, False, "generic", "unroll=True"),
         (lambda: layers.LSTM(3, use_cudnn=False), None, False, "generic", "use_cudnn=False"),
-        (lambda: layers.RNN(layers.LSTMCell(3)), None, False, "generic", "generic RNN(cell)"),
+        (
+            lambda: layers.RNN(layers.LSTMCell(3)),
+            None,
+            False,
+            "manual_backward",
+            "a plain RNN(cell) runs no fused kernel",
+        ),
+        (
+            lambda: layers.RNN(layers.LSTMCell(3), unroll=True),
+            None,
+            False,
+            "generic",
+            "unroll=True",
+        ),
+        (
+            lambda: layers.RNN([layers.LSTMCell(3), layers.LSTMCell(3)]),
+            None,
+            False,
+            "generic",
+            "a plain RNN(cell) runs the generic loop",
+        ),
     ],
 )
 def test_decision_grid(make, mask, training, name, reason):
@@ -96,8 +116,13 @@ def test_decision_grid(make, mask, training, name, reason):
     assert choice.name == name
     assert reason in choice.reason
     if name == "manual_backward":
-        assert choice.reason.startswith("use_cudnn='auto': ")
-        assert choice.reason.endswith("; the manual-backward kernel runs it")
+        # The reason also says where the time loop runs (kernels.native's check).
+        assert "(its time loop in C, kernels.native)" in choice.reason or (
+            "(its time loop in Python: the native loop runs LSTM only" in choice.reason
+        )
+        if not reason.startswith("a plain RNN(cell)"):
+            assert choice.reason.startswith("use_cudnn='auto': ")
+            assert "; the manual-backward kernel runs it (its time loop in" in choice.reason
 
 
 def test_select_is_a_pure_function_of_config_inputs_and_mask():

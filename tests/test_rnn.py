@@ -84,10 +84,11 @@ def test_rnn_of_cell_equals_layer(cell_cls, layer_cls):
             rnnkit.tree.flatten(builtin(X, mask=m)),
             rnnkit.tree.flatten(auto(X, mask=m)),
         ):
-            # The same loop: bit-identical. The fused / manual-backward kernels: equal up to rounding.
-            torch.testing.assert_close(a, b, rtol=0, atol=0)
+            # RNN(cell) runs the manual-backward kernel, the layer with use_cudnn=False the
+            # generic loop, `auto` the fused or manual-backward kernel: equal up to rounding.
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
             torch.testing.assert_close(a, c, rtol=0, atol=1e-6)
-    assert builtin.last_kernel == "generic" and generic.last_kernel == "generic"
+    assert builtin.last_kernel == "generic" and generic.last_kernel == "manual_backward"
     # The last call had a mask with a hole: the fused kernel cannot run it (the reason says
     # so); the manual-backward kernel did.
     assert auto.last_kernel == "manual_backward" and "holes" in auto.last_kernel_choice.reason

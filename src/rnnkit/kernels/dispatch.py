@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-from rnnkit.kernels import compiled_loop, export, fused, manual_backward
+from rnnkit.kernels import compiled_loop, export, fused, manual_backward, native
 from rnnkit.kernels.masks import MaskInfo, analyze_mask
 from rnnkit.kernels.spec import (
     COMPILED,
@@ -223,7 +223,7 @@ def _choose_uncompiled(
         return traced
     use_cudnn = request.use_cudnn
     if use_cudnn is None:
-        return KernelPlan(GENERIC, "a generic RNN(cell) layer always runs the generic loop", spec)
+        return _plain_rnn_plan(spec, request, inputs, training)
     if use_cudnn is False:
         return KernelPlan(GENERIC, "use_cudnn=False", spec)
     blocker = _call_blocker(spec, request, inputs)
@@ -240,7 +240,7 @@ def _choose_uncompiled(
             and info.kind != "none"
         )
         if packed_training and use_cudnn == "auto" and _manual_backward_blocker(config) is None:
-            return KernelPlan(MANUAL_BACKWARD, f"use_cudnn='auto': {_PACKED_ON_CPU}", spec, info)
+            return _manual_plan(f"use_cudnn='auto': {_PACKED_ON_CPU}", spec, config, inputs, info)
         if ok:
             device = inputs.device.type
             backend = "cuDNN" if device == "cuda" else "oneDNN/ATen"
@@ -251,7 +251,7 @@ def _choose_uncompiled(
             manual_blocker = _manual_backward_blocker(config)
             if manual_blocker is None:
                 reason = f"use_cudnn='auto': {blocker}; the manual-backward kernel runs it"
-                return KernelPlan(MANUAL_BACKWARD, reason, spec, info)
+                return _manual_plan(reason, spec, config, inputs, info)
             blocker = f"{blocker}; {manual_blocker}"
     if use_cudnn is True:
         raise ValueError(
@@ -260,6 +260,48 @@ def _choose_uncompiled(
             "the generic loop for such calls, or use_cudnn=False."
         )
     return KernelPlan(GENERIC, f"use_cudnn='auto': {blocker}", spec)
+
+
+def _manual_plan(
+    reason: str, spec: CellSpec, config: dict[str, Any], inputs: torch.Tensor,
+    info: MaskInfo | None = None,
+) -> KernelPlan:  # fmt: skip
+    """The manual-backward plan, its reason saying whether the time loop runs in C
+    (:func:`rnnkit.kernels.native.blocker`, the native loop's one capability check) or in
+    Python, and why."""
+    why_not = native.blocker(
+        spec.kind, config.get("activation", "tanh"), config.get("recurrent_activation", "sigmoid"),
+        inputs.device, inputs.dtype,
+    )  # fmt: skip
+    loop = (
+        "its time loop in C, kernels.native"
+        if why_not is None
+        else f"its time loop in Python: {why_not}"
+    )
+    return KernelPlan(MANUAL_BACKWARD, f"{reason} ({loop})", spec, info)
+
+
+def _plain_rnn_plan(
+    spec: CellSpec | None, request: KernelRequest, inputs: Any, training: bool
+) -> KernelPlan:
+    """A plain ``RNN(cell)`` never runs the fused (cuDNN/oneDNN) kernel, as in Keras. When its
+    cell is a built-in one (its ``call`` not overridden), the manual-backward kernel runs the
+    same step maths with the loop in one place (measured faster than the generic loop, and
+    than a hand-written ``nn.LSTMCell`` loop); any other cell runs the generic loop."""
+    blocker = _call_blocker(spec, request, inputs)
+    if request.compile_options is not None:
+        blocker = "compile_loop asks for the generic loop, compiled"
+    if blocker is None:
+        assert spec is not None
+        config = spec.config(training)
+        blocker = _manual_backward_blocker(config)
+        if blocker is None:
+            reason = (
+                "a plain RNN(cell) runs no fused kernel (as in Keras); its built-in cell's "
+                "maths run on the manual-backward kernel"
+            )
+            return _manual_plan(reason, spec, config, inputs)
+    return KernelPlan(GENERIC, f"a plain RNN(cell) runs the generic loop: {blocker}", spec)
 
 
 def choose_bidirectional(

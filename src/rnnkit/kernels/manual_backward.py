@@ -47,6 +47,7 @@ import torch
 
 from rnnkit import activations
 from rnnkit.kernels import manual_backward_cells as _cells
+from rnnkit.kernels import native
 
 Tensor = torch.Tensor
 Activation = Callable[[Tensor], Tensor]
@@ -200,8 +201,13 @@ def lstm(
     where = "manual_backward.lstm"
     _check(where, inputs, kernel, recurrent_kernel, 4, [h0, c0], mask, recurrent_dropout_mask)
     _check_dropout(where, inputs, 4, dropout_mask)
-    cell = _cells.LSTM(_act(activation, "activation", where), _act(recurrent_activation,
-                 "recurrent_activation", where))  # fmt: skip
+    act = _act(activation, "activation", where)
+    rec_act = _act(recurrent_activation, "recurrent_activation", where)
+    native_blocker = native.blocker(
+        "lstm", act, rec_act, inputs.device, inputs.dtype, recurrent_dropout_mask,
+        (inputs, kernel, recurrent_kernel, bias, h0, c0, recurrent_dropout_mask, dropout_mask),
+    )  # fmt: skip
+    cell = _cells.LSTM(act, rec_act) if native_blocker else native.LSTM(act, rec_act)
     out, h, (c,) = _run(
         cell, inputs, kernel, bias, recurrent_kernel, None, [h0, c0], mask,
         recurrent_dropout_mask, go_backwards, return_sequences, zero_output_for_mask, dropout_mask,

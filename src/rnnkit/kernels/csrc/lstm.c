@@ -1,0 +1,225 @@
+/* rnnkit's native LSTM recurrence: the whole time loop of the manual-backward kernel in C.
+ *
+ * Called through ctypes by rnnkit/kernels/native.py, which compiles this file at first use.
+ * No Python object is touched here: every argument is a plain pointer or integer.  The
+ * matrix products call the BLAS gemm that torch's CPU library exports (the caller passes the
+ * function pointer), so this file needs no header but the C library's.
+ *
+ * Layouts (row-major, batch B, units u, time T; gates in Keras' order i, f, c, o):
+ *   XP  (T, B, 4u)  input projection x_t W + b of every step (read only)
+ *   U   (u, 4u)     recurrent kernel
+ *   M   (B, u)      recurrent dropout mask (already scaled) or NULL
+ *   MASK (T, B)     1 = the step is valid for that row, 0 = carry the states over; or NULL
+ *   H   (T+1, B, u) H[0] = h_0 on entry; H[t+1] = h after step t on return
+ *   C   (T+1, B, u) C[0] = c_0 on entry; C[t+1] = c after step t on return
+ *   G   (T, B, 4u)  with a gradient: the gate activations (i, f, g, o) of every step;
+ *                   without: one (B, 4u) scratch row (g_step = 0)
+ *   TC  (T, B, u)   with a gradient: act(c_t) of every step; without: one (B, u) row
+ *   W   (B, 4u)     scratch
+ *
+ * Step t, with h' = h_{t-1} * M and a / s the activation / recurrent activation:
+ *   z = XP[t] + h' U;  i = s(z_i)  f = s(z_f)  g = a(z_g)  o = s(z_o)
+ *   c_t = f c_{t-1} + i g;  h_t = o a(c_t);  where MASK[t] is 0: h_t = h_{t-1}, c_t = c_{t-1}
+ *
+ * Backward (rnnkit_lstm_backward_*): given dH (T, B, u) (the gradient reaching every h_t, or
+ * NULL) and dc_T, it writes dZ (T, B, 4u), the gradient of the pre-activations z (zero at
+ * masked steps), and dh_0, dc_0.  The caller forms dU = sum_t h'_{t-1}^T dZ_t and dXP = dZ.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { ACT_LINEAR = 0, ACT_TANH = 1, ACT_SIGMOID = 2, ACT_HARD_SIGMOID = 3, ACT_RELU = 4 };
+
+typedef void (*sgemm_fn)(const char *, const char *, const int *, const int *, const int *,
+                         const float *, const float *, const int *, const float *, const int *,
+                         const float *, float *, const int *);
+typedef void (*dgemm_fn)(const char *, const char *, const int *, const int *, const int *,
+                         const double *, const double *, const int *, const double *,
+                         const int *, const double *, double *, const int *);
+
+/* exp for float32, written so that gcc vectorizes loops calling it: range reduction
+ * x = k ln2 + r, a degree-6 polynomial for e^r, 2^k from the exponent bits.  Relative error
+ * about 2e-7 on [-87, 88]; NaN is handled by the callers (a NaN input gives a NaN output). */
+static inline float exp_f32(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float t = x * 1.44269504088896341f + 12582912.0f; /* round(x / ln2) in the low bits */
+    int32_t ti;
+    memcpy(&ti, &t, 4);
+    float k = t - 12582912.0f;
+    float r = x - k * 0.693145751953125f - k * 1.428606765330187045e-06f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.1666666716f + r * (0.04166664f
+              + r * (0.008333452f + r * 0.001388929f)))));
+    int32_t bits = (ti - 0x4B400000 + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return p * scale;
+}
+
+static inline double exp_f64(double x) { return exp(x); }
+
+#define DEFINE_KERNELS(T_, SUF, EXP, GEMM_T)                                                   \
+                                                                                               \
+static inline T_ sigmoid_##SUF(T_ x) {                                                         \
+    T_ s = (T_)1 / ((T_)1 + EXP(-x));                                                          \
+    return x != x ? x : s;                                                                     \
+}                                                                                              \
+                                                                                               \
+static inline T_ tanh_##SUF(T_ x) {                                                            \
+    T_ ax = x < 0 ? -x : x;                                                                    \
+    T_ e = EXP((T_)-2 * ax);                                                                   \
+    T_ t = ((T_)1 - e) / ((T_)1 + e);                                                          \
+    t = x < 0 ? -t : t;                                                                        \
+    return x != x ? x : t;                                                                     \
+}                                                                                              \
+                                                                                               \
+/* y[k] = act(x[k]) for k < n (x and y may be the same array). */                             \
+static void act_##SUF(int kind, int n, const T_ *x, T_ *y) {                                   \
+    switch (kind) {                                                                            \
+    case ACT_TANH:                                                                             \
+        for (int k = 0; k < n; k++) y[k] = tanh_##SUF(x[k]);                                   \
+        break;                                                                                 \
+    case ACT_SIGMOID:                                                                          \
+        for (int k = 0; k < n; k++) y[k] = sigmoid_##SUF(x[k]);                                \
+        break;                                                                                 \
+    case ACT_HARD_SIGMOID:                                                                     \
+        for (int k = 0; k < n; k++) {                                                          \
+            T_ v = x[k] / (T_)6 + (T_)0.5;                                                     \
+            v = v < 0 ? 0 : v;                                                                 \
+            y[k] = v > 1 ? 1 : v;                                                              \
+        }                                                                                      \
+        break;                                                                                 \
+    case ACT_RELU:                                                                             \
+        for (int k = 0; k < n; k++) y[k] = x[k] < 0 ? 0 : x[k];                                \
+        break;                                                                                 \
+    default:                                                                                   \
+        if (x != y) memcpy(y, x, (size_t)n * sizeof(T_));                                      \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
+/* d[k] *= act'(x_k), given y[k] = act(x_k). */                                                \
+static void mul_dact_##SUF(int kind, int n, const T_ *y, T_ *d) {                              \
+    switch (kind) {                                                                            \
+    case ACT_TANH:                                                                             \
+        for (int k = 0; k < n; k++) d[k] *= (T_)1 - y[k] * y[k];                               \
+        break;                                                                                 \
+    case ACT_SIGMOID:                                                                          \
+        for (int k = 0; k < n; k++) d[k] *= y[k] - y[k] * y[k];                                \
+        break;                                                                                 \
+    case ACT_HARD_SIGMOID:                                                                     \
+        for (int k = 0; k < n; k++) d[k] = (y[k] > 0 && y[k] < 1) ? d[k] / (T_)6 : 0;          \
+        break;                                                                                 \
+    case ACT_RELU:                                                                             \
+        for (int k = 0; k < n; k++) d[k] = y[k] > 0 ? d[k] : 0;                                \
+        break;                                                                                 \
+    default:                                                                                   \
+        break;                                                                                 \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
+/* Row-major C (m, n) = A (m, k) @ B (k, n) + beta C, with leading dimensions. */              \
+static void mm_##SUF(GEMM_T gemm, int m, int n, int k, const T_ *A, int lda, const T_ *B,      \
+                     int ldb, T_ beta, T_ *C, int ldc) {                                       \
+    T_ one = 1;                                                                                \
+    gemm("N", "N", &n, &m, &k, &one, B, &ldb, A, &lda, &beta, C, &ldc);                        \
+}                                                                                              \
+                                                                                               \
+/* Row-major C (m, n) = A (m, k) @ B^T, B stored (n, k). */                                    \
+static void mm_bt_##SUF(GEMM_T gemm, int m, int n, int k, const T_ *A, int lda, const T_ *B,   \
+                        int ldb, T_ *C, int ldc) {                                             \
+    T_ one = 1, zero = 0;                                                                      \
+    gemm("T", "N", &n, &m, &k, &one, B, &ldb, A, &lda, &zero, C, &ldc);                        \
+}                                                                                              \
+                                                                                               \
+void rnnkit_lstm_forward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *XP, const T_ *U,    \
+                               const T_ *M, const uint8_t *MASK, int act, int rec_act,         \
+                               T_ *H, T_ *C, T_ *G, ptrdiff_t g_step, T_ *TC,                  \
+                               ptrdiff_t tc_step, T_ *W) {                                     \
+    const int u4 = 4 * u;                                                                      \
+    const ptrdiff_t bu = (ptrdiff_t)B * u, bu4 = (ptrdiff_t)B * u4;                            \
+    for (int t = 0; t < T; t++) {                                                              \
+        const T_ *h = H + t * bu, *c = C + t * bu;                                             \
+        T_ *hn = H + (t + 1) * bu, *cn = C + (t + 1) * bu;                                     \
+        T_ *g = G + t * g_step, *tc = TC + t * tc_step;                                        \
+        const T_ *hr = h;                                                                      \
+        if (M) {                                                                               \
+            for (ptrdiff_t k = 0; k < bu; k++) W[k] = h[k] * M[k];                             \
+            hr = W;                                                                            \
+        }                                                                                      \
+        memcpy(g, XP + t * bu4, (size_t)bu4 * sizeof(T_));                                     \
+        mm_##SUF(gemm, B, u4, u, hr, u, U, u4, (T_)1, g, u4);                                  \
+        for (int b = 0; b < B; b++) {                                                          \
+            T_ *gi = g + (ptrdiff_t)b * u4, *gf = gi + u, *gg = gf + u, *go = gg + u;          \
+            const T_ *cp = c + (ptrdiff_t)b * u, *hp = h + (ptrdiff_t)b * u;                   \
+            T_ *cb = cn + (ptrdiff_t)b * u, *hb = hn + (ptrdiff_t)b * u;                       \
+            T_ *tcb = tc + (ptrdiff_t)b * u;                                                   \
+            act_##SUF(rec_act, 2 * u, gi, gi);                                                 \
+            act_##SUF(act, u, gg, gg);                                                         \
+            act_##SUF(rec_act, u, go, go);                                                     \
+            for (int j = 0; j < u; j++) cb[j] = gf[j] * cp[j] + gi[j] * gg[j];                 \
+            act_##SUF(act, u, cb, tcb);                                                        \
+            for (int j = 0; j < u; j++) hb[j] = go[j] * tcb[j];                                \
+            if (MASK && !MASK[(ptrdiff_t)t * B + b]) {                                         \
+                memcpy(cb, cp, (size_t)u * sizeof(T_));                                        \
+                memcpy(hb, hp, (size_t)u * sizeof(T_));                                        \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
+void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *U, const T_ *M,   \
+                                const uint8_t *MASK, int act, int rec_act, const T_ *C,        \
+                                const T_ *G, const T_ *TC, const T_ *dH, T_ *dh, T_ *dc,       \
+                                T_ *dZ, T_ *W) {                                               \
+    const int u4 = 4 * u;                                                                      \
+    const ptrdiff_t bu = (ptrdiff_t)B * u, bu4 = (ptrdiff_t)B * u4;                            \
+    for (int t = T - 1; t >= 0; t--) {                                                         \
+        const T_ *c = C + t * bu, *g = G + t * bu4, *tc = TC + t * bu;                         \
+        T_ *dz = dZ + t * bu4;                                                                 \
+        if (dH) {                                                                              \
+            const T_ *dht = dH + t * bu;                                                       \
+            for (ptrdiff_t k = 0; k < bu; k++) dh[k] += dht[k];                                \
+        }                                                                                      \
+        for (int b = 0; b < B; b++) {                                                          \
+            const ptrdiff_t r = (ptrdiff_t)b * u;                                              \
+            const T_ *gi = g + (ptrdiff_t)b * u4, *gf = gi + u, *gg = gf + u, *go = gg + u;    \
+            T_ *di = dz + (ptrdiff_t)b * u4, *df = di + u, *dg = df + u, *dout = dg + u;       \
+            T_ *dhb = dh + r, *dcb = dc + r;                                                   \
+            const T_ *cp = c + r, *tcb = tc + r;                                               \
+            if (MASK && !MASK[(ptrdiff_t)t * B + b]) {                                         \
+                memset(di, 0, (size_t)u4 * sizeof(T_));                                        \
+                continue;                                                                      \
+            }                                                                                  \
+            /* dtc = dh o, then dc += dtc a'(c_t) */                                           \
+            for (int j = 0; j < u; j++) dout[j] = dhb[j] * go[j];                              \
+            mul_dact_##SUF(act, u, tcb, dout);                                                 \
+            for (int j = 0; j < u; j++) dcb[j] += dout[j];                                     \
+            for (int j = 0; j < u; j++) {                                                      \
+                di[j] = dcb[j] * gg[j];                                                        \
+                df[j] = dcb[j] * cp[j];                                                        \
+                dg[j] = dcb[j] * gi[j];                                                        \
+                dout[j] = dhb[j] * tcb[j];                                                     \
+                dcb[j] *= gf[j];                                                               \
+            }                                                                                  \
+            mul_dact_##SUF(rec_act, 2 * u, gi, di);                                            \
+            mul_dact_##SUF(act, u, gg, dg);                                                    \
+            mul_dact_##SUF(rec_act, u, go, dout);                                              \
+        }                                                                                      \
+        /* dh_{t-1} = (dZ_t U^T) M at valid rows, dh carried over at masked rows */           \
+        mm_bt_##SUF(gemm, B, u, u4, dz, u4, U, u4, W, u);                                      \
+        for (int b = 0; b < B; b++) {                                                          \
+            if (MASK && !MASK[(ptrdiff_t)t * B + b]) continue;                                 \
+            const ptrdiff_t r = (ptrdiff_t)b * u;                                              \
+            if (M) {                                                                           \
+                for (int j = 0; j < u; j++) dh[r + j] = W[r + j] * M[r + j];                   \
+            } else {                                                                           \
+                memcpy(dh + r, W + r, (size_t)u * sizeof(T_));                                 \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+}
+
+DEFINE_KERNELS(float, f32, exp_f32, sgemm_fn)
+DEFINE_KERNELS(double, f64, exp_f64, dgemm_fn)
