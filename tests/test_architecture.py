@@ -188,7 +188,9 @@ def test_choose_is_pure_and_takes_no_layer():
     assert choose(spec, auto, X, RIGHT, training=True).name == "manual_backward"  # packed, CPU
     plan = choose(spec, auto, X, RIGHT)
     assert plan.name == "fused" and plan.mask_info.kind == "right" and plan.spec is spec
-    assert choose(spec, KernelRequest("RNN 'r'"), X, None).name == "generic"
+    # A plain RNN of a built-in cell: never the fused kernel; the manual-backward kernel.
+    assert choose(spec, KernelRequest("RNN 'r'"), X, None).name == "manual_backward"
+    assert choose(None, KernelRequest("RNN 'r'"), X, None).name == "generic"
     with pytest.raises(ValueError, match="LSTM 'l': use_cudnn=True was requested"):
         choose(CellSpec("gru", 3, "tanh", "sigmoid", reset_after=False),
                KernelRequest("LSTM 'l'", use_cudnn=True), X, None)  # fmt: skip

@@ -27,7 +27,6 @@ failed build also warns once.
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
 import os
 import platform
@@ -153,8 +152,11 @@ class _Library:
             torch.float64: ctypes.cast(blas.dgemm_, ctypes.c_void_p).value,
         }
         p, i, n = ctypes.c_void_p, ctypes.c_int, ctypes.c_ssize_t
-        self.forward, self.backward = {}, {}
+        self.forward, self.backward, self.activation = {}, {}, {}
         for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
+            act = getattr(lib, f"rnnkit_activation_{suffix}")
+            act.argtypes, act.restype = [i, i, p, p], None
+            self.activation[dtype] = act
             fwd = getattr(lib, f"rnnkit_lstm_forward_{suffix}")
             fwd.argtypes = [p, i, i, i, p, p, p, p, i, i, p, p, p, n, p, n, p]
             fwd.restype = None
@@ -176,9 +178,24 @@ def _torch_blas() -> ctypes.CDLL | str:
     return blas
 
 
-@functools.lru_cache(maxsize=1)
+_LOADED: list[tuple[_Library | None, str | None]] = []
+
+
 def _library() -> tuple[_Library | None, str | None]:
-    """The loaded library, or None and why (computed once per process)."""
+    """The loaded library, or None and why (computed once per process; a plain list read
+    afterwards, which ``torch.compile`` traces without a graph break)."""
+    if not _LOADED:
+        _LOADED.append(_load())
+    return _LOADED[0]
+
+
+def _forget() -> None:
+    """Drop the loaded library (tests rebuild it under other conditions)."""
+    _LOADED.clear()
+
+
+@torch.compiler.disable
+def _load() -> tuple[_Library | None, str | None]:
     blas = _torch_blas()
     if isinstance(blas, str):
         return None, blas

@@ -39,10 +39,11 @@ typedef void (*dgemm_fn)(const char *, const char *, const int *, const int *, c
                          const double *, const double *, const int *, const double *,
                          const int *, const double *, double *, const int *);
 
-/* exp for float32, written so that gcc vectorizes loops calling it: range reduction
- * x = k ln2 + r, a degree-6 polynomial for e^r, 2^k from the exponent bits.  Relative error
- * about 2e-7 on [-87, 88]; NaN is handled by the callers (a NaN input gives a NaN output). */
-static inline float exp_f32(float x) {
+/* e^x - 1 for float32, written so that gcc vectorizes loops calling it: range reduction
+ * x = k ln2 + r (|r| <= ln2 / 2), a degree-7 polynomial q(r) = e^r - 1, then
+ * e^x - 1 = 2^k q + (2^k - 1), exact in its last step when k = 0, so the result keeps its
+ * relative accuracy near 0 (about 2e-7 relative on [-87, 88]).  NaN is handled by callers. */
+static inline float expm1_f32(float x) {
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
     float t = x * 1.44269504088896341f + 12582912.0f; /* round(x / ln2) in the low bits */
@@ -50,30 +51,32 @@ static inline float exp_f32(float x) {
     memcpy(&ti, &t, 4);
     float k = t - 12582912.0f;
     float r = x - k * 0.693145751953125f - k * 1.428606765330187045e-06f;
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.1666666716f + r * (0.04166664f
-              + r * (0.008333452f + r * 0.001388929f)))));
+    float q = r * (1.0f + r * (0.5f + r * (0.1666666716f + r * (0.04166664f
+              + r * (0.008333452f + r * (0.001388929f + r * 0.000198413f))))));
     int32_t bits = (ti - 0x4B400000 + 127) << 23;
     float scale;
     memcpy(&scale, &bits, 4);
-    return p * scale;
+    return scale * q + (scale - 1.0f);
 }
 
-static inline double exp_f64(double x) { return exp(x); }
+static inline float sigmoid_f32(float x) {
+    float s = 1.0f / (2.0f + expm1_f32(-x));
+    s = x < -88.0f ? 0.0f : s; /* below float's range: 0, not e^-87's 1.6e-38 */
+    return x != x ? x : s;
+}
 
-#define DEFINE_KERNELS(T_, SUF, EXP, GEMM_T)                                                   \
-                                                                                               \
-static inline T_ sigmoid_##SUF(T_ x) {                                                         \
-    T_ s = (T_)1 / ((T_)1 + EXP(-x));                                                          \
-    return x != x ? x : s;                                                                     \
-}                                                                                              \
-                                                                                               \
-static inline T_ tanh_##SUF(T_ x) {                                                            \
-    T_ ax = x < 0 ? -x : x;                                                                    \
-    T_ e = EXP((T_)-2 * ax);                                                                   \
-    T_ t = ((T_)1 - e) / ((T_)1 + e);                                                          \
-    t = x < 0 ? -t : t;                                                                        \
-    return x != x ? x : t;                                                                     \
-}                                                                                              \
+/* tanh(x) = -m / (2 + m) with m = e^(-2|x|) - 1, the sign of x restored. */
+static inline float tanh_f32(float x) {
+    float ax = x < 0 ? -x : x;
+    float m = expm1_f32(-2.0f * ax);
+    float t = __builtin_copysignf(-m / (2.0f + m), x);
+    return x != x ? x : t;
+}
+
+static inline double sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
+static inline double tanh_f64(double x) { return tanh(x); }
+
+#define DEFINE_KERNELS(T_, SUF, GEMM_T)                                                   \
                                                                                                \
 /* y[k] = act(x[k]) for k < n (x and y may be the same array). */                             \
 static void act_##SUF(int kind, int n, const T_ *x, T_ *y) {                                   \
@@ -118,6 +121,9 @@ static void mul_dact_##SUF(int kind, int n, const T_ *y, T_ *d) {               
         break;                                                                                 \
     }                                                                                          \
 }                                                                                              \
+                                                                                               \
+/* The activations alone, for tests of their accuracy. */                                     \
+void rnnkit_activation_##SUF(int kind, int n, const T_ *x, T_ *y) { act_##SUF(kind, n, x, y); } \
                                                                                                \
 /* Row-major C (m, n) = A (m, k) @ B (k, n) + beta C, with leading dimensions. */              \
 static void mm_##SUF(GEMM_T gemm, int m, int n, int k, const T_ *A, int lda, const T_ *B,      \
@@ -221,5 +227,5 @@ void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *U, c
     }                                                                                          \
 }
 
-DEFINE_KERNELS(float, f32, exp_f32, sgemm_fn)
-DEFINE_KERNELS(double, f64, exp_f64, dgemm_fn)
+DEFINE_KERNELS(float, f32, sgemm_fn)
+DEFINE_KERNELS(double, f64, dgemm_fn)

@@ -1,0 +1,282 @@
+"""The native LSTM loop (rnnkit.kernels.native): the same outputs, states and gradients as the
+Python step loop of the manual-backward kernel, float64 gradcheck, its capability check, and
+what happens when it cannot be built."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit import layers
+from rnnkit.kernels import manual_backward, manual_backward_cells, native
+
+B, T, D, U = 5, 9, 4, 6
+HOLES = torch.rand(B, T, generator=torch.Generator().manual_seed(3)) > 0.3
+HOLES[1] = False  # a row with no valid step
+
+pytestmark = pytest.mark.skipif(
+    native.blocker("lstm", "tanh", "sigmoid", torch.device("cpu"), torch.float32) is not None,
+    reason="the native loop cannot be built here (no C compiler or no BLAS in torch)",
+)
+
+
+def _weights(dtype=torch.float32, seed=0, batch=B, time=T, features=D, units=U):
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape, scale=0.5):
+        return (torch.randn(*shape, generator=g, dtype=dtype) * scale).requires_grad_()
+
+    x = r(batch, time, features, scale=1.0)
+    return [x, r(features, 4 * units), r(units, 4 * units), r(4 * units, scale=0.1),
+            r(batch, units), r(batch, units)]  # fmt: skip
+
+
+def _run(loop, params, monkeypatch, **kwargs):
+    """outputs, h, c and the gradients of a loss touching all three, with the native loop
+    allowed or not (RNNKIT_NATIVE)."""
+    monkeypatch.setenv("RNNKIT_NATIVE", "1" if loop == "native" else "0")
+    used = []
+    original = native.LSTM.forward
+
+    def spy(self, *a):
+        used.append(True)
+        return original(self, *a)
+
+    monkeypatch.setattr(native.LSTM, "forward", spy)
+    out, h, c = manual_backward.lstm(*params, **kwargs)
+    assert bool(used) == (loop == "native")
+    w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    loss = (out * w).sum() + h.square().sum() + c.sin().sum()
+    grads = torch.autograd.grad(loss, params)
+    return [out, h, c, *grads]
+
+
+CASES = {
+    "plain": dict(),
+    "holes": dict(mask=HOLES),
+    "holes, zero_output, backwards": dict(mask=HOLES, zero_output_for_mask=True, go_backwards=True),
+    "recurrent dropout": dict(rd=True),
+    "relu": dict(activation="relu"),
+    "relu, holes, recurrent dropout": dict(activation="relu", mask=HOLES, rd=True),
+    "hard_sigmoid": dict(recurrent_activation="hard_sigmoid", go_backwards=True),
+    "linear": dict(activation="linear", return_sequences=False),
+    "sigmoid/tanh swapped": dict(activation="sigmoid", recurrent_activation="tanh"),
+    "input dropout": dict(dp=True, mask=HOLES),
+}
+
+
+def _kwargs(case, dtype):
+    kw = dict(CASES[case])
+    g = torch.Generator().manual_seed(5)
+    if kw.pop("rd", False):
+        kw["recurrent_dropout_mask"] = (torch.rand(B, U, generator=g) > 0.25).to(dtype) / 0.75
+    if kw.pop("dp", False):
+        kw["dropout_mask"] = (torch.rand(B, D, generator=g) > 0.25).to(dtype) / 0.75
+    return kw
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_native_equals_the_python_loop(case, monkeypatch):
+    params = _weights()
+    kw = _kwargs(case, torch.float32)
+    ours = _run("native", params, monkeypatch, **kw)
+    ref = _run("python", params, monkeypatch, **kw)
+    for a, e in zip(ours, ref):
+        np.testing.assert_allclose(a.detach().numpy(), e.detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_native_equals_the_python_loop_float64(case, monkeypatch):
+    params = _weights(torch.float64)
+    kw = _kwargs(case, torch.float64)
+    ours = _run("native", params, monkeypatch, **kw)
+    ref = _run("python", params, monkeypatch, **kw)
+    for a, e in zip(ours, ref):
+        np.testing.assert_allclose(a.detach().numpy(), e.detach().numpy(), rtol=1e-11, atol=1e-11)
+
+
+def test_native_at_the_guide_size(monkeypatch):
+    """Batch 64, 28 steps, 64 units: the BLAS gemm's blocking, not only tiny shapes."""
+    params = _weights(batch=64, time=28, features=28, units=64, seed=1)
+    mask = torch.rand(64, 28, generator=torch.Generator().manual_seed(2)) > 0.1
+    rd = (torch.rand(64, 64, generator=torch.Generator().manual_seed(4)) > 0.2) / 0.8
+    ours = _run("native", params, monkeypatch, mask=mask, recurrent_dropout_mask=rd)
+    ref = _run("python", params, monkeypatch, mask=mask, recurrent_dropout_mask=rd)
+    for a, e in zip(ours, ref):
+        scale = e.abs().max().item()
+        np.testing.assert_allclose(a.detach().numpy(), e.detach().numpy(), atol=1e-5 * scale)
+
+
+def test_gradcheck_float64(monkeypatch):
+    monkeypatch.setenv("RNNKIT_NATIVE", "1")
+    x, k, rk, b, h0, c0 = _weights(torch.float64, batch=3, time=4, features=2, units=3)
+    M = torch.tensor([[2.0, 0.0, 2.0], [0.0, 2.0, 2.0], [2.0, 2.0, 0.0]], dtype=torch.float64)
+    holes = HOLES[:3, :4]
+
+    def fn(*args):
+        return manual_backward.lstm(*args, mask=holes, recurrent_dropout_mask=M)
+
+    assert torch.autograd.gradcheck(fn, (x, k, rk, b, h0, c0), eps=1e-6, atol=1e-7)
+
+
+def test_nan_and_inf_propagate(monkeypatch):
+    params = [p.detach() for p in _weights()]
+    params[0][0, 2, 0] = float("nan")
+    params[0][2, 3, 1] = float("inf")
+    monkeypatch.setenv("RNNKIT_NATIVE", "1")
+    out, h, c = manual_backward.lstm(*params)
+    monkeypatch.setenv("RNNKIT_NATIVE", "0")
+    ref, _, _ = manual_backward.lstm(*params)
+    assert torch.isnan(out[0, 2:]).all() and not torch.isnan(out[3]).any()
+    np.testing.assert_array_equal(torch.isnan(out).numpy(), torch.isnan(ref).numpy())
+
+
+def test_the_layers_report_and_use_it():
+    x = torch.randn(4, 7, 3)
+    for layer in (
+        layers.LSTM(5, recurrent_dropout=0.3),
+        layers.LSTM(5, activation="relu"),
+        layers.RNN(layers.LSTMCell(5)),
+    ):
+        layer(x, training=True)
+        assert layer.last_kernel == "manual_backward"
+        assert layer.last_kernel_choice.reason.endswith("(its time loop in C, kernels.native)")
+    gru = layers.GRU(5, reset_after=False)
+    gru(x)
+    assert "its time loop in Python: the native loop runs LSTM only" in (
+        gru.last_kernel_choice.reason
+    )
+
+
+def test_the_plain_rnn_of_lstm_cell_equals_the_generic_loop():
+    x = torch.randn(4, 7, 3)
+    mask = torch.rand(4, 7, generator=torch.Generator().manual_seed(0)) > 0.3
+    fast, loop = layers.RNN(layers.LSTMCell(5)), layers.RNN(layers.LSTMCell(5), unroll=True)
+    fast(x)
+    loop(x)
+    loop.set_weights(fast.get_weights())
+    a, b = fast(x, mask=mask), loop(x, mask=mask)
+    assert fast.last_kernel == "manual_backward" and loop.last_kernel == "generic"
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("gru", "tanh", "sigmoid", "cpu", torch.float32), "runs LSTM only"),
+        (("lstm", "tanh", "sigmoid", "meta", torch.float32), "on the CPU"),
+        (("lstm", "tanh", "sigmoid", "cpu", torch.float16), "float32 and float64"),
+        (("lstm", "softsign", "sigmoid", "cpu", torch.float32), "no activation 'softsign'"),
+        (("lstm", "tanh", torch.exp, "cpu", torch.float32), "no recurrent_activation"),
+    ],
+)
+def test_blocker_reasons(args, expected):
+    kind, act, rec, device, dtype = args
+    assert expected in native.blocker(kind, act, rec, torch.device(device), dtype)
+
+
+def test_blocker_refuses_what_has_no_plain_memory(monkeypatch):
+    cpu, f32 = torch.device("cpu"), torch.float32
+    per_gate = torch.ones(4, 2, 3)
+    assert "shared by the gates" in native.blocker("lstm", "tanh", "sigmoid", cpu, f32, per_gate)
+    with torch.autocast("cpu", torch.bfloat16):
+        assert "autocast" in native.blocker("lstm", "tanh", "sigmoid", cpu, f32)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        fake = torch.empty(2, 3)
+    why = native.blocker("lstm", "tanh", "sigmoid", cpu, f32, None, (fake,))
+    assert "not a plain CPU tensor" in why
+    double = torch.zeros(2, 3, dtype=torch.float64)
+    assert "not a plain CPU tensor" in native.blocker(
+        "lstm", "tanh", "sigmoid", cpu, f32, None, (double,)
+    )
+    monkeypatch.setenv("RNNKIT_NATIVE", "0")
+    assert "RNNKIT_NATIVE=0" in native.blocker("lstm", "tanh", "sigmoid", cpu, f32)
+
+
+def test_shape_inference_and_vmap_take_the_python_loop():
+    """Fake tensors (the symbolic shape inference of a model) and functorch wrappers have no
+    memory for C: the check sends them to the Python loop."""
+    from rnnkit import Input, Sequential
+
+    model = Sequential([Input((None, 3)), layers.RNN(layers.LSTMCell(4))])
+    assert model.output_shape == (None, 4)
+    seen = []
+
+    def probe(t):
+        seen.append(native.blocker("lstm", "tanh", "sigmoid", t.device, t.dtype, None, (t,)))
+        return t
+
+    torch.vmap(probe)(torch.zeros(2, 3))
+    assert seen and "not a plain CPU tensor" in seen[0]
+
+
+@pytest.fixture
+def fresh_library(tmp_path, monkeypatch):
+    """An empty cache and no loaded library; restored afterwards."""
+    monkeypatch.setenv("RNNKIT_CACHE_DIR", str(tmp_path))
+    native._forget()
+    yield tmp_path
+    native._forget()
+
+
+def test_a_failed_build_warns_once_and_the_python_loop_runs(fresh_library, monkeypatch):
+    broken = fresh_library / "broken.c"
+    broken.write_text("this is not C\n")
+    monkeypatch.setattr(native, "_SOURCE", broken)
+    with pytest.warns(RuntimeWarning, match="native LSTM loop is not available"):
+        why = native.blocker("lstm", "tanh", "sigmoid", torch.device("cpu"), torch.float32)
+    assert why.startswith("building it failed:") and "broken.c" in why
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asked again: the same answer, no second warning
+        assert native.blocker("lstm", "tanh", "sigmoid", torch.device("cpu"), torch.float32) == why
+        layer = layers.LSTM(3, activation="relu")
+        out = layer(torch.randn(2, 4, 3))
+    assert out.shape == (2, 3) and "its time loop in Python: building it failed" in (
+        layer.last_kernel_choice.reason
+    )
+    assert list(fresh_library.glob("*.so")) == []  # nothing half-written left behind
+
+
+def test_no_compiler_is_a_reason(fresh_library, monkeypatch):
+    monkeypatch.setattr(native.shutil, "which", lambda name: None)
+    why = native.blocker("lstm", "tanh", "sigmoid", torch.device("cpu"), torch.float32)
+    assert why == "no C compiler (cc, gcc or clang) was found to build it"
+
+
+def test_the_build_is_cached_by_source(fresh_library):
+    assert native.blocker("lstm", "tanh", "sigmoid", torch.device("cpu"), torch.float32) is None
+    (built,) = fresh_library.glob("rnnkit_lstm_*.so")
+    mtime = built.stat().st_mtime_ns
+    native._forget()
+    assert native.blocker("lstm", "tanh", "sigmoid", torch.device("cpu"), torch.float32) is None
+    assert built.stat().st_mtime_ns == mtime  # loaded, not rebuilt
+
+
+def test_the_python_cell_is_the_reference():
+    """The two step loops share one interface (Recurrence runs either)."""
+    assert native.LSTM.n_states == manual_backward_cells.LSTM.n_states == 2
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_the_c_activations_are_accurate(name):
+    """Within 2 float32 ulps of torch (float64) everywhere, relative, also near 0 where
+    tanh(x) ~ x; NaN stays NaN; the limits are exact."""
+    lib, _ = native._library()
+    grid = torch.logspace(-30, 1.9, 20001)
+    x = torch.cat(
+        [grid, -grid, torch.tensor([0.0, -0.0, float("inf"), -float("inf"), float("nan")])]
+    )
+    y = torch.empty_like(x)
+    lib.activation[torch.float32](native.ACTIVATIONS[name], x.numel(), x.data_ptr(), y.data_ptr())
+    ref = getattr(torch, name)(x.double())
+    finite = ~torch.isnan(ref) & (x > -80) & (ref != 0)  # sigmoid below -80: < 2e-35
+    rel = (y.double() - ref).abs()[finite] / ref.abs()[finite]
+    assert rel.max().item() < 2.4e-7
+    assert torch.isnan(y[-1]) and y[-5:-1].tolist() == ref[-5:-1].float().tolist()
+    assert torch.equal(torch.signbit(y[-5:-3]), torch.signbit(ref[-5:-3]))
+    assert ((y.double() - ref).abs()[~torch.isnan(ref)].max().item()) < 2e-7
