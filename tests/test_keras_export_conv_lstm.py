@@ -5,11 +5,12 @@ The harness of ``tests/test_keras_export.py`` on models of ConvLSTM layers: rand
 rnnkit's (1e-5), the same weights in Keras, Keras' re-save writing the same weight datasets,
 the ``.weights.h5`` files read both ways, and the files (rnnkit's and Keras' re-saved one)
 loading back into rnnkit. The models cover each rank, both data formats, ``"same"`` and
-``"valid"`` padding, strides and dilation, ``go_backwards``, ``return_sequences`` and
+``"valid"`` padding, strides and dilation, ``go_backwards``, masks, ``return_sequences`` and
 ``return_state`` (with the states fed to a second layer as ``initial_state``), Bidirectional,
 TimeDistributed, a stateful Sequential model, ``unroll`` and the non-default initializers,
 regularizers, constraints and dropout rates. Each ConvLSTM layer's config must equal the one
-Keras writes for it.
+Keras writes for it. The zoo's ConvLSTM model (``conv_lstm_next_frame``) runs with the other
+zoo models in ``tests/test_keras_export.py``.
 """
 
 import json
@@ -62,6 +63,13 @@ def _conv_lstm_model(name):
             layers.ConvLSTM1D(2, 2, padding="same", data_format="channels_first", return_state=True)
         )(h)
         return rnnkit.Model(x, outputs), _floats(2, 4, 3, 10)
+    if name == "1d_masked_by_an_input":
+        # the mask (with a hole) reaches the second layer through the first's return_sequences
+        x, mask = rnnkit.Input((4, 9, 3)), rnnkit.Input((4,), dtype="bool")
+        h = layers.ConvLSTM1D(3, 3, padding="same", return_sequences=True)(x, mask=mask)
+        out = layers.ConvLSTM1D(2, 2, go_backwards=True, zero_output_for_mask=True)(h)
+        masks = np.array([[1, 1, 0, 0], [1, 0, 1, 1]], bool)
+        return rnnkit.Model([x, mask], [h, out]), [_floats(2, 4, 9, 3), masks]
     if name == "2d_strides_bidirectional_sum":
         x = rnnkit.Input((4, 6, 5, 2))
         h = layers.ConvLSTM2D(
@@ -141,6 +149,7 @@ def _conv_lstm_model(name):
 CASES = [
     "1d_stacked_same_valid_strides",
     "1d_channels_first_dilation_bidirectional_states",
+    "1d_masked_by_an_input",
     "2d_strides_bidirectional_sum",
     "2d_channels_first_states_to_initial_state",
     "3d_same_strides_then_valid_dilation",
@@ -291,3 +300,21 @@ def test_rnnkit_only_arguments_at_keras_behaviour_are_left_out(class_name):
     entry = layer_entry({"class_name": class_name, "config": layer.get_config()})
     assert not {"time_major", "compile_loop"} & set(entry["config"])
     assert entry["config"]["kernel_size"] == [2] * rank
+
+
+def test_training_continues_in_keras_where_rnnkit_stopped(tmp_path):
+    """A compiled ConvLSTM model after two Adam steps in rnnkit: Keras opens it compiled
+    with Adam's moments in its own variable order, and its next step equals rnnkit's."""
+    model, x = _conv_lstm_model("2d_strides_bidirectional_sum")
+    model = _randomize(model)
+    y = _floats(2, 4, 4, 1, 2, seed=1)
+    model.compile(rnnkit.optimizers.Adam(0.01), "mse")
+    model.fit(x, y, epochs=2, verbose=0, shuffle=False)
+    model.save(tmp_path / "m.keras", format="keras")
+    keras_model = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(keras_model.optimizer, keras.optimizers.Adam)
+    assert int(keras_model.optimizer.iterations) == 2
+    model.fit(x, y, epochs=1, verbose=0, shuffle=False)
+    keras_model.fit(x, y, epochs=1, verbose=0, shuffle=False)
+    for ours, theirs in zip(model.get_weights(), keras_model.get_weights()):
+        np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=0)
