@@ -617,6 +617,19 @@ def attention_merges() -> ZooModel:
     return ZooModel(rnnkit.Model(tokens, out), np.array([[3, 4, 5, 0, 0], [1, 2, 3, 4, 5]]))
 
 
+def conv_lstm_next_frame() -> ZooModel:
+    """keras.io's next-frame prediction, small: ConvLSTM2D -> BatchNormalization ->
+    ConvLSTM2D(1x1) -> Conv3D(sigmoid), over frame sequences of any length."""
+    x = rnnkit.Input(shape=(None, 6, 6, 1))
+    h = layers.ConvLSTM2D(4, 3, padding="same", return_sequences=True, activation="relu")(x)
+    h = layers.BatchNormalization()(h)
+    h = layers.ConvLSTM2D(3, 1, padding="same", return_sequences=True)(h)
+    out = layers.Conv3D(1, 3, padding="same", activation="sigmoid")(h)
+    model = rnnkit.Model(x, out)
+    _perturb_batch_norm(model)
+    return ZooModel(model, _floats(2, 4, 6, 6, 1))
+
+
 ZOO: dict[str, Callable[[], ZooModel]] = {
     "guide_embedding_lstm": guide_embedding_lstm,
     "guide_gru_simple_rnn": guide_gru_simple_rnn,
@@ -657,4 +670,5 @@ ZOO: dict[str, Callable[[], ZooModel]] = {
     "bidirectional_states": bidirectional_states,
     "conv_pooling_seq2seq": conv_pooling_seq2seq,
     "attention_merges": attention_merges,
+    "conv_lstm_next_frame": conv_lstm_next_frame,
 }

@@ -29,7 +29,12 @@ from rnnkit import layers
 from rnnkit.callbacks import LambdaCallback, ModelCheckpoint
 from rnnkit.saving import export_keras, load_model, load_weights, save_weights
 from rnnkit.saving import files as saving_files
-from rnnkit.saving.keras_export import KERAS_LAYERS, RNNKIT_ONLY_ARGUMENTS, layer_entry
+from rnnkit.saving.keras_export import (
+    KERAS_LAYERS,
+    REFUSED_LAYERS,
+    RNNKIT_ONLY_ARGUMENTS,
+    layer_entry,
+)
 
 # Zoo models Keras 3 cannot express, and the class or argument the refusal names.
 NOT_EXPORTABLE: dict[str, str] = {
@@ -41,7 +46,6 @@ NOT_EXPORTABLE: dict[str, str] = {
     "subclassed_two_towers": "subclassed model (TwoTowers)",
     "subclassed_inside_functional": "subclassed model (SequenceEncoder)",
     "subclassed_inside_sequential": "subclassed model (SequenceEncoder)",
-    # Keras has these layers; the export does not write them yet
 }
 # Keras loads it, but on padded inputs Keras' own predictions depend on which tensors the
 # Keras model outputs (see test_attention_merges_in_keras): compared without padding.
@@ -266,6 +270,9 @@ LAYER_EXAMPLES = {
     "SimpleRNNCell": lambda: layers.SimpleRNNCell(2),
     "Bidirectional": lambda: layers.Bidirectional(layers.LSTM(2)),
     "TimeDistributed": lambda: layers.TimeDistributed(layers.Dense(2)),
+    "ConvLSTM1D": lambda: layers.ConvLSTM1D(2, 3),
+    "ConvLSTM2D": lambda: layers.ConvLSTM2D(2, 3),
+    "ConvLSTM3D": lambda: layers.ConvLSTM3D(2, 3),
     "Conv1D": lambda: layers.Conv1D(2, 3),
     "Conv2D": lambda: layers.Conv2D(2, 3),
     "Conv3D": lambda: layers.Conv3D(2, 3),
@@ -390,6 +397,22 @@ def test_every_written_layer_class_has_an_example():
     assert set(LAYER_EXAMPLES) == set(KERAS_LAYERS)
 
 
+def test_every_public_layer_is_written_or_refused_with_a_reason():
+    """Each public rnnkit layer class is either written (KERAS_LAYERS, with the same class
+    name in keras.layers) or refused with its reason (REFUSED_LAYERS, absent from
+    keras.layers), so no layer falls through to "not written yet"."""
+    public = {
+        name
+        for name, value in vars(layers).items()
+        if isinstance(value, type) and issubclass(value, layers.Layer) and value is not layers.Layer
+    }
+    public = {getattr(layers, name).__name__ for name in public}
+    assert public == set(KERAS_LAYERS) | set(REFUSED_LAYERS)
+    assert not set(KERAS_LAYERS) & set(REFUSED_LAYERS)
+    assert all(hasattr(keras.layers, name) for name in KERAS_LAYERS)
+    assert not any(hasattr(keras.layers, name) for name in REFUSED_LAYERS if name != "Lambda")
+
+
 @pytest.mark.parametrize("class_name", sorted(KERAS_LAYERS))
 def test_written_arguments_are_keras_arguments(class_name):
     """Every argument written for a layer is one Keras' class of that name takes (a new
@@ -413,6 +436,13 @@ def test_written_arguments_are_keras_arguments(class_name):
         (
             lambda: layers.RNN(layers.DropoutCell(layers.GRUCell(3), input_keep_prob=0.5)),
             r"rnnkit layer that Keras 3 does not have \(DropoutCell\)",
+        ),
+        (
+            # Keras has Lambda, but would need its Python code: refused, with the reason.
+            lambda: layers.Lambda(lambda t: 2 * t),
+            r"is a layer of Python code \(Lambda\): rnnkit never writes code into a file, "
+            r"and Keras 3 would need it: .* marshalled bytecode, which it loads only with "
+            r"safe_mode=False",
         ),
     ],
 )

@@ -18,15 +18,30 @@ of a group whose ``name`` attribute is the layer's name; ``<path>`` is Keras' ob
 (``layers/lstm/cell``, ``layers/bidirectional/forward_layer/cell``, ``layers/dense_1``),
 computed by :func:`rnnkit.saving.keras_import.keras_weight_groups`.
 
-What Keras 3 cannot express is refused with a ``ValueError`` that names it, before anything
-is written:
+``ConvLSTM1D/2D/3D`` are written as Keras 3 serializes them: the cell's arguments flattened
+into the layer's config (``filters``, ``kernel_size``, ``strides``, ``padding``,
+``data_format``, ``dilation_rate``, the activations, initializers, regularizers, constraints,
+``unit_forget_bias``, ``dropout``, ``recurrent_dropout``, ``seed``) next to the RNN layer's
+(``return_sequences``, ``return_state``, ``go_backwards``, ``stateful``, ``unroll``,
+``zero_output_for_mask``), and no ``cell`` entry: Keras' layer builds its cell itself, at the
+object path ``<layer>/cell``, whose three variables are ``kernel`` ``(*kernel_size, C, 4F)``,
+``recurrent_kernel`` ``(*kernel_size, F, 4F)`` and ``bias`` ``(4F,)``, the gates in the order
+i, f, c, o along the last axis: rnnkit's own layout, so the weights go as they are.
 
-- layers Keras 3 does not have (``DropoutCell``, ``OutputProjectionCell``), Keras layers this
-  module does not write yet (``ConvLSTM1D/2D/3D``; ``Lambda``, whose Python code Keras would
-  need), custom layer classes and subclassed models (the same);
+What Keras 3 cannot express is refused with a ``ValueError`` that names it, before anything
+is written (:data:`REFUSED_LAYERS` says why for each rnnkit layer):
+
+- layers Keras 3 does not have (``DropoutCell``, ``OutputProjectionCell``, and
+  ``ConvLSTMCell``, which Keras keeps inside its ConvLSTM layers), custom layer classes and
+  subclassed models (Keras would need their code);
+- ``Lambda``: its function is Python code, which rnnkit never writes into a file. Keras 3
+  writes a Python ``lambda`` as marshalled bytecode and loads that only with
+  ``safe_mode=False`` (the file then runs arbitrary code), and a named function only when it is
+  registered with Keras;
 - arguments Keras 3 dropped or never had, when they differ from the value that behaves as
-  Keras does (:data:`RNNKIT_ONLY_ARGUMENTS`: ``time_major``, ``compile_loop`` of the RNN layers,
-  ``use_cudnn`` of ``SimpleRNN``); and the ``constants`` call argument of ``RNN``;
+  Keras does (:data:`RNNKIT_ONLY_ARGUMENTS`: ``time_major``, ``compile_loop`` of the RNN and
+  ConvLSTM layers, ``use_cudnn`` of ``SimpleRNN``); and the ``constants`` call argument of
+  ``RNN``;
 - custom initializers, regularizers, constraints and activations.
 
 A compiled model's compile settings go to ``compile_config`` (the optimizer's
@@ -86,6 +101,9 @@ KERAS_LAYERS = (
     "SimpleRNNCell",
     "Bidirectional",
     "TimeDistributed",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
     # the layers around RNNs
     "Conv1D",
     "Conv2D",
@@ -109,9 +127,26 @@ KERAS_LAYERS = (
     "Subtract",
     "Dot",
 )
-# rnnkit's layers without a Keras 3 counterpart (the other public layers missing from
-# KERAS_LAYERS, the ConvLSTM layers and Lambda, are Keras', not written by this module).
-_NOT_IN_KERAS = ("DropoutCell", "OutputProjectionCell")
+# rnnkit's public layers that are not written, as (what the layer is, why); every other
+# public layer class is in KERAS_LAYERS (tests/test_keras_export.py checks that).
+_NOT_KERAS = "an rnnkit layer that Keras 3 does not have"
+REFUSED_LAYERS: dict[str, tuple[str, str]] = {
+    "DropoutCell": (_NOT_KERAS, ""),
+    "OutputProjectionCell": (_NOT_KERAS, ""),
+    "ConvLSTMCell": (
+        _NOT_KERAS,
+        ": keras.layers has no ConvLSTMCell (Keras' ConvLSTM1D/2D/3D build their cell "
+        "inside); use ConvLSTM1D/2D/3D instead of RNN(ConvLSTMCell(...))",
+    ),
+    "Lambda": (
+        "a layer of Python code",
+        ": rnnkit never writes code into a file, and Keras 3 would need it: Keras keeps a "
+        "Python lambda as marshalled bytecode, which it loads only with safe_mode=False (the "
+        "file then runs arbitrary code), and a named function only when that function is "
+        "registered with Keras; express the step with Keras' layers, or rebuild the Lambda in "
+        "Keras",
+    ),
+}
 _RNN_ONLY = {"time_major": False, "compile_loop": False}
 # Arguments rnnkit has and Keras 3 does not, with the value at which rnnkit behaves as Keras:
 # at that value they are left out of the file, at any other the export is refused.
@@ -120,6 +155,9 @@ RNNKIT_ONLY_ARGUMENTS: dict[str, dict[str, Any]] = {
     "GRU": _RNN_ONLY,
     "RNN": _RNN_ONLY,
     "SimpleRNN": {**_RNN_ONLY, "use_cudnn": "auto"},
+    "ConvLSTM1D": _RNN_ONLY,
+    "ConvLSTM2D": _RNN_ONLY,
+    "ConvLSTM3D": _RNN_ONLY,
     # Keras 3.15 dropped the deprecated argument; rnnkit keeps it in configs, only False.
     "LayerNormalization": {"rms_scaling": False},
 }
@@ -127,7 +165,7 @@ RNNKIT_ONLY_ARGUMENTS: dict[str, dict[str, Any]] = {
 _NOT_TAKEN = {"SpatialDropout1D": ("trainable",)}
 # Layers whose sublayers are internal (built by the layer, not in its config): Keras' layer
 # builds the same ones, at the same weight paths.
-_OWNS_SUBLAYERS = ("MultiHeadAttention",)
+_OWNS_SUBLAYERS = ("MultiHeadAttention", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
 # The call arguments of a functional node that Keras' layers accept.
 _KERAS_CALL_ARGUMENTS = ("mask", "initial_state", "training")
 _MODELS = {
@@ -174,16 +212,17 @@ def _keras_class(layer: Layer) -> str:
             return op_name
     if cls.__name__ in KERAS_LAYERS and getattr(public_layers, cls.__name__, None) is cls:
         return cls.__name__
+    why = ""
     if is_model(layer):
         what = "a subclassed model"
-    elif cls.__name__ in _NOT_IN_KERAS:
-        what = "an rnnkit layer that Keras 3 does not have"
+    elif getattr(public_layers, cls.__name__, None) is cls and cls.__name__ in REFUSED_LAYERS:
+        what, why = REFUSED_LAYERS[cls.__name__]
     elif cls.__name__ in dir(public_layers):
         what = "an rnnkit layer the Keras export does not write yet"
     else:
         what = "a custom layer"
     raise ValueError(
-        f"export_keras: layer '{layer.name}' is {what} ({cls.__name__}); the Keras export "
+        f"export_keras: layer '{layer.name}' is {what} ({cls.__name__}){why}; the Keras export "
         f"writes functional and Sequential models of {', '.join(KERAS_LAYERS)}"
     )
 
