@@ -118,7 +118,7 @@ def test_decision_grid(make, mask, training, name, reason):
     if name == "manual_backward":
         # The reason also says where the time loop runs (kernels.native's check).
         assert "(its time loop in C, kernels.native)" in choice.reason or (
-            "(its time loop in Python: the native loop runs LSTM only" in choice.reason
+            "(its time loop in Python: the native loop runs LSTM and GRU only" in choice.reason
         )
         if not reason.startswith("a plain RNN(cell)"):
             assert choice.reason.startswith("use_cudnn='auto': ")

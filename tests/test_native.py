@@ -1,6 +1,6 @@
-"""The native LSTM loop (rnnkit.kernels.native): the same outputs, states and gradients as the
-Python step loop of the manual-backward kernel, float64 gradcheck, its capability check, and
-what happens when it cannot be built."""
+"""The native LSTM and GRU loops (rnnkit.kernels.native): the same outputs, states and
+gradients as the Python step loops of the manual-backward kernel, float64 gradcheck, the
+capability check, and what happens when they cannot be built."""
 
 from __future__ import annotations
 
@@ -134,20 +134,96 @@ def test_nan_and_inf_propagate(monkeypatch):
     np.testing.assert_array_equal(torch.isnan(out).numpy(), torch.isnan(ref).numpy())
 
 
+def _gru_weights(reset_after, dtype=torch.float32, seed=0, batch=B, time=T, units=U):
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape, scale=0.5):
+        return (torch.randn(*shape, generator=g, dtype=dtype) * scale).requires_grad_()
+
+    bias = r(2, 3 * units, scale=0.1) if reset_after else r(3 * units, scale=0.1)
+    return [r(batch, time, D, scale=1.0), r(D, 3 * units), r(units, 3 * units), bias,
+            r(batch, units)]  # fmt: skip
+
+
+def _run_gru(loop, params, monkeypatch, **kwargs):
+    monkeypatch.setenv("RNNKIT_NATIVE", "1" if loop == "native" else "0")
+    used = []
+    original = native.GRU.forward
+
+    def spy(self, *a):
+        used.append(True)
+        return original(self, *a)
+
+    monkeypatch.setattr(native.GRU, "forward", spy)
+    out, h = manual_backward.gru(*params, **kwargs)
+    assert bool(used) == (loop == "native")
+    w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    grads = torch.autograd.grad((out * w).sum() + h.sin().sum(), params)
+    return [out, h, *grads]
+
+
+GRU_CASES = {
+    "plain": dict(),
+    "holes": dict(mask=HOLES),
+    "holes, zero_output, backwards": dict(mask=HOLES, zero_output_for_mask=True, go_backwards=True),
+    "recurrent dropout": dict(rd=True),
+    "relu, holes, recurrent dropout": dict(activation="relu", mask=HOLES, rd=True),
+    "hard_sigmoid, last output": dict(recurrent_activation="hard_sigmoid", return_sequences=False),
+    "input dropout": dict(dp=True, mask=HOLES),
+}
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", list(GRU_CASES))
+def test_native_gru_equals_the_python_loop(case, dtype, reset_after, monkeypatch):
+    params = _gru_weights(reset_after, dtype)
+    kw = dict(GRU_CASES[case])
+    g = torch.Generator().manual_seed(5)
+    if kw.pop("rd", False):
+        kw["recurrent_dropout_mask"] = (torch.rand(B, U, generator=g) > 0.25).to(dtype) / 0.75
+    if kw.pop("dp", False):
+        kw["dropout_mask"] = (torch.rand(B, D, generator=g) > 0.25).to(dtype) / 0.75
+    kw["reset_after"] = reset_after
+    ours = _run_gru("native", params, monkeypatch, **kw)
+    ref = _run_gru("python", params, monkeypatch, **kw)
+    tol = 1e-5 if dtype == torch.float32 else 1e-11
+    for a, e in zip(ours, ref):
+        np.testing.assert_allclose(a.detach().numpy(), e.detach().numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_gradcheck_float64(reset_after, monkeypatch):
+    monkeypatch.setenv("RNNKIT_NATIVE", "1")
+    params = _gru_weights(reset_after, torch.float64, batch=3, time=4, units=3)
+    params[0] = params[0][..., :2].detach().requires_grad_()
+    params[1] = params[1][:2].detach().requires_grad_()
+    M = torch.tensor([[2.0, 0.0, 2.0], [0.0, 2.0, 2.0], [2.0, 2.0, 0.0]], dtype=torch.float64)
+
+    def fn(*args):
+        return manual_backward.gru(
+            *args, mask=HOLES[:3, :4], recurrent_dropout_mask=M, reset_after=reset_after
+        )
+
+    assert torch.autograd.gradcheck(fn, tuple(params), eps=1e-6, atol=1e-7)
+
+
 def test_the_layers_report_and_use_it():
     x = torch.randn(4, 7, 3)
     for layer in (
         layers.LSTM(5, recurrent_dropout=0.3),
         layers.LSTM(5, activation="relu"),
         layers.RNN(layers.LSTMCell(5)),
+        layers.GRU(5, reset_after=False),
+        layers.RNN(layers.GRUCell(5)),
     ):
         layer(x, training=True)
         assert layer.last_kernel == "manual_backward"
         assert layer.last_kernel_choice.reason.endswith("(its time loop in C, kernels.native)")
-    gru = layers.GRU(5, reset_after=False)
-    gru(x)
-    assert "its time loop in Python: the native loop runs LSTM only" in (
-        gru.last_kernel_choice.reason
+    simple = layers.SimpleRNN(5, activation="sigmoid")
+    simple(x)
+    assert "its time loop in Python: the native loop runs LSTM and GRU only" in (
+        simple.last_kernel_choice.reason
     )
 
 
@@ -166,7 +242,7 @@ def test_the_plain_rnn_of_lstm_cell_equals_the_generic_loop():
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (("gru", "tanh", "sigmoid", "cpu", torch.float32), "runs LSTM only"),
+        (("simple_rnn", "tanh", "sigmoid", "cpu", torch.float32), "runs LSTM and GRU only"),
         (("lstm", "tanh", "sigmoid", "meta", torch.float32), "on the CPU"),
         (("lstm", "tanh", "sigmoid", "cpu", torch.float16), "float32 and float64"),
         (("lstm", "softsign", "sigmoid", "cpu", torch.float32), "no activation 'softsign'"),
@@ -250,7 +326,7 @@ def test_no_compiler_is_a_reason(fresh_library, monkeypatch):
 
 def test_the_build_is_cached_by_source(fresh_library):
     assert native.blocker("lstm", "tanh", "sigmoid", torch.device("cpu"), torch.float32) is None
-    (built,) = fresh_library.glob("rnnkit_lstm_*.so")
+    (built,) = fresh_library.glob("rnnkit_recurrence_*.so")
     mtime = built.stat().st_mtime_ns
     native._forget()
     assert native.blocker("lstm", "tanh", "sigmoid", torch.device("cpu"), torch.float32) is None

@@ -258,11 +258,14 @@ def gru(
                 f"received {tuple(bias.shape)}."
             )
         input_bias, rec_bias = (bias[0], bias[1]) if reset_after else (bias, None)
-    cell = _cells.GRU(
-        _act(activation, "activation", where),
-        _act(recurrent_activation, "recurrent_activation", where),
-        reset_after,
-    )
+    act = _act(activation, "activation", where)
+    rec_act = _act(recurrent_activation, "recurrent_activation", where)
+    native_blocker = native.blocker(
+        "gru", act, rec_act, inputs.device, inputs.dtype, recurrent_dropout_mask,
+        (inputs, kernel, recurrent_kernel, bias, h0, recurrent_dropout_mask, dropout_mask),
+    )  # fmt: skip
+    maths = _cells.GRU if native_blocker else native.GRU
+    cell = maths(act, rec_act, reset_after)
     out, h, _ = _run(
         cell, inputs, kernel, input_bias, recurrent_kernel, rec_bias, [h0], mask,
         recurrent_dropout_mask, go_backwards, return_sequences, zero_output_for_mask, dropout_mask,

@@ -46,7 +46,7 @@ Tensor = torch.Tensor
 ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "hard_sigmoid": 3, "relu": 4}
 """The activations the C loop computes (codes shared with ``csrc/lstm.c``)."""
 
-_SOURCE = Path(__file__).with_name("csrc") / "lstm.c"
+_SOURCE = Path(__file__).with_name("csrc") / "recurrence.c"
 _FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared")
 _DISABLE_ENV = "RNNKIT_NATIVE"
 
@@ -75,8 +75,8 @@ def blocker(
 
     ``tensors``: the call's tensors when they are known (the kernel checks them; the
     dispatch, which asks before, passes none)."""
-    if kind != "lstm":
-        return f"the native loop runs LSTM only, not {kind}"
+    if kind not in ("lstm", "gru"):
+        return f"the native loop runs LSTM and GRU only, not {kind}"
     if device.type != "cpu":
         return f"the native loop runs on the CPU, the inputs are on {device.type}"
     if dtype not in (torch.float32, torch.float64):
@@ -117,13 +117,13 @@ def _cpu_fingerprint() -> str:
 
 
 def _build(compiler: str) -> Path:
-    """Compile ``csrc/lstm.c`` into the cache (once per source, flags and CPU) and return it."""
+    """Compile ``csrc/recurrence.c`` into the cache (once per source, flags and CPU) and return it."""
     source = _SOURCE.read_bytes()
     key = hashlib.sha256(
         b"\0".join([source, " ".join(_FLAGS).encode(), compiler.encode(),
                     _cpu_fingerprint().encode()])
     ).hexdigest()[:16]  # fmt: skip
-    target = _cache_dir() / f"rnnkit_lstm_{key}.so"
+    target = _cache_dir() / f"rnnkit_recurrence_{key}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +153,7 @@ class _Library:
         }
         p, i, n = ctypes.c_void_p, ctypes.c_int, ctypes.c_ssize_t
         self.forward, self.backward, self.activation = {}, {}, {}
+        self.gru_forward, self.gru_backward = {}, {}
         for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
             act = getattr(lib, f"rnnkit_activation_{suffix}")
             act.argtypes, act.restype = [i, i, p, p], None
@@ -164,6 +165,13 @@ class _Library:
             bwd.argtypes = [p, i, i, i, p, p, p, i, i, p, p, p, p, p, p, p, p]
             bwd.restype = None
             self.forward[dtype], self.backward[dtype] = fwd, bwd
+            gfwd = getattr(lib, f"rnnkit_gru_forward_{suffix}")
+            gfwd.argtypes = [p, i, i, i, i, p, p, p, p, p, i, i, p, p, n, p, p]
+            gfwd.restype = None
+            gbwd = getattr(lib, f"rnnkit_gru_backward_{suffix}")
+            gbwd.argtypes = [p, i, i, i, i, p, p, p, i, i, p, p, p, p, p, p, p, p]
+            gbwd.restype = None
+            self.gru_forward[dtype], self.gru_backward[dtype] = gfwd, gbwd
 
 
 def _torch_blas() -> ctypes.CDLL | str:
@@ -279,3 +287,65 @@ class LSTM:
         Hp = H[:-1] if M is None else H[:-1] * M
         dU = Hp.reshape(-1, u).t() @ dZ.reshape(-1, 4 * u)
         return dZ, dU, None, [dh, dc]
+
+
+class GRU:
+    """The GRU step maths of :class:`rnnkit.kernels.manual_backward_cells.GRU` (both
+    ``reset_after`` conventions), with the time loop in C.
+
+    Saved for the backward: ``H (T+1, B, u)`` and ``S (T, B, 4u)``: per step ``[z, r, hh,
+    rec_h]`` (``reset_after``; ``rec_h = h' U_h + b'_h``) or ``[z, r, hh, r h']``."""
+
+    n_states = 1
+
+    def __init__(self, act: Any, rec_act: Any, reset_after: bool) -> None:
+        code, rec_code = _activation_code(act), _activation_code(rec_act)
+        assert code is not None and rec_code is not None, "blocker() admits these"
+        self.act, self.rec_act, self.reset_after = code, rec_code, reset_after
+
+    def forward(self, xp, U, b_rec, m, M, states0, need_grad):
+        lib = _library()[0]
+        assert lib is not None, "blocker() checked that the library loads"
+        T, B = xp.shape[:2]
+        u = U.shape[0]
+        xp, U = xp.contiguous(), U.contiguous()
+        b_rec = None if b_rec is None else b_rec.contiguous()
+        M = None if M is None else M.to(xp.dtype).contiguous()
+        mask = None if m is None else m.reshape(T, B).to(torch.uint8).contiguous()
+        H = xp.new_empty(T + 1, B, u)
+        H[0] = states0[0]
+        S = xp.new_empty(T if need_grad else 1, B, 4 * u)
+        W, HR = xp.new_empty(B, 3 * u), xp.new_empty(B, u)
+        lib.gru_forward[xp.dtype](
+            lib.gemm[xp.dtype], T, B, u, int(self.reset_after), xp.data_ptr(), U.data_ptr(),
+            _ptr(b_rec), _ptr(M), _ptr(mask), self.act, self.rec_act, H.data_ptr(),
+            S.data_ptr(), B * 4 * u if need_grad else 0, W.data_ptr(), HR.data_ptr(),
+        )  # fmt: skip
+        return H[1:], [], ((H, S, mask) if need_grad else ())
+
+    def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):
+        lib = _library()[0]
+        assert lib is not None
+        H, S, mask = saved
+        T, B, u = xp.shape[0], xp.shape[1], U.shape[0]
+        U = U.contiguous()
+        M = None if M is None else M.to(xp.dtype).contiguous()
+        dh = xp.new_zeros(B, u)
+        dH = None if dHs is None else dHs.contiguous()
+        DX = xp.new_empty(T, B, 3 * u)
+        DREC = xp.new_empty(T, B, 3 * u) if self.reset_after else None
+        W1, W3 = xp.new_empty(B, u), xp.new_empty(B, u)
+        lib.gru_backward[xp.dtype](
+            lib.gemm[xp.dtype], T, B, u, int(self.reset_after), U.data_ptr(), _ptr(M),
+            _ptr(mask), self.act, self.rec_act, H.data_ptr(), S.data_ptr(), _ptr(dH),
+            dh.data_ptr(), DX.data_ptr(), _ptr(DREC), W1.data_ptr(), W3.data_ptr(),
+        )  # fmt: skip
+        Hp = (H[:-1] if M is None else H[:-1] * M).reshape(-1, u)
+        if self.reset_after:
+            assert DREC is not None
+            dU = Hp.t() @ DREC.reshape(-1, 3 * u)
+            db = None if b_rec is None else DREC.sum(dim=(0, 1))
+            return DX, dU, db, [dh]
+        dU_zr = Hp.t() @ DX[..., : 2 * u].reshape(-1, 2 * u)
+        dU_h = S[..., 3 * u :].reshape(-1, u).t() @ DX[..., 2 * u :].reshape(-1, u)
+        return DX, torch.cat([dU_zr, dU_h], dim=1), None, [dh]

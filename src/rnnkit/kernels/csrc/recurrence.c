@@ -1,4 +1,4 @@
-/* rnnkit's native LSTM recurrence: the whole time loop of the manual-backward kernel in C.
+/* rnnkit's native LSTM and GRU recurrences: the time loops of the manual-backward kernel in C.
  *
  * Called through ctypes by rnnkit/kernels/native.py, which compiles this file at first use.
  * No Python object is touched here: every argument is a plain pointer or integer.  The
@@ -225,7 +225,145 @@ void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *U, c
             }                                                                                  \
         }                                                                                      \
     }                                                                                          \
+}                                                                                              \
+                                                                                               \
+/* GRU, step t, with h' = h_{t-1} * M, x = XP[t] = [x_z, x_r, x_h] (input bias included):      \
+ *   reset_after:      rec = h' U + b_rec;  z = s(x_z + rec_z)  r = s(x_r + rec_r)             \
+ *                     hh = a(x_h + r rec_h)                                                   \
+ *   not reset_after:  z = s(x_z + h' U_z)  r = s(x_r + h' U_r)  hh = a(x_h + (r h') U_h)      \
+ *   h_t = z h_{t-1} + (1 - z) hh;  where MASK[t] is 0: h_t = h_{t-1}                          \
+ * S (T, B, 4u) keeps [z, r, hh, rec_h] (reset_after) or [z, r, hh, r h'] per step (one row    \
+ * without a gradient, s_step = 0); W (B, 3u) is scratch. */                                   \
+void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,               \
+                              const T_ *XP, const T_ *U, const T_ *BREC, const T_ *M,          \
+                              const uint8_t *MASK, int act, int rec_act, T_ *H, T_ *S,         \
+                              ptrdiff_t s_step, T_ *W, T_ *HR) {                               \
+    const int u3 = 3 * u, u4 = 4 * u;                                                          \
+    const ptrdiff_t bu = (ptrdiff_t)B * u, bu3 = (ptrdiff_t)B * u3;                            \
+    for (int t = 0; t < T; t++) {                                                              \
+        const T_ *h = H + t * bu, *x = XP + t * bu3;                                           \
+        T_ *hn = H + (t + 1) * bu, *st = S + t * s_step;                                       \
+        const T_ *hr = h;                                                                      \
+        if (M) {                                                                               \
+            for (ptrdiff_t k = 0; k < bu; k++) HR[k] = h[k] * M[k];                            \
+            hr = HR;                                                                           \
+        }                                                                                      \
+        if (reset_after) {                                                                     \
+            for (int b = 0; b < B; b++) {                                                      \
+                T_ *w = W + (ptrdiff_t)b * u3;                                                 \
+                if (BREC) memcpy(w, BREC, (size_t)u3 * sizeof(T_));                            \
+                else memset(w, 0, (size_t)u3 * sizeof(T_));                                    \
+            }                                                                                  \
+            mm_##SUF(gemm, B, u3, u, hr, u, U, u3, (T_)1, W, u3);                              \
+        } else {                                                                               \
+            mm_##SUF(gemm, B, 2 * u, u, hr, u, U, u3, (T_)0, W, u3);                           \
+        }                                                                                      \
+        for (int b = 0; b < B; b++) {                                                          \
+            const T_ *xb = x + (ptrdiff_t)b * u3, *w = W + (ptrdiff_t)b * u3;                  \
+            T_ *z = st + (ptrdiff_t)b * u4;                                                    \
+            for (int j = 0; j < 2 * u; j++) z[j] = xb[j] + w[j];                               \
+            act_##SUF(rec_act, 2 * u, z, z);                                                   \
+        }                                                                                      \
+        if (!reset_after) {                                                                    \
+            /* r h' into S's last slot, then (r h') U_h into W's h slot */                     \
+            for (int b = 0; b < B; b++) {                                                      \
+                const T_ *r = st + (ptrdiff_t)b * u4 + u, *hrb = hr + (ptrdiff_t)b * u;        \
+                T_ *rh = st + (ptrdiff_t)b * u4 + 3 * u;                                       \
+                for (int j = 0; j < u; j++) rh[j] = r[j] * hrb[j];                             \
+            }                                                                                  \
+            mm_##SUF(gemm, B, u, u, st + 3 * u, u4, U + 2 * u, u3, (T_)0, W + 2 * u, u3);      \
+        }                                                                                      \
+        for (int b = 0; b < B; b++) {                                                          \
+            const T_ *xh = x + (ptrdiff_t)b * u3 + 2 * u, *wh = W + (ptrdiff_t)b * u3 + 2 * u; \
+            const T_ *hp = h + (ptrdiff_t)b * u;                                               \
+            T_ *z = st + (ptrdiff_t)b * u4, *r = z + u, *hh = r + u, *last = hh + u;           \
+            T_ *hb = hn + (ptrdiff_t)b * u;                                                    \
+            if (reset_after) {                                                                 \
+                for (int j = 0; j < u; j++) {                                                  \
+                    last[j] = wh[j];                                                           \
+                    hh[j] = xh[j] + r[j] * wh[j];                                              \
+                }                                                                              \
+            } else {                                                                           \
+                for (int j = 0; j < u; j++) hh[j] = xh[j] + wh[j];                             \
+            }                                                                                  \
+            act_##SUF(act, u, hh, hh);                                                         \
+            for (int j = 0; j < u; j++) hb[j] = z[j] * hp[j] + ((T_)1 - z[j]) * hh[j];         \
+            if (MASK && !MASK[(ptrdiff_t)t * B + b]) memcpy(hb, hp, (size_t)u * sizeof(T_));   \
+        }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
+/* Backward of the GRU: writes DX (T, B, 3u), the gradient of XP (zero at masked steps), and,  \
+ * with reset_after, DREC (T, B, 3u), the gradient of rec = h' U + b_rec; dh holds dh_T on     \
+ * entry (zeros) and dh_0 on return.  The caller forms dU (and db_rec) from them. W1, W3:      \
+ * (B, u) scratch. */                                                                          \
+void rnnkit_gru_backward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,              \
+                               const T_ *U, const T_ *M, const uint8_t *MASK, int act,         \
+                               int rec_act, const T_ *H, const T_ *S, const T_ *dH, T_ *dh,    \
+                               T_ *DX, T_ *DREC, T_ *W1, T_ *W3) {                              \
+    const int u3 = 3 * u, u4 = 4 * u;                                                          \
+    const ptrdiff_t bu = (ptrdiff_t)B * u, bu3 = (ptrdiff_t)B * u3, bu4 = (ptrdiff_t)B * u4;   \
+    for (int t = T - 1; t >= 0; t--) {                                                         \
+        const T_ *h = H + t * bu, *st = S + t * bu4;                                           \
+        T_ *dx = DX + t * bu3, *drec = reset_after ? DREC + t * bu3 : NULL;                    \
+        if (dH) {                                                                              \
+            const T_ *dht = dH + t * bu;                                                       \
+            for (ptrdiff_t k = 0; k < bu; k++) dh[k] += dht[k];                                \
+        }                                                                                      \
+        for (int b = 0; b < B; b++) {                                                          \
+            const T_ *z = st + (ptrdiff_t)b * u4, *r = z + u, *hh = r + u, *last = hh + u;     \
+            const T_ *hp = h + (ptrdiff_t)b * u, *dhb = dh + (ptrdiff_t)b * u;                 \
+            T_ *dz = dx + (ptrdiff_t)b * u3, *dr = dz + u, *dph = dr + u;                      \
+            if (MASK && !MASK[(ptrdiff_t)t * B + b]) {                                         \
+                memset(dz, 0, (size_t)u3 * sizeof(T_));                                        \
+                if (drec) memset(drec + (ptrdiff_t)b * u3, 0, (size_t)u3 * sizeof(T_));        \
+                continue;                                                                      \
+            }                                                                                  \
+            for (int j = 0; j < u; j++) {                                                      \
+                dph[j] = dhb[j] * ((T_)1 - z[j]);                                              \
+                dz[j] = dhb[j] * (hp[j] - hh[j]);                                              \
+            }                                                                                  \
+            mul_dact_##SUF(act, u, hh, dph);                                                   \
+            mul_dact_##SUF(rec_act, u, z, dz);                                                 \
+            if (drec) {                                                                        \
+                T_ *dq = drec + (ptrdiff_t)b * u3;                                             \
+                for (int j = 0; j < u; j++) {                                                  \
+                    dr[j] = dph[j] * last[j];                                                  \
+                    dq[2 * u + j] = dph[j] * r[j];                                             \
+                }                                                                              \
+                mul_dact_##SUF(rec_act, u, r, dr);                                             \
+                memcpy(dq, dz, (size_t)(2 * u) * sizeof(T_));                                  \
+            }                                                                                  \
+        }                                                                                      \
+        if (reset_after) {                                                                     \
+            mm_bt_##SUF(gemm, B, u, u3, drec, u3, U, u3, W1, u);                               \
+        } else {                                                                               \
+            /* d(r h') = dph U_h^T; dr = d(r h') h' s'(r); dh' = [dz, dr] U_zr^T + d(r h') r */\
+            mm_bt_##SUF(gemm, B, u, u, dx + 2 * u, u3, U + 2 * u, u3, W3, u);                  \
+            for (int b = 0; b < B; b++) {                                                      \
+                if (MASK && !MASK[(ptrdiff_t)t * B + b]) continue;                             \
+                const ptrdiff_t o = (ptrdiff_t)b * u;                                          \
+                const T_ *r = st + (ptrdiff_t)b * u4 + u, *hp = h + o;                         \
+                T_ *dr = dx + (ptrdiff_t)b * u3 + u;                                           \
+                for (int j = 0; j < u; j++) {                                                  \
+                    dr[j] = W3[o + j] * hp[j] * (M ? M[o + j] : (T_)1);                        \
+                    W3[o + j] *= r[j];                                                         \
+                }                                                                              \
+                mul_dact_##SUF(rec_act, u, r, dr);                                             \
+            }                                                                                  \
+            mm_bt_##SUF(gemm, B, u, 2 * u, dx, u3, U, u3, W1, u);                              \
+            for (ptrdiff_t k = 0; k < bu; k++) W1[k] += W3[k];                                 \
+        }                                                                                      \
+        for (int b = 0; b < B; b++) {                                                          \
+            if (MASK && !MASK[(ptrdiff_t)t * B + b]) continue;                                 \
+            const ptrdiff_t o = (ptrdiff_t)b * u;                                              \
+            const T_ *z = st + (ptrdiff_t)b * u4;                                              \
+            for (int j = 0; j < u; j++)                                                        \
+                dh[o + j] = dh[o + j] * z[j] + W1[o + j] * (M ? M[o + j] : (T_)1);             \
+        }                                                                                      \
+    }                                                                                          \
 }
+
 
 DEFINE_KERNELS(float, f32, sgemm_fn)
 DEFINE_KERNELS(double, f64, dgemm_fn)
