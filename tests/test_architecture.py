@@ -222,7 +222,7 @@ def test_the_mask_is_analysed_once_per_call(monkeypatch, go_backwards):
 
 
 def test_the_mask_is_analysed_once_per_one_call_bidirectional(monkeypatch):
-    layer = layers.Bidirectional(layers.GRU(3, return_sequences=True))
+    layer = layers.Bidirectional(layers.GRU(3, return_sequences=True, use_cudnn=True))
     layer(X)
     calls = _count_analyses(monkeypatch)
     layer(X, mask=RIGHT)

@@ -40,14 +40,15 @@ def choice_of(layer, x=X, mask=None, training=False):
     "make, mask, training, name, reason",
     [
         (lambda: layers.LSTM(3), None, False, "fused", "fused"),
-        (lambda: layers.GRU(3), None, False, "fused", "fused"),
+        (lambda: layers.GRU(3), None, False, "manual_backward", "a GRU on CPU"),
+        (lambda: layers.GRU(3, use_cudnn=True), None, False, "fused", "fused"),
         (lambda: layers.SimpleRNN(3), None, False, "fused", "fused"),
         (lambda: layers.SimpleRNN(3, activation="relu"), None, False, "fused", "fused"),
         (lambda: layers.LSTM(3, use_bias=False), None, False, "fused", "fused"),
         (lambda: layers.LSTM(3, dropout=0.3), None, True, "fused", "fused"),
         (lambda: layers.LSTM(3, go_backwards=True, stateful=True), None, False, "fused", ""),
         (lambda: layers.LSTM(3), MASKS["right"], False, "fused", "fused"),
-        (lambda: layers.GRU(3), MASKS["left"], False, "fused", "fused"),
+        (lambda: layers.GRU(3, use_cudnn=True), MASKS["left"], False, "fused", "fused"),
         # recurrent dropout only changes the recurrence while training
         (lambda: layers.LSTM(3, recurrent_dropout=0.2), None, False, "fused", "fused"),
         (
@@ -122,7 +123,7 @@ def test_decision_grid(make, mask, training, name, reason):
         )
         if not reason.startswith("a plain RNN(cell)"):
             assert choice.reason.startswith("use_cudnn='auto': ")
-            assert "; the manual-backward kernel runs it (its time loop in" in choice.reason
+            assert " runs it (its time loop in" in choice.reason
 
 
 def test_select_is_a_pure_function_of_config_inputs_and_mask():
@@ -182,9 +183,12 @@ def test_overridden_cell_step_is_never_fused_nor_projected():
 
 
 # ------------------------------------------------------------------ fused == generic loop
-def _pair(kind, **kwargs):
+def _pair(kind, fused=True, **kwargs):
+    """A layer on the default kernel and one on the generic loop, same weights. ``fused``: a
+    GRU asks for the fused kernel (with "auto" a GRU on CPU runs the native loop)."""
     cls, extra = KINDS[kind]
-    fused_layer = cls(3, **extra, **kwargs)
+    ask = {"use_cudnn": True} if fused and kind == "gru" else {}
+    fused_layer = cls(3, **extra, **ask, **kwargs)
     generic_layer = cls(3, **extra, use_cudnn=False, **kwargs)
     fused_layer(X)
     generic_layer(X)
@@ -436,7 +440,7 @@ def test_padded_batch_in_training_on_cpu_runs_manual_backward(kind):
     """The fused kernel would pack the sequence, whose CPU backward is slow (RESULTS.md):
     "auto" runs the manual-backward kernel for training calls; inference and use_cudnn=True stay
     fused; the results equal the generic loop's."""
-    fast, generic = _pair(kind, return_sequences=True)
+    fast, generic = _pair(kind, fused=False, return_sequences=True)
     states = [np.zeros((3, 3), "float32")] * (2 if kind == "lstm" else 1)
     for mask in (MASKS["right"], MASKS["left"]):
         out_f, grads_f = _run_with_grads(fast, X, states, mask, training=True)
@@ -445,7 +449,30 @@ def test_padded_batch_in_training_on_cpu_runs_manual_backward(kind):
         out_g, grads_g = _run_with_grads(generic, X, states, mask, training=True)
         _assert_close_lists(out_f, out_g)
         _assert_close_lists(grads_f, grads_g)
+    if kind == "gru":  # inference: the native loop (test_gru_on_cpu_runs_native)
+        return
     fast(X, mask=MASKS["right"])
     assert fast.last_kernel == "fused"
     fast(X, mask=np.ones((3, 5), bool), training=True)  # nothing to pack
     assert fast.last_kernel == "fused"
+
+
+def test_gru_on_cpu_runs_native():
+    """A GRU the fused kernel could run takes the native loop on CPU with "auto" (measured
+    about 2x faster than torch's GRU); use_cudnn=True keeps the fused kernel; both equal the
+    generic loop."""
+    auto, generic = _pair("gru", fused=False, return_sequences=True, return_state=True)
+    fused_layer = layers.GRU(3, use_cudnn=True, return_sequences=True, return_state=True)
+    fused_layer(X)
+    fused_layer.set_weights(generic.get_weights())
+    states = [RNG.standard_normal((3, 3)).astype("float32")]
+    for mask in (None, MASKS["right"]):
+        for training in (False, True):
+            out_a, grads_a = _run_with_grads(auto, X, states, mask, training)
+            out_f, grads_f = _run_with_grads(fused_layer, X, states, mask, training)
+            out_g, grads_g = _run_with_grads(generic, X, states, mask, training)
+            assert auto.last_kernel == "manual_backward" and fused_layer.last_kernel == "fused"
+            assert "(its time loop in C, kernels.native)" in auto.last_kernel_choice.reason
+            _assert_close_lists(out_a, out_g)
+            _assert_close_lists(grads_a, grads_g)
+            _assert_close_lists(out_f, out_g)

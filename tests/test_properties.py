@@ -59,7 +59,8 @@ KINDS = {
     "simple_rnn_relu": (layers.SimpleRNN, layers.SimpleRNNCell, {"activation": "relu"}, 1),
     "simple_rnn_sigmoid": (layers.SimpleRNN, layers.SimpleRNNCell, {"activation": "sigmoid"}, 1),
 }
-FUSED_KINDS = {"lstm", "gru", "simple_rnn", "simple_rnn_relu"}
+# The kinds "auto" runs on the fused kernel on CPU (a GRU on CPU runs the native loop instead).
+FUSED_KINDS = {"lstm", "simple_rnn", "simple_rnn_relu"}
 CELL_KINDS = ["lstm", "gru", "gru_reset_before", "simple_rnn"]  # each built-in cell, GRU both ways
 MERGE_MODES = ["concat", "sum", "mul", "ave", None]
 

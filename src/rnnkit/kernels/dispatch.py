@@ -106,6 +106,25 @@ _PACKED_ON_CPU = (
 )
 
 
+_GRU_ON_CPU = (
+    "a GRU on CPU: torch has no oneDNN GRU kernel, and its fused GRU (ATen's step loop) "
+    "measured about 2x slower than the manual-backward kernel's native loop, training and "
+    "inference (benchmarks/RESULTS.md), so that runs it"
+)
+
+
+def _native_gru_on_cpu(spec: CellSpec, config: dict[str, Any], inputs: torch.Tensor) -> bool:
+    """Whether a GRU call the fused kernel could run goes to the native loop instead: on CPU,
+    outside ``torch.compile`` (which traces the fused kernel's ops into its graph but cannot
+    look into C), when :func:`rnnkit.kernels.native.blocker` admits it."""
+    if spec.kind != "gru" or inputs.device.type != "cpu" or torch.compiler.is_compiling():
+        return False
+    if _manual_backward_blocker(config) is not None:
+        return False
+    act, rec_act = config.get("activation", "tanh"), config.get("recurrent_activation", "sigmoid")
+    return native.blocker("gru", act, rec_act, inputs.device, inputs.dtype) is None
+
+
 def _analysis(mask: Any, go_backwards: bool) -> MaskInfo | None:
     """The analysis of a batch-major mask in processing order (a given analysis as is)."""
     if isinstance(mask, MaskInfo) or mask is None:
@@ -241,6 +260,8 @@ def _choose_uncompiled(
         )
         if packed_training and use_cudnn == "auto" and _manual_backward_blocker(config) is None:
             return _manual_plan(f"use_cudnn='auto': {_PACKED_ON_CPU}", spec, config, inputs, info)
+        if ok and use_cudnn == "auto" and _native_gru_on_cpu(spec, config, inputs):
+            return _manual_plan(f"use_cudnn='auto': {_GRU_ON_CPU}", spec, config, inputs, info)
         if ok:
             device = inputs.device.type
             backend = "cuDNN" if device == "cuda" else "oneDNN/ATen"
