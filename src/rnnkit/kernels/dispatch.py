@@ -27,11 +27,14 @@ Kernels:
 
 The request's ``use_cudnn``: ``"auto"`` takes the fused kernel when the call qualifies, else
 the manual-backward kernel when it does, else the generic loop (the reason says why a faster
-kernel was not allowed). One exception, by measurement: a training call on CPU with a padded
+kernel was not allowed). Two exceptions, by measurement: a training call on CPU with a padded
 batch (a mask the fused kernel would run as a packed sequence, which has no oneDNN kernel;
 figures in ``benchmarks/RESULTS.md``) takes the manual-backward kernel. ``True`` raises
 ``ValueError`` with the reason when the fused kernel cannot run the call; ``False`` forces the
-generic loop; ``None`` (a plain ``RNN(cell)``) always runs the generic loop, as in Keras. There
+generic loop; ``None`` (a plain ``RNN(cell)``) never runs the fused kernel, as in Keras: a
+built-in cell runs on the manual-backward kernel, any other cell on the generic loop. A GRU on
+CPU that the fused kernel could run takes the manual-backward kernel's native loop with
+``"auto"`` (torch has no oneDNN GRU; measured about 2x faster than its GRU). There
 is no try/except fallback: a call either qualifies here or runs the loop.
 
 >>> request = KernelRequest("RNN 'rnn'")

@@ -20,6 +20,11 @@ instead:
    ``(T*B, u)`` and ``(T*B, G u)`` operands. Without a gradient (inference) nothing is saved
    and the buffers are one step long.
 
+On the CPU the LSTM and GRU time loops run in C (:mod:`rnnkit.kernels.native`: the same maths,
+layouts and backward, one BLAS call and one fused pass of gate maths per step) whenever
+:func:`rnnkit.kernels.native.blocker` admits the call; the Python loop below runs the rest
+(other devices, SimpleRNN, per-gate masks, other activations, autocast, tracing).
+
 The measurements behind these choices (and the alternatives measured and rejected: factors
 computed over the whole sequence, ``torch.compile``, a C++ extension) are in
 ``benchmarks/RESULTS.md``, section "The manual-backward kernel: design measurements".
