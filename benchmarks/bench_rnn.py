@@ -16,10 +16,13 @@ Sizes (``--sizes``, comma-separated; ``B`` batch, ``T`` steps, ``d`` features, `
 * ``u512``: a large model, B=64, T=100, d=64, u=512.
 
 Blocks: LSTM (``nn.LSTM``; rnnkit ``LSTM`` on the fused kernel; an ``nn.LSTMCell`` Python
-loop; ``recurrent_dropout=0.2``, ``activation="relu"``, the generic loop), masked batches
+loop; ``recurrent_dropout=0.2``, ``activation="relu"``, ``RNN(LSTMCell)``, which runs the
+manual-backward kernel since 2026-12-05 and the generic loop before), masked batches
 (``nn.LSTM`` without mask; a right-padded batch, which the fused kernel runs; a mask with holes,
 10% of the steps at random), GRU (``nn.GRU``; ``GRU``; ``reset_after=False``). The ``u512`` and
-``t500`` sizes skip the slowest rows (the cell loop and the generic loop).
+``t500`` sizes skip the slowest rows (the cell loop and ``RNN(LSTMCell)``). The kernel column
+says which kernel ran; ``RNNKIT_NATIVE=0`` in the environment runs the manual-backward kernel's
+Python step loop instead of the native one (for comparison).
 
 Keras 3 (``--keras``, when ``keras`` imports with ``KERAS_BACKEND=torch``): a column with the
 same model built from ``keras.layers`` and trained the same way (its parameters are torch
@@ -145,7 +148,7 @@ def _blocks(size: str) -> list[tuple[str, Tensor | None, list[Row]]]:
             rnnkit(lambda u: LSTM(u, activation="relu")),
             lambda k, u: k.layers.LSTM(u, activation="relu"),
         ),
-        ("RNN(LSTMCell) generic loop", rnnkit(lambda u: RNN(LSTMCell(u))), None),
+        ("RNN(LSTMCell)", rnnkit(lambda u: RNN(LSTMCell(u))), None),
     ]
     masked: list[Row] = [
         ("nn.LSTM (no mask)", lambda d, u: TorchRNN("lstm", d, u), None),
@@ -165,7 +168,7 @@ def _blocks(size: str) -> list[tuple[str, Tensor | None, list[Row]]]:
         ),
     ]
     if big:
-        lstm = [r for r in lstm if r[0] not in ("nn.LSTMCell loop", "RNN(LSTMCell) generic loop")]
+        lstm = [r for r in lstm if r[0] not in ("nn.LSTMCell loop", "RNN(LSTMCell)")]
     return [
         ("lstm", None, lstm),
         ("padded", _right_padded(B, T), masked),
