@@ -356,3 +356,42 @@ def test_the_c_activations_are_accurate(name):
     assert torch.isnan(y[-1]) and y[-5:-1].tolist() == ref[-5:-1].float().tolist()
     assert torch.equal(torch.signbit(y[-5:-3]), torch.signbit(ref[-5:-3]))
     assert ((y.double() - ref).abs()[~torch.isnan(ref)].max().item()) < 2e-7
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_v1"])
+def test_batch_chunks_on_threads_equal_one_pass(kind, monkeypatch):
+    """Rows split into uneven chunks, run side by side on threads (each row's recurrence is
+    independent), give the one-pass results, masks and dropout included (to float rounding: the
+    BLAS gemm may sum in another order for another row count)."""
+    rd = (torch.rand(B, U, generator=torch.Generator().manual_seed(9)) > 0.3) / 0.7
+    kw = dict(mask=HOLES, recurrent_dropout_mask=rd)
+    if kind == "lstm":
+        params = _weights()
+        results = [_run("native", params, monkeypatch, **kw)]
+    else:
+        params = _gru_weights(kind == "gru")
+        kw["reset_after"] = kind == "gru"
+        results = [_run_gru("native", params, monkeypatch, **kw)]
+    monkeypatch.setattr(native, "_chunks", lambda batch: [(0, 2), (2, 1), (3, batch - 3)])
+    if kind == "lstm":
+        results.append(_run("native", params, monkeypatch, **kw))
+    else:
+        results.append(_run_gru("native", params, monkeypatch, **kw))
+    for a, e in zip(results[1], results[0]):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        monkeypatch.setenv("RNNKIT_NATIVE", "1")
+        fn = manual_backward.lstm if kind == "lstm" else manual_backward.gru
+        chunked = fn(*params, **kw)
+        monkeypatch.setattr(native, "_chunks", lambda batch: [(0, batch)])
+        whole = fn(*params, **kw)
+    for a, e in zip(chunked, whole):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-6)
+
+
+def test_chunks_follow_torch_threads(monkeypatch):
+    monkeypatch.setattr(native.torch, "get_num_threads", lambda: 2)
+    assert native._chunks(64) == [(0, 32), (32, 32)]
+    assert native._chunks(20) == [(0, 20)]  # under 2 * MIN_CHUNK_ROWS rows: one chunk
+    monkeypatch.setattr(native.torch, "get_num_threads", lambda: 3)
+    assert native._chunks(50) == [(0, 16), (16, 17), (33, 17)]
