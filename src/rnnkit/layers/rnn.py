@@ -52,6 +52,7 @@ from rnnkit.layers.cell_protocol import (
     reset_dropout_masks,
     state_spec,
 )
+from rnnkit.layers.kernel_layout import ColumnMajorKernels
 from rnnkit.layers.rnn_cells import cell_initial_state, has_zero_initial_state
 from rnnkit.layers.serialization import deserialize, serialize
 from rnnkit.layers.shapes import layer_label
@@ -175,6 +176,7 @@ class RNN(Layer):
         self._constant_shapes: list[tuple[int, ...]] | None = None
         self.last_kernel: str | None = None
         self.last_kernel_choice: KernelPlan | None = None
+        self._kernel_copies = ColumnMajorKernels()  # for the fused kernel of the lean path
 
     # ------------------------------------------------------------------ helpers
     def _error(self, message: str) -> ValueError:
@@ -562,21 +564,26 @@ class RNN(Layer):
         batch = sequences.shape[0]
         stored = self._stored_states if self.stateful else None
         if stored is not None:
-            if self._expected_batch_size != batch or any(
-                s.device != sequences.device or s.dtype != sequences.dtype for s in stored
-            ):
-                return None  # the general path says why, or converts them
+            if self._expected_batch_size != batch:
+                return None  # the general path says why
+            for s in stored:
+                if s.device != sequences.device or s.dtype != sequences.dtype:
+                    return None  # the general path converts them
             states = list(stored)
         else:
             if self.stateful and self._expected_batch_size not in (None, batch):
                 return None
             states = self._initial_states(sequences, batch, sequences)
+        cell = self.cell
+        weights = (cell.kernel, cell.recurrent_kernel, cell.bias)
+        if plan.name == FUSED:
+            weights = (*self._kernel_copies.get(weights[0], weights[1]), weights[2])
         last_output, outputs, final_states = self._run_planned(
-            plan, lambda: self._run_kernel(plan, sequences, states, None, training)
+            plan, lambda: self._run_kernel(plan, sequences, states, None, training, weights)
         )
-        if self.stateful:
-            self._stored_states = [s.detach() for s in final_states]
-            self._expected_batch_size = batch
+        if self.stateful:  # plain values: written past Module.__setattr__ (per call)
+            self.__dict__["_stored_states"] = [s.detach() for s in final_states]
+            self.__dict__["_expected_batch_size"] = batch
         output = outputs if self.return_sequences else last_output
         if self.return_state:
             return (output, *final_states)
@@ -643,10 +650,16 @@ class RNN(Layer):
         return self._kernel_request(None)
 
     def _kernel_request(self, use_cudnn: bool | str | None) -> KernelRequest:
+        """The request, kept while the attributes it is made of are the same (asked at every
+        call; a compiled loop's request also names the cells with dropout, so is made anew)."""
+        key = (use_cudnn, self.name, type(self.cell), self.unroll, self.go_backwards)
+        cached = self.__dict__.get("_request_cache")
+        if cached is not None and cached[0] == key and self.compile_options is None:
+            return cached[1]
         dropout_cells: tuple[str, ...] = ()
         if self.compile_options is not None:
             dropout_cells = tuple(_dropout_cells(self.cell))
-        return KernelRequest(
+        request = KernelRequest(
             owner=f"{type(self).__name__} '{self.name}'",
             cell=type(self.cell).__name__,
             use_cudnn=use_cudnn,
@@ -655,6 +668,9 @@ class RNN(Layer):
             compile_options=self.compile_options,
             dropout_cells=dropout_cells,
         )
+        if self.compile_options is None:
+            self.__dict__["_request_cache"] = (key, request)
+        return request
 
     def kernel_plan(self, inputs: Any, mask: Any = None, training: bool = False) -> KernelPlan:
         """Which kernel a call ``layer(inputs, mask=mask, training=training)`` would run, and
@@ -717,10 +733,17 @@ class RNN(Layer):
         )
 
     def _run_kernel(
-        self, plan: KernelPlan, sequences: Tensor, states: list[Tensor], mask: Any, training: bool
+        self,
+        plan: KernelPlan,
+        sequences: Tensor,
+        states: list[Tensor],
+        mask: Any,
+        training: bool,
+        weights: tuple[Tensor, Tensor, Tensor | None] | None = None,
     ) -> tuple[Any, Any, Any]:
-        """The fused or manual-backward kernel, with the cell's weights and dropout masks (drawn
-        in the generic loop's order: input mask, then recurrent mask)."""
+        """The fused or manual-backward kernel, with the cell's weights (or ``weights``: the
+        same values) and dropout masks (drawn in the generic loop's order: input mask, then
+        recurrent mask)."""
         cell = self.cell
         input_mask = recurrent_mask = None
         if training and cell.dropout > 0:
@@ -730,7 +753,7 @@ class RNN(Layer):
         return kernels.run(
             plan,
             sequences,
-            (cell.kernel, cell.recurrent_kernel, cell.bias),
+            (cell.kernel, cell.recurrent_kernel, cell.bias) if weights is None else weights,
             states,
             mask,
             input_dropout_mask=input_mask,
@@ -763,7 +786,7 @@ class RNN(Layer):
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The output mask: the input mask with ``return_sequences``, else None; with
         ``return_state``, one more None per state tensor."""
-        if tree.is_nested(mask):
+        if mask is not None and tree.is_nested(mask):
             found = [m for m in tree.flatten(mask) if m is not None]
             mask = found[0] if found else None
         if mask is not None and not isinstance(mask, torch.Tensor):
