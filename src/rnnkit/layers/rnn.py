@@ -42,7 +42,7 @@ from rnnkit.kernels.spec import (
     KernelPlan,
     KernelRequest,
 )
-from rnnkit.layers.base import Layer
+from rnnkit.layers.base import Layer, passes_plain_calls
 from rnnkit.layers.cell_protocol import (
     CellStack,
     DropoutRNNCell,
@@ -241,6 +241,7 @@ class RNN(Layer):
         # input's spatial shape; its state_size is -1 before, as in Keras).
         self._state_spec = state_spec(self.cell, layer_label(self))
 
+    @passes_plain_calls  # it acts on constants= only
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         constants = kwargs.get("constants")
         if constants is not None and not accepts_argument(self.cell.call, "constants"):
