@@ -485,7 +485,7 @@ class RNN(Layer):
             sequences, mask if analysis is None else analysis, bool(training), symbolic
         )
         last_output, outputs, final_states = self._run_planned(
-            plan, lambda: self._run(plan, sequences, states, mask, cell_kwargs)
+            plan, self.cell, lambda: self._run(plan, sequences, states, mask, cell_kwargs)
         )
         if torch.is_autocast_enabled(first.device.type):  # states stay in the inputs' dtype
             final_states = tree.map_structure(
@@ -512,13 +512,12 @@ class RNN(Layer):
             return (output, *final_states)
         return output
 
-    def _run_planned(self, plan: KernelPlan, run: Any) -> Any:
+    def _run_planned(self, plan: KernelPlan, cell: Any, run: Any) -> Any:
         """Record ``plan`` as the last kernel and return ``run()``, run between two resets of
-        the cells' cached dropout masks (the masks are drawn once per call)."""
+        the cached dropout masks of ``cell`` (the masks are drawn once per call)."""
         # plain values: written to the instance dict, past Module.__setattr__ (per call)
         self.__dict__["last_kernel_choice"] = plan
         self.__dict__["last_kernel"] = plan.name
-        cell = self.cell
         dropout = has_dropout(cell)
         if dropout:
             reset_dropout_masks(cell)
@@ -533,7 +532,9 @@ class RNN(Layer):
         mask, initial state or constants, a fused or manual-backward plan kept from an
         earlier call with the same spec, request, training flag, device and dtype (see
         :meth:`_plan`). Returns None when the call is not one of those (or its shapes are not
-        as built): the general path then runs it, with its checks and errors."""
+        as built): the general path then runs it, with its checks and errors. The fused
+        kernel gets the kernels' column-major copies when autograd does not record
+        (:mod:`rnnkit.layers.kernel_layout`)."""
         cached = self.__dict__.get("_plan_cache")
         if (
             cached is None
@@ -550,17 +551,19 @@ class RNN(Layer):
         ):
             return None
         key, plan = cached
-        if torch.is_autocast_enabled(sequences.device.type):
+        device, dtype = sequences.device, sequences.dtype
+        if torch.is_autocast_enabled(device.type):
             return None  # the general path keeps the states in the inputs' dtype
         if plan.name not in (FUSED, MANUAL_BACKWARD) or key[2:] != (
             training,
-            sequences.device,
-            sequences.dtype,
+            device,
+            dtype,
             3,
             False,
         ):
             return None
-        if key[:2] != (self.kernel_spec(), self.kernel_request()):
+        cell = self.cell  # read once: a submodule is found by Module.__getattr__
+        if key[:2] != (_cell_spec(cell), self.kernel_request()):
             return None
         batch = sequences.shape[0]
         stored = self._stored_states if self.stateful else None
@@ -568,19 +571,20 @@ class RNN(Layer):
             if self._expected_batch_size != batch:
                 return None  # the general path says why
             for s in stored:
-                if s.device != sequences.device or s.dtype != sequences.dtype:
+                if s.device != device or s.dtype != dtype:
                     return None  # the general path converts them
             states = list(stored)
         else:
             if self.stateful and self._expected_batch_size not in (None, batch):
                 return None
             states = self._initial_states(sequences, batch, sequences)
-        cell = self.cell
         weights = (cell.kernel, cell.recurrent_kernel, cell.bias)
         if plan.name == FUSED:
             weights = (*self._kernel_copies.get(weights[0], weights[1]), weights[2])
         last_output, outputs, final_states = self._run_planned(
-            plan, lambda: self._run_kernel(plan, sequences, states, None, training, weights)
+            plan,
+            cell,
+            lambda: self._run_kernel(plan, cell, weights, sequences, states, None, training),
         )
         if self.stateful:  # plain values: written past Module.__setattr__ (per call)
             self.__dict__["_stored_states"] = [s.detach() for s in final_states]
@@ -643,8 +647,7 @@ class RNN(Layer):
     def kernel_spec(self) -> CellSpec | None:
         """The cell as the kernels see it (its ``kernel_spec()``), or None for a cell with no
         kernel of its own (any cell but the built-in ones; a subclass overriding ``call``)."""
-        spec = getattr(self.cell, "kernel_spec", None)  # optional in the cell protocol
-        return spec() if callable(spec) else None
+        return _cell_spec(self.cell)
 
     def kernel_request(self) -> KernelRequest:
         """What this layer asks of the kernels (a plain ``RNN(cell)``: the generic loop)."""
@@ -693,13 +696,16 @@ class RNN(Layer):
     ) -> tuple[Any, Any, Any]:
         """Run the planned kernel on batch-major ``sequences``; returns (last, outputs, states)."""
         training = bool(cell_kwargs.get("training"))
+        cell = self.cell
         if plan.name in (FUSED, MANUAL_BACKWARD, EXPORT):
-            return self._run_kernel(plan, sequences, tree.flatten(states), mask, training)
+            weights = (cell.kernel, cell.recurrent_kernel, cell.bias)
+            return self._run_kernel(
+                plan, cell, weights, sequences, tree.flatten(states), mask, training
+            )
         if plan.name == COMPILED:
             return self._run_compiled(sequences, states, mask, cell_kwargs)
         if plan.name != GENERIC:
             raise self._error(f"kernel {plan.name!r} is not available")
-        cell = self.cell
         if (
             isinstance(sequences, Tensor)
             and sequences.dim() == 3
@@ -736,16 +742,16 @@ class RNN(Layer):
     def _run_kernel(
         self,
         plan: KernelPlan,
+        cell: Any,
+        weights: tuple[Tensor, Tensor, Tensor | None],
         sequences: Tensor,
         states: list[Tensor],
         mask: Any,
         training: bool,
-        weights: tuple[Tensor, Tensor, Tensor | None] | None = None,
     ) -> tuple[Any, Any, Any]:
-        """The fused or manual-backward kernel, with the cell's weights (or ``weights``: the
-        same values) and dropout masks (drawn in the generic loop's order: input mask, then
-        recurrent mask)."""
-        cell = self.cell
+        """The fused or manual-backward kernel, with ``weights`` (the values of the cell's
+        ``kernel``, ``recurrent_kernel``, ``bias``) and the cell's dropout masks (drawn in the
+        generic loop's order: input mask, then recurrent mask)."""
         input_mask = recurrent_mask = None
         if training and cell.dropout > 0:
             input_mask = cell.get_dropout_mask(sequences[:, 0])
@@ -754,7 +760,7 @@ class RNN(Layer):
         return kernels.run(
             plan,
             sequences,
-            (cell.kernel, cell.recurrent_kernel, cell.bias) if weights is None else weights,
+            weights,
             states,
             mask,
             input_dropout_mask=input_mask,
@@ -827,6 +833,12 @@ class RNN(Layer):
             if getattr(self, f)
         ]
         return ", ".join([f"name={self.name!r}", *flags])
+
+
+def _cell_spec(cell: Any) -> CellSpec | None:
+    """``cell.kernel_spec()``, or None for a cell without one (optional in the protocol)."""
+    spec = getattr(cell, "kernel_spec", None)
+    return spec() if callable(spec) else None
 
 
 def _deprecated_compile(kwargs: dict[str, Any], compile_loop: Any, owner: str) -> Any:
