@@ -15,6 +15,7 @@ import torch
 
 import rnnkit
 from rnnkit import layers
+from rnnkit.models import call_plan
 
 
 def _x(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -124,3 +125,291 @@ def test_model_to_float64_then_fit():
     model.compile("adam", "mse")
     model.fit(x, y, epochs=1, verbose=0)
     assert model.predict(x, verbose=0).dtype == np.float64
+
+
+# ----------------------------------------------------------- the model's call plan (streaming)
+def _streaming_model(units: int = 8, **lstm_kwargs) -> rnnkit.Model:
+    """The streaming model of benchmarks/bench_fit.py, small."""
+    return rnnkit.Sequential(
+        [
+            layers.Input(batch_shape=(1, 1, 5)),
+            layers.LSTM(units, stateful=True, **lstm_kwargs),
+            layers.Dense(3),
+        ]
+    )
+
+
+def _twin(model: rnnkit.Model) -> rnnkit.Model:
+    """A model with ``model``'s architecture whose calls run the general path (a no-op
+    forward pre-hook) and the generic loop (``use_cudnn=False``): it shares no cache with
+    ``model``. Made before the calls compared (a new layer bumps the structure version, which
+    sends every model's next call to the general path); :func:`_sync` copies the weights."""
+    config = model.get_config()
+    for layer_config in config["layers"]:
+        if layer_config["class_name"] == "LSTM":
+            layer_config["config"]["use_cudnn"] = False
+    twin = rnnkit.Sequential.from_config(config)
+    twin.register_forward_pre_hook(lambda module, args: None)
+    return _sync(twin, model)
+
+
+def _sync(twin: rnnkit.Model, model: rnnkit.Model) -> rnnkit.Model:
+    """Copy ``model``'s weights and stored states into ``twin`` (no structure change)."""
+    twin.set_weights(model.get_weights())
+    for mine, theirs in zip(model.layers, twin.layers):
+        if getattr(mine, "stateful", False) and mine.states is not None:
+            theirs.reset_states([s.detach().clone() for s in mine.states])
+    return twin
+
+
+class _PlanRuns:
+    """Counts the calls that ran a recorded call plan."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        run = call_plan.CallPlan.run
+
+        def counting(plan, *args, **kwargs):
+            self.count += 1
+            return run(plan, *args, **kwargs)
+
+        monkeypatch.setattr(call_plan.CallPlan, "run", counting)
+
+
+def _assert_same_step(model: rnnkit.Model, twin: rnnkit.Model, x: torch.Tensor) -> None:
+    """``model(x)`` equals its twin's after :func:`_sync` (outputs and stored states)."""
+    _sync(twin, model)
+    expected = twin(x)
+    got = model(x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    for mine, theirs in zip(model.layers[0].states, twin.layers[0].states):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_the_call_plan_gives_what_the_general_path_gives(monkeypatch, grad):
+    model, runs = _streaming_model(), _PlanRuns(monkeypatch)
+    twin = _twin(model)
+    with torch.set_grad_enabled(grad):
+        for step in range(4):
+            x = _x(1, 1, 5, seed=step)
+            torch.testing.assert_close(model(x), twin(x), rtol=1e-5, atol=1e-6)
+            for mine, theirs in zip(model.layers[0].states, twin.layers[0].states):
+                torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+    assert runs.count == 3  # the first call ran the general path and recorded the plan
+    assert model.layers[0].last_kernel == "fused" and twin.layers[0].last_kernel == "generic"
+    copies = model.layers[0]._kernel_copies._copies
+    assert (copies is None) == grad  # the column-major kernels only serve calls that do not record
+
+
+def test_gradients_through_the_call_plan_reach_the_parameters(monkeypatch):
+    model, runs = _streaming_model(), _PlanRuns(monkeypatch)
+    twin = _twin(model)
+    x = _x(1, 1, 5)
+    model(x)
+    twin(x)
+    model(x).square().sum().backward()  # through the plan
+    twin(x).square().sum().backward()
+    for mine, theirs in zip(model.weights, twin.weights):
+        assert mine.grad is not None
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-5, atol=1e-6)
+    assert runs.count == 1
+
+
+def _new_values(model: rnnkit.Model, seed: int = 7) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in model.get_weights()]
+
+
+def _optimizer_step(model: rnnkit.Model) -> None:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(_x(1, 1, 5, seed=3)).square().sum().backward()
+    optimizer.step()
+
+
+def _set_weights(model: rnnkit.Model) -> None:
+    model.set_weights(_new_values(model))
+
+
+def _load_state_dict(model: rnnkit.Model) -> None:
+    names = {id(p): name for name, p in model.named_parameters()}
+    state = model.state_dict()
+    for weight, value in zip(model.weights, _new_values(model)):
+        state[names[id(weight)]] = torch.as_tensor(value)
+    model.load_state_dict(state)
+
+
+def _in_place_under_no_grad(model: rnnkit.Model) -> None:
+    with torch.no_grad():
+        model.layers[0].cell.kernel.mul_(-2.0)
+        model.layers[0].cell.recurrent_kernel.add_(0.25)
+
+
+def _data_replaced(model: rnnkit.Model) -> None:
+    cell = model.layers[0].cell
+    cell.kernel.data = cell.kernel.detach() * -2.0
+    cell.recurrent_kernel.data = torch.flip(cell.recurrent_kernel.detach(), [0])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_optimizer_step, _set_weights, _load_state_dict, _in_place_under_no_grad, _data_replaced],
+)
+def test_a_weight_change_reaches_the_next_planned_call(monkeypatch, change):
+    """The column-major kernel copies and the call plan of a no_grad call see new weights
+    (documented exception: in-place writes through ``param.data``)."""
+    model, runs = _streaming_model(), _PlanRuns(monkeypatch)
+    twin = _twin(model)
+    x = _x(1, 1, 5)
+    with torch.no_grad():
+        model(x)
+        _assert_same_step(model, twin, x)
+    assert runs.count == 1 and model.layers[0]._kernel_copies._copies is not None
+    before = [w.detach().clone() for w in model.weights]
+    change(model)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.weights))
+    runs_before = runs.count
+    with torch.no_grad():
+        _assert_same_step(model, twin, x)
+    assert runs.count == runs_before + 1  # new weights need no new plan, only new copies
+
+
+def test_a_dtype_change_reaches_the_planned_call(monkeypatch):
+    model, runs = _streaming_model(), _PlanRuns(monkeypatch)
+    twin = _twin(model)
+    x = _x(1, 1, 5)
+    with torch.no_grad():
+        model(x)
+        model.double()
+        twin.double()
+        model(x.double())  # the general path: the structure changed
+        _assert_same_step(model, twin, x.double())
+        assert model(x.double()).dtype == torch.float64
+        _assert_same_step(model, twin, x)  # float32 inputs: cast by the general path
+    assert runs.count == 2
+
+
+def test_reset_states_reaches_the_planned_call(monkeypatch):
+    model, runs = _streaming_model(), _PlanRuns(monkeypatch)
+    twin = _twin(model)
+    x = _x(1, 1, 5)
+    with torch.no_grad():
+        first = model(x)
+        assert not torch.allclose(model(x), first)
+        model.reset_states()
+        torch.testing.assert_close(model(x), first)
+        model.layers[0].reset_states([np.ones((1, 8), "float32")] * 2)
+        _assert_same_step(model, twin, x)
+    assert runs.count == 3
+
+
+def test_the_planned_call_keeps_the_general_errors():
+    model = _streaming_model()
+    with torch.no_grad():
+        model(_x(1, 1, 5))
+        model(_x(1, 1, 5))
+        with pytest.raises(ValueError, match=r"expects shape \(1, 1, 5\) .* received an input"):
+            model(_x(2, 1, 5))  # the model's Input names the batch size
+        with pytest.raises(ValueError, match=r"expects shape \(1, 1, 5\) .* received an input"):
+            model(_x(1, 1, 6))
+    lazy = rnnkit.Sequential([layers.LSTM(4, stateful=True), layers.Dense(2)])
+    lazy(_x(2, 1, 5))
+    lazy(_x(2, 1, 5))
+    with pytest.raises(ValueError, match="stateful=True needs the same batch size"):
+        lazy(_x(3, 1, 5))  # a new batch size: no plan; the layer's own check
+
+
+def test_a_new_batch_size_or_dtype_gets_its_own_plan(monkeypatch):
+    model = rnnkit.Sequential([layers.Input((3,)), layers.Dense(2), layers.Dense(1)])
+    twin, runs = _twin(model), _PlanRuns(monkeypatch)
+    for x in (_x(2, 3), _x(4, 3), _x(2, 3).double(), _x(4, 3), _x(2, 3).double(), _x(2, 3)):
+        torch.testing.assert_close(model(x), twin(x))
+    # planned: the second calls with batch 4 and batch 2; float64 inputs are cast by the
+    # general path (a plan is kept only for inputs the model takes unchanged)
+    assert runs.count == 2
+    assert model(_x(2, 3).double()).dtype == torch.float32
+
+
+def test_training_reaches_the_planned_call(monkeypatch):
+    model = rnnkit.Sequential([layers.Input((6,)), layers.Dense(64), layers.Dropout(0.5)])
+    twin, runs = _twin(model), _PlanRuns(monkeypatch)
+    x = _x(4, 6)
+    inference = model(x)
+    torch.testing.assert_close(model(x), inference)  # planned, inference mode
+    torch.manual_seed(0)
+    dropped = model(x, training=True)  # the same plan: training is resolved at each call
+    assert runs.count == 2 and (dropped == 0).any()
+    kept = dropped != 0
+    torch.testing.assert_close(dropped[kept], inference[kept] * 2)
+    torch.manual_seed(0)
+    torch.testing.assert_close(twin(x, training=True), dropped)
+    model.train()  # the module's mode decides when nothing else does
+    assert (model(x) == 0).any()
+    with rnnkit.layers.base.training_scope(False):  # an enclosing call's flag wins over it
+        torch.testing.assert_close(model(x), inference)
+    assert runs.count == 4
+
+
+def test_hooks_registered_after_the_plan_still_fire(monkeypatch):
+    model, runs = _streaming_model(), _PlanRuns(monkeypatch)
+    x = _x(1, 1, 5)
+    model(x)
+    model(x)
+    assert runs.count == 1
+    seen: list[str] = []
+    for module in (model, *model.layers):
+        handles = [
+            module.register_forward_hook(lambda m, args, out: seen.append(f"{m.name} after")),
+            module.register_forward_pre_hook(lambda m, args: seen.append(f"{m.name} before")),
+        ]
+        model(x)
+        assert seen == [f"{module.name} before", f"{module.name} after"]
+        seen.clear()
+        for handle in handles:
+            handle.remove()
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, args, out: seen.append(m.name)
+    )
+    try:
+        model(x)
+    finally:
+        handle.remove()
+    assert seen == [layer.name for layer in model.layers] + [model.name]
+    runs_before = runs.count
+    model(x)
+    assert runs.count == runs_before + 1  # hooks gone: the plan runs again
+
+
+def test_a_layer_that_overrides_call_is_called_through_it(monkeypatch):
+    calls: list[int] = []
+
+    class Counted(layers.Dense):
+        def __call__(self, *args, **kwargs):
+            calls.append(1)
+            return super().__call__(*args, **kwargs)
+
+    model = rnnkit.Sequential([layers.Input((3,)), Counted(2), layers.Dense(1)])
+    runs = _PlanRuns(monkeypatch)
+    model(_x(2, 3))
+    before = len(calls)
+    model(_x(2, 3))
+    assert runs.count == 1 and len(calls) == before + 1
+    assert not Counted._plain_calls_reach_forward
+    assert layers.LSTM._plain_calls_reach_forward and layers.Dense._plain_calls_reach_forward
+    assert not layers.Bidirectional._plain_calls_reach_forward
+
+
+def test_only_chain_graphs_get_a_plan():
+    a, b = layers.Input((3,)), layers.Input((3,))
+    two_inputs = rnnkit.Model([a, b], layers.Dense(1)(layers.Concatenate()([a, b])))
+    x = layers.Input((3,))
+    h = layers.Dense(4)(x)
+    two_outputs = rnnkit.Model(x, [layers.Dense(1)(h), layers.Dense(2)(h)])
+    assert two_inputs._graph.chain is None and two_outputs._graph.chain is None
+    two_outputs(_x(2, 3))
+    assert not two_outputs._call_plans
+    y = layers.Input((3,))
+    chain = rnnkit.Model(y, [layers.Dense(2)(layers.Dense(4)(y))])
+    assert [n.layer for n in chain._graph.chain] == chain.layers[1:]
+    torch.testing.assert_close(chain(_x(2, 3)), chain(_x(2, 3)))
+    assert chain._call_plans

@@ -104,6 +104,31 @@ def _is_plain(value: Any) -> bool:
     return False
 
 
+def passes_plain_calls(method: Any) -> Any:
+    """Mark a ``__call__`` override of a layer class that acts only on keyword arguments or
+    symbolic inputs, so that a call on one real tensor without keywords goes on unchanged to
+    ``Layer.__call__`` and ``forward`` (a model's lean call relies on it:
+    :mod:`rnnkit.models.call_plan`)."""
+    method._passes_plain_calls = True
+    return method
+
+
+def _plain_calls_reach_forward(cls: type) -> bool:
+    """Whether ``layer(x)`` on one real tensor without keywords reaches ``Layer.__call__``
+    and ``Layer.forward`` unchanged: no class before ``Layer`` in ``cls``' MRO defines
+    ``forward``, or a ``__call__`` not marked with :func:`passes_plain_calls`."""
+    for klass in cls.__mro__:
+        if klass is Layer:
+            return True
+        if "forward" in klass.__dict__:
+            return False
+        if "__call__" in klass.__dict__ and not getattr(
+            klass.__dict__["__call__"], "_passes_plain_calls", False
+        ):
+            return False
+    return False
+
+
 def _call_parameters(cls: type) -> frozenset[str]:
     """The argument names of ``cls.call`` (plus ``training`` and ``mask`` when it takes
     ``**kwargs``), computed once per class in ``__init_subclass__``."""
@@ -127,6 +152,7 @@ class Layer(nn.Module):
 
     supports_masking: bool = False
     _call_arguments: frozenset[str]  # set per class: see __init_subclass__
+    _plain_calls_reach_forward: bool  # set per class: see __init_subclass__
     #: Cast integer and boolean inputs to the compute dtype too (recurrent layers and cells:
     #: a one-hot ``np.bool`` array is data for them, as Keras' type promotion makes it).
     _casts_non_floating_inputs: bool = False
@@ -168,6 +194,7 @@ class Layer(nn.Module):
         if "build" in cls.__dict__:
             cls.build = _wrap_build(cls.__dict__["build"])
         cls._call_arguments = _call_parameters(cls)
+        cls._plain_calls_reach_forward = _plain_calls_reach_forward(cls)
 
     def __init__(
         self,
@@ -690,6 +717,7 @@ class Layer(nn.Module):
 
 
 Layer._call_arguments = _call_parameters(Layer)
+Layer._plain_calls_reach_forward = True
 
 
 def _wrap_build(build: Any) -> Any:

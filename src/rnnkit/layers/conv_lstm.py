@@ -32,6 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 from rnnkit import regularizers, tree
+from rnnkit.layers.base import passes_plain_calls
 from rnnkit.layers.conv_lstm_cell import ConvLSTMCell, check_arguments
 from rnnkit.layers.rnn import RNN
 from rnnkit.layers.shapes import layer_label
@@ -172,6 +173,7 @@ class ConvLSTM(RNN):
         )
         self._input_rank = rank + 3
 
+    @passes_plain_calls  # it checks symbolic inputs only
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # A symbolic input is run on placeholders whose unknown sizes are made up (2, then 3);
         # the states' shape follows the spatial sizes, so they must be known (as in Keras).

@@ -142,18 +142,20 @@ class Dense(Layer):
             self.bias = None
 
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
-        features = self.kernel.shape[0]
-        check_input_shape(
-            self, inputs.shape, min_rank=2, axes={-1: features}, legend="(batch, ..., features)"
-        )
+        kernel, bias = self.kernel, self.bias
+        if inputs.ndim < 2 or inputs.shape[-1] != kernel.shape[0]:  # the check names both
+            check_input_shape(
+                self, inputs.shape, min_rank=2, axes={-1: kernel.shape[0]},
+                legend="(batch, ..., features)",
+            )  # fmt: skip
         if not inputs.is_floating_point():
-            inputs = inputs.to(self.kernel.dtype)
-        if self.bias is not None and inputs.ndim == 2:
-            outputs = torch.addmm(self.bias, inputs, self.kernel)  # one op, one autograd node
+            inputs = inputs.to(kernel.dtype)
+        if bias is not None and inputs.ndim == 2:
+            outputs = torch.addmm(bias, inputs, kernel)  # one op, one autograd node
         else:
-            outputs = torch.matmul(inputs, self.kernel)
-            if self.bias is not None:
-                outputs = outputs + self.bias
+            outputs = torch.matmul(inputs, kernel)
+            if bias is not None:
+                outputs = outputs + bias
         outputs = self.activation(outputs)
         add_activity_loss(self, self.activity_regularizer, outputs)
         return outputs

@@ -42,7 +42,7 @@ from rnnkit.kernels.spec import (
     KernelPlan,
     KernelRequest,
 )
-from rnnkit.layers.base import Layer
+from rnnkit.layers.base import Layer, passes_plain_calls
 from rnnkit.layers.cell_protocol import (
     CellStack,
     DropoutRNNCell,
@@ -52,6 +52,7 @@ from rnnkit.layers.cell_protocol import (
     reset_dropout_masks,
     state_spec,
 )
+from rnnkit.layers.kernel_layout import ColumnMajorKernels
 from rnnkit.layers.rnn_cells import cell_initial_state, has_zero_initial_state
 from rnnkit.layers.serialization import deserialize, serialize
 from rnnkit.layers.shapes import layer_label
@@ -175,6 +176,7 @@ class RNN(Layer):
         self._constant_shapes: list[tuple[int, ...]] | None = None
         self.last_kernel: str | None = None
         self.last_kernel_choice: KernelPlan | None = None
+        self._kernel_copies = ColumnMajorKernels()  # for the fused kernel of the lean path
 
     # ------------------------------------------------------------------ helpers
     def _error(self, message: str) -> ValueError:
@@ -239,6 +241,7 @@ class RNN(Layer):
         # input's spatial shape; its state_size is -1 before, as in Keras).
         self._state_spec = state_spec(self.cell, layer_label(self))
 
+    @passes_plain_calls  # it acts on constants= only
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         constants = kwargs.get("constants")
         if constants is not None and not accepts_argument(self.cell.call, "constants"):
@@ -482,7 +485,7 @@ class RNN(Layer):
             sequences, mask if analysis is None else analysis, bool(training), symbolic
         )
         last_output, outputs, final_states = self._run_planned(
-            plan, lambda: self._run(plan, sequences, states, mask, cell_kwargs)
+            plan, self.cell, lambda: self._run(plan, sequences, states, mask, cell_kwargs)
         )
         if torch.is_autocast_enabled(first.device.type):  # states stay in the inputs' dtype
             final_states = tree.map_structure(
@@ -509,13 +512,12 @@ class RNN(Layer):
             return (output, *final_states)
         return output
 
-    def _run_planned(self, plan: KernelPlan, run: Any) -> Any:
+    def _run_planned(self, plan: KernelPlan, cell: Any, run: Any) -> Any:
         """Record ``plan`` as the last kernel and return ``run()``, run between two resets of
-        the cells' cached dropout masks (the masks are drawn once per call)."""
+        the cached dropout masks of ``cell`` (the masks are drawn once per call)."""
         # plain values: written to the instance dict, past Module.__setattr__ (per call)
         self.__dict__["last_kernel_choice"] = plan
         self.__dict__["last_kernel"] = plan.name
-        cell = self.cell
         dropout = has_dropout(cell)
         if dropout:
             reset_dropout_masks(cell)
@@ -530,7 +532,9 @@ class RNN(Layer):
         mask, initial state or constants, a fused or manual-backward plan kept from an
         earlier call with the same spec, request, training flag, device and dtype (see
         :meth:`_plan`). Returns None when the call is not one of those (or its shapes are not
-        as built): the general path then runs it, with its checks and errors."""
+        as built): the general path then runs it, with its checks and errors. The fused
+        kernel gets the kernels' column-major copies when autograd does not record
+        (:mod:`rnnkit.layers.kernel_layout`)."""
         cached = self.__dict__.get("_plan_cache")
         if (
             cached is None
@@ -547,36 +551,44 @@ class RNN(Layer):
         ):
             return None
         key, plan = cached
-        if torch.is_autocast_enabled(sequences.device.type):
+        device, dtype = sequences.device, sequences.dtype
+        if torch.is_autocast_enabled(device.type):
             return None  # the general path keeps the states in the inputs' dtype
         if plan.name not in (FUSED, MANUAL_BACKWARD) or key[2:] != (
             training,
-            sequences.device,
-            sequences.dtype,
+            device,
+            dtype,
             3,
             False,
         ):
             return None
-        if key[:2] != (self.kernel_spec(), self.kernel_request()):
+        cell = self.cell  # read once: a submodule is found by Module.__getattr__
+        if key[:2] != (_cell_spec(cell), self.kernel_request()):
             return None
         batch = sequences.shape[0]
         stored = self._stored_states if self.stateful else None
         if stored is not None:
-            if self._expected_batch_size != batch or any(
-                s.device != sequences.device or s.dtype != sequences.dtype for s in stored
-            ):
-                return None  # the general path says why, or converts them
+            if self._expected_batch_size != batch:
+                return None  # the general path says why
+            for s in stored:
+                if s.device != device or s.dtype != dtype:
+                    return None  # the general path converts them
             states = list(stored)
         else:
             if self.stateful and self._expected_batch_size not in (None, batch):
                 return None
             states = self._initial_states(sequences, batch, sequences)
+        weights = (cell.kernel, cell.recurrent_kernel, cell.bias)
+        if plan.name == FUSED:
+            weights = (*self._kernel_copies.get(weights[0], weights[1]), weights[2])
         last_output, outputs, final_states = self._run_planned(
-            plan, lambda: self._run_kernel(plan, sequences, states, None, training)
+            plan,
+            cell,
+            lambda: self._run_kernel(plan, cell, weights, sequences, states, None, training),
         )
-        if self.stateful:
-            self._stored_states = [s.detach() for s in final_states]
-            self._expected_batch_size = batch
+        if self.stateful:  # plain values: written past Module.__setattr__ (per call)
+            self.__dict__["_stored_states"] = [s.detach() for s in final_states]
+            self.__dict__["_expected_batch_size"] = batch
         output = outputs if self.return_sequences else last_output
         if self.return_state:
             return (output, *final_states)
@@ -635,18 +647,23 @@ class RNN(Layer):
     def kernel_spec(self) -> CellSpec | None:
         """The cell as the kernels see it (its ``kernel_spec()``), or None for a cell with no
         kernel of its own (any cell but the built-in ones; a subclass overriding ``call``)."""
-        spec = getattr(self.cell, "kernel_spec", None)  # optional in the cell protocol
-        return spec() if callable(spec) else None
+        return _cell_spec(self.cell)
 
     def kernel_request(self) -> KernelRequest:
         """What this layer asks of the kernels (a plain ``RNN(cell)``: the generic loop)."""
         return self._kernel_request(None)
 
     def _kernel_request(self, use_cudnn: bool | str | None) -> KernelRequest:
+        """The request, kept while the attributes it is made of are the same (asked at every
+        call; a compiled loop's request also names the cells with dropout, so is made anew)."""
+        key = (use_cudnn, self.name, type(self.cell), self.unroll, self.go_backwards)
+        cached = self.__dict__.get("_request_cache")
+        if cached is not None and cached[0] == key and self.compile_options is None:
+            return cached[1]
         dropout_cells: tuple[str, ...] = ()
         if self.compile_options is not None:
             dropout_cells = tuple(_dropout_cells(self.cell))
-        return KernelRequest(
+        request = KernelRequest(
             owner=f"{type(self).__name__} '{self.name}'",
             cell=type(self.cell).__name__,
             use_cudnn=use_cudnn,
@@ -655,6 +672,9 @@ class RNN(Layer):
             compile_options=self.compile_options,
             dropout_cells=dropout_cells,
         )
+        if self.compile_options is None:
+            self.__dict__["_request_cache"] = (key, request)
+        return request
 
     def kernel_plan(self, inputs: Any, mask: Any = None, training: bool = False) -> KernelPlan:
         """Which kernel a call ``layer(inputs, mask=mask, training=training)`` would run, and
@@ -676,13 +696,16 @@ class RNN(Layer):
     ) -> tuple[Any, Any, Any]:
         """Run the planned kernel on batch-major ``sequences``; returns (last, outputs, states)."""
         training = bool(cell_kwargs.get("training"))
+        cell = self.cell
         if plan.name in (FUSED, MANUAL_BACKWARD, EXPORT):
-            return self._run_kernel(plan, sequences, tree.flatten(states), mask, training)
+            weights = (cell.kernel, cell.recurrent_kernel, cell.bias)
+            return self._run_kernel(
+                plan, cell, weights, sequences, tree.flatten(states), mask, training
+            )
         if plan.name == COMPILED:
             return self._run_compiled(sequences, states, mask, cell_kwargs)
         if plan.name != GENERIC:
             raise self._error(f"kernel {plan.name!r} is not available")
-        cell = self.cell
         if (
             isinstance(sequences, Tensor)
             and sequences.dim() == 3
@@ -717,11 +740,18 @@ class RNN(Layer):
         )
 
     def _run_kernel(
-        self, plan: KernelPlan, sequences: Tensor, states: list[Tensor], mask: Any, training: bool
+        self,
+        plan: KernelPlan,
+        cell: Any,
+        weights: tuple[Tensor, Tensor, Tensor | None],
+        sequences: Tensor,
+        states: list[Tensor],
+        mask: Any,
+        training: bool,
     ) -> tuple[Any, Any, Any]:
-        """The fused or manual-backward kernel, with the cell's weights and dropout masks (drawn
-        in the generic loop's order: input mask, then recurrent mask)."""
-        cell = self.cell
+        """The fused or manual-backward kernel, with ``weights`` (the values of the cell's
+        ``kernel``, ``recurrent_kernel``, ``bias``) and the cell's dropout masks (drawn in the
+        generic loop's order: input mask, then recurrent mask)."""
         input_mask = recurrent_mask = None
         if training and cell.dropout > 0:
             input_mask = cell.get_dropout_mask(sequences[:, 0])
@@ -730,7 +760,7 @@ class RNN(Layer):
         return kernels.run(
             plan,
             sequences,
-            (cell.kernel, cell.recurrent_kernel, cell.bias),
+            weights,
             states,
             mask,
             input_dropout_mask=input_mask,
@@ -763,7 +793,7 @@ class RNN(Layer):
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The output mask: the input mask with ``return_sequences``, else None; with
         ``return_state``, one more None per state tensor."""
-        if tree.is_nested(mask):
+        if mask is not None and tree.is_nested(mask):
             found = [m for m in tree.flatten(mask) if m is not None]
             mask = found[0] if found else None
         if mask is not None and not isinstance(mask, torch.Tensor):
@@ -803,6 +833,12 @@ class RNN(Layer):
             if getattr(self, f)
         ]
         return ", ".join([f"name={self.name!r}", *flags])
+
+
+def _cell_spec(cell: Any) -> CellSpec | None:
+    """``cell.kernel_spec()``, or None for a cell without one (optional in the protocol)."""
+    spec = getattr(cell, "kernel_spec", None)
+    return spec() if callable(spec) else None
 
 
 def _deprecated_compile(kwargs: dict[str, Any], compile_loop: Any, owner: str) -> Any:

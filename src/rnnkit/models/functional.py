@@ -12,6 +12,8 @@ KerasTensors along ``_keras_history`` to the ``Input`` tensors and keeps:
 :meth:`Graph.run` replays the calls on real tensors, depth by depth: each node's recorded
 arguments (positional, keyword, nested, ``initial_state=[...]``) are filled in with the real
 tensors computed so far. Masks need no bookkeeping: layers carry them on tensors.
+``chain`` lists the nodes of a graph that is one chain of single-tensor calls (a built
+``Sequential``'s, for one), which a model may replay leaner (:mod:`rnnkit.models.call_plan`).
 
 :func:`graph_config` / :func:`graph_from_config` write and read Keras 3's functional config
 (``layers`` with ``inbound_nodes`` of ``{"args", "kwargs"}``, KerasTensors as
@@ -111,6 +113,7 @@ class Graph:
             if not _is_input_node(node)
         ]
         self._check_connected(model_name)
+        self.chain: list[Node] | None = self._as_chain()
         names = [layer.name for layer in self.layers]
         for name in names:
             if names.count(name) > 1:
@@ -155,6 +158,20 @@ class Graph:
                     )
             computable.update(id(x) for x in node.output_tensors)
 
+    def _as_chain(self) -> list[Node] | None:
+        """The execution order when the graph is one chain: one input and one output tensor,
+        each node calling its layer on the previous node's one output tensor (the first on
+        the input) with no other argument, the last node's output being the graph's; else
+        None."""
+        if len(self.inputs) != 1 or len(self.outputs) != 1 or not self.execution_order:
+            return None
+        current = self.inputs[0]
+        for node in self.execution_order:
+            if node.single_input is not current or not isinstance(node.outputs, KerasTensor):
+                return None
+            current = node.outputs
+        return self.execution_order if current is self.outputs[0] else None
+
     # ------------------------------------------------------------------ queries
     def layer_nodes(self, layer: Layer) -> list[tuple[int, Node]]:
         """``(node_index, node)`` for each call of ``layer`` that belongs to this graph."""
@@ -178,15 +195,27 @@ class Graph:
             else:
                 outputs = node.layer(*fill(node.call_args), **fill(node.call_kwargs))
             recorded, produced = tree.flatten(node.outputs), tree.flatten(outputs)
-            if len(recorded) != len(produced):
-                raise ValueError(
-                    f"layer '{node.layer.name}' returned {len(produced)} values when replayed, "
-                    f"but {len(recorded)} when the model was built"
-                )
+            _check_replayed(node, recorded, produced)
             for sym, real in zip(recorded, produced):
                 if isinstance(sym, KerasTensor):
                     values[id(sym)] = real
         return tree.pack_sequence_as(self.outputs_struct, [values[id(x)] for x in self.outputs])
+
+
+def _check_replayed(node: Node, recorded: list[Any], produced: list[Any]) -> None:
+    if len(recorded) != len(produced):
+        raise ValueError(
+            f"layer '{node.layer.name}' returned {len(produced)} values when replayed, "
+            f"but {len(recorded)} when the model was built"
+        )
+
+
+def one_output(node: Node, outputs: Any) -> Any:
+    """The one value of ``outputs``, a replayed call of ``node`` that recorded one output
+    tensor (``ValueError`` as :meth:`Graph.run` when the call returned another count)."""
+    produced = tree.flatten(outputs)
+    _check_replayed(node, [node.outputs], produced)
+    return produced[0]
 
 
 # ---------------------------------------------------------------------- config

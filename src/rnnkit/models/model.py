@@ -39,6 +39,7 @@ from rnnkit import tree
 from rnnkit.layers.base import Layer
 from rnnkit.layers.input_layer import InputLayer
 from rnnkit.layers.serialization import deserialize, serialize
+from rnnkit.models import call_plan
 from rnnkit.models.functional import Graph, graph_config, graph_from_config
 from rnnkit.models.summary import print_summary
 from rnnkit.saving.keras_export import export_keras
@@ -103,6 +104,8 @@ class Model(Trainer, Layer):
         super().__init__(name=name, trainable=trainable, **kwargs)
         self._graph: Graph | None = None
         self._strict_input_shapes = True
+        # lean calls of a functional model, by input signature (rnnkit.models.call_plan)
+        self._call_plans: dict[tuple[Any, ...], call_plan.CallPlan] = {}
         # subclassed models: the input shapes of the first call or build(), for saving
         self._build_input_shape: Any = None
         if inputs is None and outputs is None:
@@ -267,12 +270,25 @@ class Model(Trainer, Layer):
 
     # -------------------------------------------------------------------- call
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._graph is not None and len(args) == 1:
+            # The lean call of a chain graph (rnnkit.models.call_plan), when one is recorded.
+            plan = call_plan.lookup(self, args[0], kwargs)
+            if plan is not None:
+                return plan.run(self, args[0], kwargs.get("training"))
+            outputs = super().__call__(*args, **kwargs)
+            call_plan.record(self, args[0], kwargs)
+            return outputs
         if self._graph is None and self._build_input_shape is None:
             # A subclassed model remembers the shapes of its first inputs (KerasTensors keep
             # their None sizes), so that a saved model can be rebuilt before its weights load.
             inputs = args[0] if args else kwargs.get("inputs")
             self._build_input_shape = _input_shapes(inputs)
         return super().__call__(*args, **kwargs)
+
+    def _call_replays_graph(self) -> bool:
+        """Whether calling this model replays its graph as ``Model.call`` does (neither
+        ``call`` nor ``forward`` overridden), so that a call plan may run it instead."""
+        return type(self).call is Model.call and type(self).forward is Layer.forward
 
     def _maybe_build(self, inputs: Any) -> None:
         # Sublayers of a subclassed model build themselves on their first call.

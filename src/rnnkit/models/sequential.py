@@ -207,6 +207,9 @@ class Sequential(Model):
         else:
             self.built = True
 
+    def _call_replays_graph(self) -> bool:
+        return type(self).call is Sequential.call and type(self).forward is Layer.forward
+
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
         """Run the layers in order (``training`` and masks reach each layer)."""
         if self._graph is not None:
