@@ -413,3 +413,38 @@ def test_only_chain_graphs_get_a_plan():
     assert [n.layer for n in chain._graph.chain] == chain.layers[1:]
     torch.testing.assert_close(chain(_x(2, 3)), chain(_x(2, 3)))
     assert chain._call_plans
+
+
+def test_a_masked_or_overridden_recurrent_layer_in_a_plan_takes_forward(monkeypatch):
+    """The recurrent layer's short way (its lean call) is taken only where forward would do
+    nothing else: a mask from the layer before, or a subclass's own call, go through forward."""
+
+    class Doubled(layers.LSTM):
+        def call(self, *args, **kwargs):
+            return super().call(*args, **kwargs) * 2
+
+    assert layers.LSTM._runs_rnn_call and not Doubled._runs_rnn_call
+    masked = rnnkit.Sequential(
+        [layers.Input((4, 5)), layers.Masking(0.0), layers.LSTM(6), layers.Dense(2)]
+    )
+    doubled = rnnkit.Sequential([layers.Input((4, 5)), Doubled(6), layers.Dense(2)])
+    runs = _PlanRuns(monkeypatch)
+    x = _x(3, 4, 5)
+    x[0, 2:] = 0.0  # masked steps
+    masked.layers[1](x)  # an unmasked call: the layer keeps a plan for its lean call
+    for model in (masked, doubled):
+        model(x)
+        planned = model(x)
+        handle = model.register_forward_pre_hook(lambda module, args: None)
+        general = model(x)  # a hook: the general path
+        handle.remove()
+        torch.testing.assert_close(planned, general)
+    assert runs.count == 2
+    plain = layers.LSTM(6)
+    plain(x)
+    plain.set_weights(doubled.layers[0].get_weights())
+    torch.testing.assert_close(doubled.layers[0](x), plain(x) * 2)
+    unmasked = layers.LSTM(6)
+    unmasked(x)
+    unmasked.set_weights(masked.layers[1].get_weights())
+    assert not torch.allclose(masked.layers[1](masked.layers[0](x))[0], unmasked(x)[0])

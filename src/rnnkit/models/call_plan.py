@@ -9,7 +9,8 @@ called through the same three steps. For a model whose graph is one chain
 the same ``training`` flag and gives the same outputs, with less Python per call: the model's
 own checks and conversion are done once per input signature, and each layer whose plain call
 reaches ``Layer.forward`` unchanged (``Layer._plain_calls_reach_forward``) is run through
-``forward`` directly; the others are called as usual.
+``forward`` directly (``Layer._forward_in_plan``: a recurrent layer goes straight to its lean
+call when ``forward`` would only pass the tensor on); the others are called as usual.
 
 What is kept: one plan per *key*: the structure version (``structure_version()``: parameters,
 submodules, devices, dtypes, trainable flags), the graph, the input's shape, dtype and device
@@ -81,7 +82,7 @@ class CallPlan:
         try:
             value: Any = x
             for layer, direct, node in self.steps:
-                value = layer.forward(value, training=training) if direct else layer(value)
+                value = layer._forward_in_plan(value, training) if direct else layer(value)
                 if not isinstance(value, torch.Tensor):
                     value = one_output(node, value)
         finally:
