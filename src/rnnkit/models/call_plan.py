@@ -138,6 +138,15 @@ def _plain_call(x: Any, kwargs: dict[str, Any]) -> bool:
     )
 
 
+def _taken_as_is(model: Any, x: torch.Tensor, graph: Graph) -> bool:
+    """Whether the model's own conversion and input check return ``x`` itself (dtype and
+    device compared first, so that nothing is converted or moved just to compare)."""
+    _, device, dtype = model._call_facts()
+    if x.dtype != dtype or (device is not None and x.device != device):
+        return False
+    return model._convert_inputs(x) is x and model._check_input(x, graph.inputs[0]) is x
+
+
 def lookup(model: Any, x: torch.Tensor, kwargs: dict[str, Any]) -> CallPlan | None:
     """The plan recorded for a call ``model(x, **kwargs)``, when one is and may run now."""
     plans = model._call_plans
@@ -157,8 +166,7 @@ def record(model: Any, x: Any, kwargs: dict[str, Any]) -> None:
         or not _plain_call(x, kwargs)
         or not model._call_replays_graph()
         or model._autocast_dtype is not None
-        or model._convert_inputs(x) is not x
-        or model._check_input(x, graph.inputs[0]) is not x
+        or not _taken_as_is(model, x, graph)
     ):
         return
     plans = model._call_plans
