@@ -128,15 +128,10 @@ def test_model_to_float64_then_fit():
 
 
 # ----------------------------------------------------------- the model's call plan (streaming)
-def _streaming_model(units: int = 8, **lstm_kwargs) -> rnnkit.Model:
+def _streaming_model(kind: str = "LSTM") -> rnnkit.Model:
     """The streaming model of benchmarks/bench_fit.py, small."""
-    return rnnkit.Sequential(
-        [
-            layers.Input(batch_shape=(1, 1, 5)),
-            layers.LSTM(units, stateful=True, **lstm_kwargs),
-            layers.Dense(3),
-        ]
-    )
+    recurrent = getattr(layers, kind)(8, stateful=True)
+    return rnnkit.Sequential([layers.Input(batch_shape=(1, 1, 5)), recurrent, layers.Dense(3)])
 
 
 def _twin(model: rnnkit.Model) -> rnnkit.Model:
@@ -146,7 +141,7 @@ def _twin(model: rnnkit.Model) -> rnnkit.Model:
     sends every model's next call to the general path); :func:`_sync` copies the weights."""
     config = model.get_config()
     for layer_config in config["layers"]:
-        if layer_config["class_name"] == "LSTM":
+        if layer_config["class_name"] in ("LSTM", "GRU", "SimpleRNN"):
             layer_config["config"]["use_cudnn"] = False
     twin = rnnkit.Sequential.from_config(config)
     twin.register_forward_pre_hook(lambda module, args: None)
@@ -186,9 +181,10 @@ def _assert_same_step(model: rnnkit.Model, twin: rnnkit.Model, x: torch.Tensor) 
         torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
 @pytest.mark.parametrize("grad", [False, True])
-def test_the_call_plan_gives_what_the_general_path_gives(monkeypatch, grad):
-    model, runs = _streaming_model(), _PlanRuns(monkeypatch)
+def test_the_call_plan_gives_what_the_general_path_gives(monkeypatch, grad, kind):
+    model, runs = _streaming_model(kind), _PlanRuns(monkeypatch)
     twin = _twin(model)
     with torch.set_grad_enabled(grad):
         for step in range(4):
