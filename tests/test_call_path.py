@@ -5,6 +5,13 @@ Cached: a layer's target device and dtype and the model's parameter lists (again
 spec, request, training flag and the inputs' device and dtype) and a cell's kernel spec
 (against the attributes it is made of). Each test changes one of those between two calls and
 checks the second call sees it.
+
+The second half: a chain model's call plan (``rnnkit.models.call_plan``, per structure
+version and input signature) and the column-major kernel copies of the fused kernel
+(``rnnkit.layers.kernel_layout``, per parameter version and data pointer), on the streaming
+model of ``benchmarks/bench_fit.py``: the planned call against a twin run through the general
+path and the generic loop, after each change (weights, dtype, states, batch size, training
+flag, hooks, overrides).
 """
 
 from __future__ import annotations
