@@ -27,7 +27,8 @@ Rows (the guide's MNIST model: ``Input((None, 28))``, a recurrent layer of 64 un
   under ``torch.no_grad()``.
 * ``streaming``: a stateful ``LSTM(64) -> Dense(10)`` model (``batch_shape=(1, 1, 28)``)
   called on one step of one sample, ``model(x_t)``, vs ``nn.LSTM`` + ``nn.Linear`` carrying
-  ``(h, c)`` by hand; both under ``torch.no_grad()`` (the ``grad`` row: both without).
+  ``(h, c)`` by hand; both under ``torch.no_grad()`` (the ``grad`` row: both without). The
+  ``streaming GRU`` row: the same with ``GRU(64)`` against ``nn.GRU`` (no_grad).
 
 Run ``python benchmarks/bench_fit.py`` on an idle machine (wall clock, torch's default
 threads: the headline); on a loaded machine ``--threads 1 --clock cpu`` (CPU time of the
@@ -198,12 +199,12 @@ def predict_row(x: torch.Tensor) -> Pair:
     return ("predict 1 sample  LSTM model vs model(x) under no_grad", ours, call)
 
 
-def streaming_rows() -> list[Pair]:
+def streaming_rows(kind: str = "lstm") -> list[Pair]:
     L = keras.layers
-    model = keras.Sequential(
-        [keras.Input(batch_shape=(1, 1, D)), L.LSTM(U, stateful=True), L.Dense(CLASSES)]
-    )
-    lstm, head = nn.LSTM(D, U, batch_first=True), nn.Linear(U, CLASSES)
+    layer = L.LSTM(U, stateful=True) if kind == "lstm" else L.GRU(U, stateful=True)
+    model = keras.Sequential([keras.Input(batch_shape=(1, 1, D)), layer, L.Dense(CLASSES)])
+    rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(D, U, batch_first=True)
+    head = nn.Linear(U, CLASSES)
     x_t = torch.randn(1, 1, D)
     state = [torch.zeros(1, 1, U), torch.zeros(1, 1, U)]
 
@@ -211,8 +212,11 @@ def streaming_rows() -> list[Pair]:
         return model(x_t)
 
     def plain() -> Any:
-        out, (h, c) = lstm(x_t, (state[0], state[1]))
-        state[0], state[1] = h, c
+        if kind == "lstm":
+            out, (h, c) = rnn(x_t, (state[0], state[1]))
+            state[0], state[1] = h, c
+        else:
+            out, state[0] = rnn(x_t, state[0])
         return head(out[:, -1])
 
     def no_grad(fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -230,6 +234,9 @@ def streaming_rows() -> list[Pair]:
 
         return run
 
+    if kind == "gru":
+        return [("streaming GRU   1 step, 1 sample, no_grad vs nn.GRU+nn.Linear",
+                 no_grad(ours), no_grad(plain))]  # fmt: skip
     return [
         (
             "streaming       1 step, 1 sample, no_grad vs nn.LSTM+nn.Linear",
@@ -279,7 +286,8 @@ def main() -> None:
     CLOCK = clock_from_arguments(parser, args)
     torch.manual_seed(0)
     x, y = torch.randn(B, T, D), torch.randint(0, CLASSES, (B,))
-    pairs = [*train_rows(x, y), epoch_row(), predict_row(x), *streaming_rows()]
+    pairs = [*train_rows(x, y), epoch_row(), predict_row(x), *streaming_rows(),
+             *streaming_rows("gru")]  # fmt: skip
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
         f"median of {args.rounds} interleaved rounds, ~{args.budget}s per side per round"

@@ -5,6 +5,13 @@ Cached: a layer's target device and dtype and the model's parameter lists (again
 spec, request, training flag and the inputs' device and dtype) and a cell's kernel spec
 (against the attributes it is made of). Each test changes one of those between two calls and
 checks the second call sees it.
+
+The second half: a chain model's call plan (``rnnkit.models.call_plan``, per structure
+version and input signature) and the column-major kernel copies of the fused kernel
+(``rnnkit.layers.kernel_layout``, per parameter version and data pointer), on the streaming
+model of ``benchmarks/bench_fit.py``: the planned call against a twin run through the general
+path and the generic loop, after each change (weights, dtype, states, batch size, training
+flag, hooks, overrides).
 """
 
 from __future__ import annotations
@@ -128,15 +135,10 @@ def test_model_to_float64_then_fit():
 
 
 # ----------------------------------------------------------- the model's call plan (streaming)
-def _streaming_model(units: int = 8, **lstm_kwargs) -> rnnkit.Model:
+def _streaming_model(kind: str = "LSTM") -> rnnkit.Model:
     """The streaming model of benchmarks/bench_fit.py, small."""
-    return rnnkit.Sequential(
-        [
-            layers.Input(batch_shape=(1, 1, 5)),
-            layers.LSTM(units, stateful=True, **lstm_kwargs),
-            layers.Dense(3),
-        ]
-    )
+    recurrent = getattr(layers, kind)(8, stateful=True)
+    return rnnkit.Sequential([layers.Input(batch_shape=(1, 1, 5)), recurrent, layers.Dense(3)])
 
 
 def _twin(model: rnnkit.Model) -> rnnkit.Model:
@@ -146,7 +148,7 @@ def _twin(model: rnnkit.Model) -> rnnkit.Model:
     sends every model's next call to the general path); :func:`_sync` copies the weights."""
     config = model.get_config()
     for layer_config in config["layers"]:
-        if layer_config["class_name"] == "LSTM":
+        if layer_config["class_name"] in ("LSTM", "GRU", "SimpleRNN"):
             layer_config["config"]["use_cudnn"] = False
     twin = rnnkit.Sequential.from_config(config)
     twin.register_forward_pre_hook(lambda module, args: None)
@@ -186,9 +188,10 @@ def _assert_same_step(model: rnnkit.Model, twin: rnnkit.Model, x: torch.Tensor) 
         torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
 @pytest.mark.parametrize("grad", [False, True])
-def test_the_call_plan_gives_what_the_general_path_gives(monkeypatch, grad):
-    model, runs = _streaming_model(), _PlanRuns(monkeypatch)
+def test_the_call_plan_gives_what_the_general_path_gives(monkeypatch, grad, kind):
+    model, runs = _streaming_model(kind), _PlanRuns(monkeypatch)
     twin = _twin(model)
     with torch.set_grad_enabled(grad):
         for step in range(4):
@@ -413,3 +416,38 @@ def test_only_chain_graphs_get_a_plan():
     assert [n.layer for n in chain._graph.chain] == chain.layers[1:]
     torch.testing.assert_close(chain(_x(2, 3)), chain(_x(2, 3)))
     assert chain._call_plans
+
+
+def test_a_masked_or_overridden_recurrent_layer_in_a_plan_takes_forward(monkeypatch):
+    """The recurrent layer's short way (its lean call) is taken only where forward would do
+    nothing else: a mask from the layer before, or a subclass's own call, go through forward."""
+
+    class Doubled(layers.LSTM):
+        def call(self, *args, **kwargs):
+            return super().call(*args, **kwargs) * 2
+
+    assert layers.LSTM._runs_rnn_call and not Doubled._runs_rnn_call
+    masked = rnnkit.Sequential(
+        [layers.Input((4, 5)), layers.Masking(0.0), layers.LSTM(6), layers.Dense(2)]
+    )
+    doubled = rnnkit.Sequential([layers.Input((4, 5)), Doubled(6), layers.Dense(2)])
+    runs = _PlanRuns(monkeypatch)
+    x = _x(3, 4, 5)
+    x[0, 2:] = 0.0  # masked steps
+    masked.layers[1](x)  # an unmasked call: the layer keeps a plan for its lean call
+    for model in (masked, doubled):
+        model(x)
+        planned = model(x)
+        handle = model.register_forward_pre_hook(lambda module, args: None)
+        general = model(x)  # a hook: the general path
+        handle.remove()
+        torch.testing.assert_close(planned, general)
+    assert runs.count == 2
+    plain = layers.LSTM(6)
+    plain(x)
+    plain.set_weights(doubled.layers[0].get_weights())
+    torch.testing.assert_close(doubled.layers[0](x), plain(x) * 2)
+    unmasked = layers.LSTM(6)
+    unmasked(x)
+    unmasked.set_weights(masked.layers[1].get_weights())
+    assert not torch.allclose(masked.layers[1](masked.layers[0](x))[0], unmasked(x)[0])

@@ -671,6 +671,12 @@ class Layer(nn.Module):
         self._attach_output_masks(inputs, mask, outputs)
         return outputs
 
+    def _forward_in_plan(self, inputs: torch.Tensor, training: bool) -> Any:
+        """``self.forward(inputs, training=training)`` as a model's call plan runs it, with
+        ``training`` already on the call stack (:mod:`rnnkit.models.call_plan`); a layer
+        with a shorter way to the same result overrides it (``RNN``)."""
+        return self.forward(inputs, training=training)
+
     def _attach_output_masks(self, inputs: Any, mask: Any, outputs: Any) -> None:
         if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
             attach_masks(outputs, self.compute_mask(inputs, mask))

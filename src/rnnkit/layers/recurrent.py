@@ -27,7 +27,7 @@ from typing import Any
 from rnnkit import regularizers
 from rnnkit.kernels.masks import MaskInfo
 from rnnkit.kernels.spec import KernelRequest
-from rnnkit.layers.rnn import RNN, renamed_compile_key
+from rnnkit.layers.rnn import RNN, hands_on_to_rnn_call, renamed_compile_key
 from rnnkit.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
 
 _COMMON = (
@@ -99,6 +99,7 @@ class _CellLayer(RNN):
         )
         self.use_cudnn = use_cudnn
 
+    @hands_on_to_rnn_call  # Keras' signature, without constants
     def call(
         self,
         sequences: Any,

@@ -71,6 +71,13 @@ def _requires_constants(cell: Any) -> bool:
     return parameter is not None and parameter.default is inspect.Parameter.empty
 
 
+def hands_on_to_rnn_call(method: Any) -> Any:
+    """Mark a ``call`` override of an ``RNN`` subclass that only narrows the signature and
+    passes every argument on to ``RNN.call`` (see ``RNN._forward_in_plan``)."""
+    method._hands_on_to_rnn_call = True
+    return method
+
+
 class RNN(Layer):
     """Run a cell over the time axis of a batch of sequences (Keras' ``RNN``).
 
@@ -133,6 +140,17 @@ class RNN(Layer):
     supports_masking = True
     _casts_non_floating_inputs = True
     _input_rank: int | None = None  # SimpleRNN / LSTM / GRU require exactly 3
+    #: ``call`` and ``compute_mask`` are RNN's (or hand on to them): set per class
+    _runs_rnn_call: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        before_rnn = cls.__mro__[: cls.__mro__.index(RNN)]
+        cls._runs_rnn_call = cls.compute_mask is RNN.compute_mask and all(
+            getattr(klass.__dict__["call"], "_hands_on_to_rnn_call", False)
+            for klass in before_rnn
+            if "call" in klass.__dict__
+        )
 
     def __init__(
         self,
@@ -526,6 +544,24 @@ class RNN(Layer):
         finally:
             if dropout:
                 reset_dropout_masks(cell)
+
+    def _forward_in_plan(self, inputs: Tensor, training: bool) -> Any:
+        """In a model's call plan, the lean call straight away when ``forward`` would only pass
+        ``inputs`` and ``training`` on to it: no mask on the inputs and none to attach (this
+        class's ``compute_mask`` gives none without one), inputs already in the layer's dtype
+        and on its device, no losses of an earlier call to clear, no autocast policy, the
+        class's ``call`` RNN's own. Otherwise (or when the lean call declines) ``forward``."""
+        if (
+            type(self)._runs_rnn_call
+            and self._autocast_dtype is None
+            and not self._call_losses
+            and getattr(inputs, "_keras_mask", None) is None
+            and self._convert_inputs(inputs) is inputs
+        ):
+            outputs = self._lean_call(inputs, training)
+            if outputs is not None:
+                return outputs
+        return super()._forward_in_plan(inputs, training)
 
     def _lean_call(self, sequences: Any, training: bool) -> Any:
         """The common call, without the general path's walks: one batch-major 3-D tensor, no

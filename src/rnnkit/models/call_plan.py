@@ -9,7 +9,8 @@ called through the same three steps. For a model whose graph is one chain
 the same ``training`` flag and gives the same outputs, with less Python per call: the model's
 own checks and conversion are done once per input signature, and each layer whose plain call
 reaches ``Layer.forward`` unchanged (``Layer._plain_calls_reach_forward``) is run through
-``forward`` directly; the others are called as usual.
+``forward`` directly (``Layer._forward_in_plan``: a recurrent layer goes straight to its lean
+call when ``forward`` would only pass the tensor on); the others are called as usual.
 
 What is kept: one plan per *key*: the structure version (``structure_version()``: parameters,
 submodules, devices, dtypes, trainable flags), the graph, the input's shape, dtype and device
@@ -51,26 +52,21 @@ _MAX_PLANS = 8  # per model: a few input signatures (batch sizes, devices) at on
 class CallPlan:
     """The layers of a chain graph, each with how it is called (see the module docstring)."""
 
-    def __init__(self, model: Layer, chain: list[Node]) -> None:
-        self.steps = [(node.layer, _reaches_forward(node.layer), node) for node in chain]
-        # The modules whose hooks ``nn.Module.__call__`` would run and this plan does not.
-        self.skipped_calls = [model, *(layer for layer, direct, _ in self.steps if direct)]
+    def __init__(self, chain: list[Node]) -> None:
+        # (layer, whether it is run through ``forward`` directly, its node)
+        self.steps = [
+            (node.layer, type(node.layer)._plain_calls_reach_forward, node) for node in chain
+        ]
+        # the layers whose ``nn.Module.__call__`` (hooks, compiled call) the plan skips
+        self.skipped_calls = [layer for layer, direct, _ in self.steps if direct]
 
-    def runnable(self) -> bool:
-        """Whether nothing that the plan skips would act now (hooks, compiled calls)."""
-        if _global_hooks():
+    def runnable(self, model: nn.Module) -> bool:
+        """Whether nothing that the plan skips would act now: hooks and ``nn.Module.compile``
+        on the model or a layer run through ``forward``, a global hook, a ``forward``
+        replaced on an instance."""
+        if _global_hooks() or _acts_in_call(model):
             return False
-        for module in self.skipped_calls:
-            if (
-                module._forward_hooks
-                or module._forward_pre_hooks
-                or module._backward_hooks
-                or module._backward_pre_hooks
-                or module._compiled_call_impl is not None
-                or "forward" in module.__dict__
-            ):
-                return False
-        return True
+        return not any(_acts_in_call(module) for module in self.skipped_calls)
 
     def run(self, model: Layer, x: torch.Tensor, training: Any) -> Any:
         """``model(x, training=training)``, as the general path computes it."""
@@ -86,7 +82,7 @@ class CallPlan:
         try:
             value: Any = x
             for layer, direct, node in self.steps:
-                value = layer.forward(value, training=training) if direct else layer(value)
+                value = layer._forward_in_plan(value, training) if direct else layer(value)
                 if not isinstance(value, torch.Tensor):
                     value = one_output(node, value)
         finally:
@@ -95,8 +91,17 @@ class CallPlan:
         return value
 
 
-def _reaches_forward(layer: Layer) -> bool:
-    return type(layer)._plain_calls_reach_forward
+def _acts_in_call(module: nn.Module) -> bool:
+    """Whether ``nn.Module.__call__`` would do more than call ``forward`` (the test it makes
+    itself, plus a compiled call or an instance's own ``forward``)."""
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or module._backward_pre_hooks
+        or module._compiled_call_impl is not None
+        or "forward" in module.__dict__
+    )
 
 
 def _global_hooks() -> bool:
@@ -133,13 +138,22 @@ def _plain_call(x: Any, kwargs: dict[str, Any]) -> bool:
     )
 
 
+def _taken_as_is(model: Any, x: torch.Tensor, graph: Graph) -> bool:
+    """Whether the model's own conversion and input check return ``x`` itself (dtype and
+    device compared first, so that nothing is converted or moved just to compare)."""
+    _, device, dtype = model._call_facts()
+    if x.dtype != dtype or (device is not None and x.device != device):
+        return False
+    return model._convert_inputs(x) is x and model._check_input(x, graph.inputs[0]) is x
+
+
 def lookup(model: Any, x: torch.Tensor, kwargs: dict[str, Any]) -> CallPlan | None:
     """The plan recorded for a call ``model(x, **kwargs)``, when one is and may run now."""
-    plans = model.__dict__.get("_call_plans")
+    plans = model._call_plans
     if not plans or not _plain_call(x, kwargs):
         return None
     plan = plans.get(_key(model, x))
-    return plan if plan is not None and plan.runnable() else None
+    return plan if plan is not None and plan.runnable(model) else None
 
 
 def record(model: Any, x: Any, kwargs: dict[str, Any]) -> None:
@@ -152,11 +166,10 @@ def record(model: Any, x: Any, kwargs: dict[str, Any]) -> None:
         or not _plain_call(x, kwargs)
         or not model._call_replays_graph()
         or model._autocast_dtype is not None
-        or model._convert_inputs(x) is not x
-        or model._check_input(x, graph.inputs[0]) is not x
+        or not _taken_as_is(model, x, graph)
     ):
         return
-    plans = model.__dict__.setdefault("_call_plans", {})
+    plans = model._call_plans
     if len(plans) >= _MAX_PLANS:
         plans.clear()
-    plans[_key(model, x)] = CallPlan(model, graph.chain)
+    plans[_key(model, x)] = CallPlan(graph.chain)
