@@ -36,6 +36,12 @@ import torch
 Tensor = torch.Tensor
 
 
+def _plain(weight: Tensor) -> bool:
+    return type(weight) in (torch.Tensor, torch.nn.Parameter) and not (
+        torch._C._functorch.is_functorch_wrapped_tensor(weight)
+    )
+
+
 def _stamp(weight: Tensor) -> tuple[int, int]:
     return weight._version, weight.data_ptr()
 
@@ -50,11 +56,16 @@ class ColumnMajorKernels:
 
     def get(self, kernel: Tensor, recurrent_kernel: Tensor) -> tuple[Tensor, Tensor]:
         """The copies, made again when either parameter changed; the parameters themselves
-        while autograd records a path to them, or for inference tensors (made under
-        ``torch.inference_mode()``, they have no version counter)."""
+        while autograd records a path to them, for inference tensors (made under
+        ``torch.inference_mode()``, they have no version counter), and for tensors with no
+        memory of their own to stamp (fake tensors of a symbolic call, functorch wrappers of
+        ``vmap``/``torch.func``, other subclasses)."""
         if (
-            torch.is_grad_enabled() and (kernel.requires_grad or recurrent_kernel.requires_grad)
-        ) or (kernel.is_inference() or recurrent_kernel.is_inference()):
+            (torch.is_grad_enabled() and (kernel.requires_grad or recurrent_kernel.requires_grad))
+            or kernel.is_inference()
+            or recurrent_kernel.is_inference()
+            or not (_plain(kernel) and _plain(recurrent_kernel))
+        ):
             return kernel, recurrent_kernel
         stamps = (_stamp(kernel), _stamp(recurrent_kernel))
         sources = self._sources
