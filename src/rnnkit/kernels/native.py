@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -152,11 +151,6 @@ class _Library:
             torch.float32: ctypes.cast(blas.sgemm_, ctypes.c_void_p).value,
             torch.float64: ctypes.cast(blas.dgemm_, ctypes.c_void_p).value,
         }
-        # MKL's per-thread thread count (None with another BLAS): each chunk's gemms run on
-        # their own thread, one BLAS thread each.
-        self.blas_threads = getattr(blas, "MKL_Set_Num_Threads_Local", None)
-        if self.blas_threads is not None:
-            self.blas_threads.argtypes, self.blas_threads.restype = [ctypes.c_int], ctypes.c_int
         p, i, n = ctypes.c_void_p, ctypes.c_int, ctypes.c_ssize_t
         self.forward, self.backward, self.activation = {}, {}, {}
         self.gru_forward, self.gru_backward = {}, {}
@@ -165,17 +159,17 @@ class _Library:
             act.argtypes, act.restype = [i, i, p, p], None
             self.activation[dtype] = act
             fwd = getattr(lib, f"rnnkit_lstm_forward_{suffix}")
-            fwd.argtypes = [p, i, i, i, i, p, p, p, p, i, i, p, p, p, n, p, n, p]
+            fwd.argtypes = [p, i, i, i, p, p, p, p, i, i, p, p, p, n, p, n, p]
             fwd.restype = None
             bwd = getattr(lib, f"rnnkit_lstm_backward_{suffix}")
-            bwd.argtypes = [p, i, i, i, i, p, p, p, i, i, p, p, p, p, p, p, p, p]
+            bwd.argtypes = [p, i, i, i, p, p, p, i, i, p, p, p, p, p, p, p, p]
             bwd.restype = None
             self.forward[dtype], self.backward[dtype] = fwd, bwd
             gfwd = getattr(lib, f"rnnkit_gru_forward_{suffix}")
-            gfwd.argtypes = [p, i, i, i, i, i, p, p, p, p, p, i, i, p, p, n, p, p]
+            gfwd.argtypes = [p, i, i, i, i, p, p, p, p, p, i, i, p, p, n, p, p]
             gfwd.restype = None
             gbwd = getattr(lib, f"rnnkit_gru_backward_{suffix}")
-            gbwd.argtypes = [p, i, i, i, i, i, p, p, p, i, i, p, p, p, p, p, p, p, p]
+            gbwd.argtypes = [p, i, i, i, i, p, p, p, i, i, p, p, p, p, p, p, p, p]
             gbwd.restype = None
             self.gru_forward[dtype], self.gru_backward[dtype] = gfwd, gbwd
 
@@ -234,50 +228,6 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def _at(t: Tensor | None, row: int, width: int) -> int | None:
-    """The address of batch row ``row`` of ``t`` (rows of ``width`` elements; the time axis,
-    if any, comes first and keeps the whole batch's stride)."""
-    return None if t is None else t.data_ptr() + row * width * t.element_size()
-
-
-MIN_CHUNK_ROWS = 16
-"""The fewest batch rows a thread takes: the batch is split into ``torch.get_num_threads()``
-chunks of at least this many rows, one thread each (each row's recurrence is independent)."""
-
-_POOL: list[ThreadPoolExecutor] = []
-
-
-def _chunks(batch: int) -> list[tuple[int, int]]:
-    """``(first row, rows)`` of each thread's part of the batch."""
-    n = max(1, min(torch.get_num_threads(), batch // MIN_CHUNK_ROWS))
-    bounds = [batch * k // n for k in range(n + 1)]
-    return [(bounds[k], bounds[k + 1] - bounds[k]) for k in range(n)]
-
-
-def _run_chunks(lib: _Library, fn: Any, chunks: list[tuple[int, int]], args: Any) -> None:
-    """``fn(*args(first, rows))`` for each chunk; with several chunks, side by side on as many
-    threads (ctypes releases the GIL), each with one BLAS thread."""
-    if len(chunks) == 1:
-        fn(*args(*chunks[0]))
-        return
-    if not _POOL or _POOL[0]._max_workers < len(chunks) - 1:  # grown once, kept
-        _POOL[:] = [ThreadPoolExecutor(len(chunks) - 1, thread_name_prefix="rnnkit-native")]
-    work = [_POOL[0].submit(_one_blas_thread, lib, fn, args(*c)) for c in chunks[1:]]
-    _one_blas_thread(lib, fn, args(*chunks[0]))
-    for done in work:
-        done.result()
-
-
-def _one_blas_thread(lib: _Library, fn: Any, args: tuple[Any, ...]) -> None:
-    set_threads = lib.blas_threads
-    previous = set_threads(1) if set_threads is not None else None
-    try:
-        fn(*args)
-    finally:
-        if set_threads is not None:
-            set_threads(previous)
-
-
 class LSTM:
     """The LSTM step maths of :class:`rnnkit.kernels.manual_backward_cells.LSTM`, with the
     time loop in C (same ``forward``/``backward`` interface, used by its ``Recurrence``).
@@ -307,16 +257,11 @@ class LSTM:
         rows = T if need_grad else 1
         G, TC, W = xp.new_empty(rows, B, 4 * u), xp.new_empty(rows, B, u), xp.new_empty(B, u)
         g_step, tc_step = (B * 4 * u, B * u) if need_grad else (0, 0)
-        g4 = 4 * u
-
-        def args(b: int, rows: int) -> tuple[Any, ...]:
-            return (
-                lib.gemm[xp.dtype], T, B, rows, u, _at(xp, b, g4), U.data_ptr(), _at(M, b, u),
-                _at(mask, b, 1), self.act, self.rec_act, _at(H, b, u), _at(C, b, u),
-                _at(G, b, g4), g_step, _at(TC, b, u), tc_step, _at(W, b, u),
-            )  # fmt: skip
-
-        _run_chunks(lib, lib.forward[xp.dtype], _chunks(B), args)
+        lib.forward[xp.dtype](
+            lib.gemm[xp.dtype], T, B, u, xp.data_ptr(), U.data_ptr(), _ptr(M), _ptr(mask),
+            self.act, self.rec_act, H.data_ptr(), C.data_ptr(), G.data_ptr(), g_step,
+            TC.data_ptr(), tc_step, W.data_ptr(),
+        )  # fmt: skip
         if not need_grad:
             return H[1:], [C[T]], ()
         return H[1:], [C[T].clone()], (H, C, G, TC, mask)
@@ -333,16 +278,12 @@ class LSTM:
         dH = None if dHs is None else dHs.contiguous()
         dZ = xp.new_empty(T, B, 4 * u)
         W = xp.new_empty(B, u)
-        g4 = 4 * u
-
-        def args(b: int, rows: int) -> tuple[Any, ...]:
-            return (
-                lib.gemm[xp.dtype], T, B, rows, u, U.data_ptr(), _at(M, b, u), _at(mask, b, 1),
-                self.act, self.rec_act, _at(C, b, u), _at(G, b, g4), _at(TC, b, u),
-                _at(dH, b, u), _at(dh, b, u), _at(dc, b, u), _at(dZ, b, g4), _at(W, b, u),
-            )  # fmt: skip
-
-        _run_chunks(lib, lib.backward[xp.dtype], _chunks(B), args)
+        lib.backward[xp.dtype](
+            lib.gemm[xp.dtype], T, B, u, U.data_ptr(), _ptr(M),
+            _ptr(mask), self.act, self.rec_act, C.data_ptr(),
+            G.data_ptr(), TC.data_ptr(), _ptr(dH), dh.data_ptr(), dc.data_ptr(), dZ.data_ptr(),
+            W.data_ptr(),
+        )  # fmt: skip
         Hp = H[:-1] if M is None else H[:-1] * M
         dU = Hp.reshape(-1, u).t() @ dZ.reshape(-1, 4 * u)
         return dZ, dU, None, [dh, dc]
@@ -375,17 +316,11 @@ class GRU:
         H[0] = states0[0]
         S = xp.new_empty(T if need_grad else 1, B, 4 * u)
         W, HR = xp.new_empty(B, 3 * u), xp.new_empty(B, u)
-        s_step = B * 4 * u if need_grad else 0
-
-        def args(b: int, rows: int) -> tuple[Any, ...]:
-            return (
-                lib.gemm[xp.dtype], T, B, rows, u, int(self.reset_after), _at(xp, b, 3 * u),
-                U.data_ptr(), _ptr(b_rec), _at(M, b, u), _at(mask, b, 1), self.act,
-                self.rec_act, _at(H, b, u), _at(S, b, 4 * u), s_step, _at(W, b, 3 * u),
-                _at(HR, b, u),
-            )  # fmt: skip
-
-        _run_chunks(lib, lib.gru_forward[xp.dtype], _chunks(B), args)
+        lib.gru_forward[xp.dtype](
+            lib.gemm[xp.dtype], T, B, u, int(self.reset_after), xp.data_ptr(), U.data_ptr(),
+            _ptr(b_rec), _ptr(M), _ptr(mask), self.act, self.rec_act, H.data_ptr(),
+            S.data_ptr(), B * 4 * u if need_grad else 0, W.data_ptr(), HR.data_ptr(),
+        )  # fmt: skip
         return H[1:], [], ((H, S, mask) if need_grad else ())
 
     def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):
@@ -400,16 +335,11 @@ class GRU:
         DX = xp.new_empty(T, B, 3 * u)
         DREC = xp.new_empty(T, B, 3 * u) if self.reset_after else None
         W1, W3 = xp.new_empty(B, u), xp.new_empty(B, u)
-
-        def args(b: int, rows: int) -> tuple[Any, ...]:
-            return (
-                lib.gemm[xp.dtype], T, B, rows, u, int(self.reset_after), U.data_ptr(),
-                _at(M, b, u), _at(mask, b, 1), self.act, self.rec_act, _at(H, b, u),
-                _at(S, b, 4 * u), _at(dH, b, u), _at(dh, b, u), _at(DX, b, 3 * u),
-                _at(DREC, b, 3 * u), _at(W1, b, u), _at(W3, b, u),
-            )  # fmt: skip
-
-        _run_chunks(lib, lib.gru_backward[xp.dtype], _chunks(B), args)
+        lib.gru_backward[xp.dtype](
+            lib.gemm[xp.dtype], T, B, u, int(self.reset_after), U.data_ptr(), _ptr(M),
+            _ptr(mask), self.act, self.rec_act, H.data_ptr(), S.data_ptr(), _ptr(dH),
+            dh.data_ptr(), DX.data_ptr(), _ptr(DREC), W1.data_ptr(), W3.data_ptr(),
+        )  # fmt: skip
         Hp = (H[:-1] if M is None else H[:-1] * M).reshape(-1, u)
         if self.reset_after:
             assert DREC is not None

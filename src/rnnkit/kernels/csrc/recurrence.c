@@ -17,11 +17,6 @@
  *   TC  (T, B, u)   with a gradient: act(c_t) of every step; without: one (B, u) row
  *   W   (B, 4u)     scratch
  *
- * Batch chunks: every row's recurrence is independent of the others', so a call may run rows
- * [b0, b0 + B) of a batch of BT rows (the caller offsets every pointer by b0 rows): the arrays
- * with a time axis keep their full-batch layout (time strides of BT rows), the scratch W is the
- * chunk's own, and two threads can run two chunks at once.
- *
  * Step t, with h' = h_{t-1} * M and a / s the activation / recurrent activation:
  *   z = XP[t] + h' U;  i = s(z_i)  f = s(z_f)  g = a(z_g)  o = s(z_o)
  *   c_t = f c_{t-1} + i g;  h_t = o a(c_t);  where MASK[t] is 0: h_t = h_{t-1}, c_t = c_{t-1}
@@ -81,9 +76,9 @@ static inline float tanh_f32(float x) {
 static inline double sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
 static inline double tanh_f64(double x) { return tanh(x); }
 
-#define DEFINE_KERNELS(T_, SUF, GEMM_T)                                                        \
+#define DEFINE_KERNELS(T_, SUF, GEMM_T)                                                   \
                                                                                                \
-/* y[k] = act(x[k]) for k < n (x and y may be the same array). */                              \
+/* y[k] = act(x[k]) for k < n (x and y may be the same array). */                             \
 static void act_##SUF(int kind, int n, const T_ *x, T_ *y) {                                   \
     switch (kind) {                                                                            \
     case ACT_TANH:                                                                             \
@@ -127,7 +122,7 @@ static void mul_dact_##SUF(int kind, int n, const T_ *y, T_ *d) {               
     }                                                                                          \
 }                                                                                              \
                                                                                                \
-/* The activations alone, for tests of their accuracy. */                                      \
+/* The activations alone, for tests of their accuracy. */                                     \
 void rnnkit_activation_##SUF(int kind, int n, const T_ *x, T_ *y) { act_##SUF(kind, n, x, y); } \
                                                                                                \
 /* Row-major C (m, n) = A (m, k) @ B (k, n) + beta C, with leading dimensions. */              \
@@ -144,23 +139,22 @@ static void mm_bt_##SUF(GEMM_T gemm, int m, int n, int k, const T_ *A, int lda, 
     gemm("T", "N", &n, &m, &k, &one, B, &ldb, A, &lda, &zero, C, &ldc);                        \
 }                                                                                              \
                                                                                                \
-void rnnkit_lstm_forward_##SUF(GEMM_T gemm, int T, int BT, int B, int u, const T_ *XP, const T_ *U, \
+void rnnkit_lstm_forward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *XP, const T_ *U,    \
                                const T_ *M, const uint8_t *MASK, int act, int rec_act,         \
                                T_ *H, T_ *C, T_ *G, ptrdiff_t g_step, T_ *TC,                  \
                                ptrdiff_t tc_step, T_ *W) {                                     \
     const int u4 = 4 * u;                                                                      \
     const ptrdiff_t bu = (ptrdiff_t)B * u, bu4 = (ptrdiff_t)B * u4;                            \
-    const ptrdiff_t tu = (ptrdiff_t)BT * u, tu4 = (ptrdiff_t)BT * u4;                          \
     for (int t = 0; t < T; t++) {                                                              \
-        const T_ *h = H + t * tu, *c = C + t * tu;                                             \
-        T_ *hn = H + (t + 1) * tu, *cn = C + (t + 1) * tu;                                     \
+        const T_ *h = H + t * bu, *c = C + t * bu;                                             \
+        T_ *hn = H + (t + 1) * bu, *cn = C + (t + 1) * bu;                                     \
         T_ *g = G + t * g_step, *tc = TC + t * tc_step;                                        \
         const T_ *hr = h;                                                                      \
         if (M) {                                                                               \
             for (ptrdiff_t k = 0; k < bu; k++) W[k] = h[k] * M[k];                             \
             hr = W;                                                                            \
         }                                                                                      \
-        memcpy(g, XP + t * tu4, (size_t)bu4 * sizeof(T_));                                     \
+        memcpy(g, XP + t * bu4, (size_t)bu4 * sizeof(T_));                                     \
         mm_##SUF(gemm, B, u4, u, hr, u, U, u4, (T_)1, g, u4);                                  \
         for (int b = 0; b < B; b++) {                                                          \
             T_ *gi = g + (ptrdiff_t)b * u4, *gf = gi + u, *gg = gf + u, *go = gg + u;          \
@@ -173,7 +167,7 @@ void rnnkit_lstm_forward_##SUF(GEMM_T gemm, int T, int BT, int B, int u, const T
             for (int j = 0; j < u; j++) cb[j] = gf[j] * cp[j] + gi[j] * gg[j];                 \
             act_##SUF(act, u, cb, tcb);                                                        \
             for (int j = 0; j < u; j++) hb[j] = go[j] * tcb[j];                                \
-            if (MASK && !MASK[(ptrdiff_t)t * BT + b]) {                                        \
+            if (MASK && !MASK[(ptrdiff_t)t * B + b]) {                                         \
                 memcpy(cb, cp, (size_t)u * sizeof(T_));                                        \
                 memcpy(hb, hp, (size_t)u * sizeof(T_));                                        \
             }                                                                                  \
@@ -181,17 +175,17 @@ void rnnkit_lstm_forward_##SUF(GEMM_T gemm, int T, int BT, int B, int u, const T
     }                                                                                          \
 }                                                                                              \
                                                                                                \
-void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int BT, int B, int u, const T_ *U, const T_ *M, \
+void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *U, const T_ *M,   \
                                 const uint8_t *MASK, int act, int rec_act, const T_ *C,        \
                                 const T_ *G, const T_ *TC, const T_ *dH, T_ *dh, T_ *dc,       \
                                 T_ *dZ, T_ *W) {                                               \
     const int u4 = 4 * u;                                                                      \
-    const ptrdiff_t bu = (ptrdiff_t)B * u, tu = (ptrdiff_t)BT * u, tu4 = (ptrdiff_t)BT * u4;   \
+    const ptrdiff_t bu = (ptrdiff_t)B * u, bu4 = (ptrdiff_t)B * u4;                            \
     for (int t = T - 1; t >= 0; t--) {                                                         \
-        const T_ *c = C + t * tu, *g = G + t * tu4, *tc = TC + t * tu;                         \
-        T_ *dz = dZ + t * tu4;                                                                 \
+        const T_ *c = C + t * bu, *g = G + t * bu4, *tc = TC + t * bu;                         \
+        T_ *dz = dZ + t * bu4;                                                                 \
         if (dH) {                                                                              \
-            const T_ *dht = dH + t * tu;                                                       \
+            const T_ *dht = dH + t * bu;                                                       \
             for (ptrdiff_t k = 0; k < bu; k++) dh[k] += dht[k];                                \
         }                                                                                      \
         for (int b = 0; b < B; b++) {                                                          \
@@ -200,7 +194,7 @@ void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int BT, int B, int u, const 
             T_ *di = dz + (ptrdiff_t)b * u4, *df = di + u, *dg = df + u, *dout = dg + u;       \
             T_ *dhb = dh + r, *dcb = dc + r;                                                   \
             const T_ *cp = c + r, *tcb = tc + r;                                               \
-            if (MASK && !MASK[(ptrdiff_t)t * BT + b]) {                                        \
+            if (MASK && !MASK[(ptrdiff_t)t * B + b]) {                                         \
                 memset(di, 0, (size_t)u4 * sizeof(T_));                                        \
                 continue;                                                                      \
             }                                                                                  \
@@ -219,10 +213,10 @@ void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int BT, int B, int u, const 
             mul_dact_##SUF(act, u, gg, dg);                                                    \
             mul_dact_##SUF(rec_act, u, go, dout);                                              \
         }                                                                                      \
-        /* dh_{t-1} = (dZ_t U^T) M at valid rows, dh carried over at masked rows */            \
+        /* dh_{t-1} = (dZ_t U^T) M at valid rows, dh carried over at masked rows */           \
         mm_bt_##SUF(gemm, B, u, u4, dz, u4, U, u4, W, u);                                      \
         for (int b = 0; b < B; b++) {                                                          \
-            if (MASK && !MASK[(ptrdiff_t)t * BT + b]) continue;                                \
+            if (MASK && !MASK[(ptrdiff_t)t * B + b]) continue;                                 \
             const ptrdiff_t r = (ptrdiff_t)b * u;                                              \
             if (M) {                                                                           \
                 for (int j = 0; j < u; j++) dh[r + j] = W[r + j] * M[r + j];                   \
@@ -240,15 +234,15 @@ void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int BT, int B, int u, const 
  *   h_t = z h_{t-1} + (1 - z) hh;  where MASK[t] is 0: h_t = h_{t-1}                          \
  * S (T, B, 4u) keeps [z, r, hh, rec_h] (reset_after) or [z, r, hh, r h'] per step (one row    \
  * without a gradient, s_step = 0); W (B, 3u) is scratch. */                                   \
-void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int BT, int B, int u, int reset_after,       \
+void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,               \
                               const T_ *XP, const T_ *U, const T_ *BREC, const T_ *M,          \
                               const uint8_t *MASK, int act, int rec_act, T_ *H, T_ *S,         \
                               ptrdiff_t s_step, T_ *W, T_ *HR) {                               \
     const int u3 = 3 * u, u4 = 4 * u;                                                          \
-    const ptrdiff_t bu = (ptrdiff_t)B * u, tu = (ptrdiff_t)BT * u, tu3 = (ptrdiff_t)BT * u3;   \
+    const ptrdiff_t bu = (ptrdiff_t)B * u, bu3 = (ptrdiff_t)B * u3;                            \
     for (int t = 0; t < T; t++) {                                                              \
-        const T_ *h = H + t * tu, *x = XP + t * tu3;                                           \
-        T_ *hn = H + (t + 1) * tu, *st = S + t * s_step;                                       \
+        const T_ *h = H + t * bu, *x = XP + t * bu3;                                           \
+        T_ *hn = H + (t + 1) * bu, *st = S + t * s_step;                                       \
         const T_ *hr = h;                                                                      \
         if (M) {                                                                               \
             for (ptrdiff_t k = 0; k < bu; k++) HR[k] = h[k] * M[k];                            \
@@ -294,7 +288,7 @@ void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int BT, int B, int u, int rese
             }                                                                                  \
             act_##SUF(act, u, hh, hh);                                                         \
             for (int j = 0; j < u; j++) hb[j] = z[j] * hp[j] + ((T_)1 - z[j]) * hh[j];         \
-            if (MASK && !MASK[(ptrdiff_t)t * BT + b]) memcpy(hb, hp, (size_t)u * sizeof(T_));  \
+            if (MASK && !MASK[(ptrdiff_t)t * B + b]) memcpy(hb, hp, (size_t)u * sizeof(T_));   \
         }                                                                                      \
     }                                                                                          \
 }                                                                                              \
@@ -303,25 +297,24 @@ void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int BT, int B, int u, int rese
  * with reset_after, DREC (T, B, 3u), the gradient of rec = h' U + b_rec; dh holds dh_T on     \
  * entry (zeros) and dh_0 on return.  The caller forms dU (and db_rec) from them. W1, W3:      \
  * (B, u) scratch. */                                                                          \
-void rnnkit_gru_backward_##SUF(GEMM_T gemm, int T, int BT, int B, int u, int reset_after,      \
+void rnnkit_gru_backward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,              \
                                const T_ *U, const T_ *M, const uint8_t *MASK, int act,         \
                                int rec_act, const T_ *H, const T_ *S, const T_ *dH, T_ *dh,    \
-                               T_ *DX, T_ *DREC, T_ *W1, T_ *W3) {                             \
+                               T_ *DX, T_ *DREC, T_ *W1, T_ *W3) {                              \
     const int u3 = 3 * u, u4 = 4 * u;                                                          \
-    const ptrdiff_t bu = (ptrdiff_t)B * u, tu = (ptrdiff_t)BT * u;                             \
-    const ptrdiff_t tu3 = (ptrdiff_t)BT * u3, tu4 = (ptrdiff_t)BT * u4;                        \
+    const ptrdiff_t bu = (ptrdiff_t)B * u, bu3 = (ptrdiff_t)B * u3, bu4 = (ptrdiff_t)B * u4;   \
     for (int t = T - 1; t >= 0; t--) {                                                         \
-        const T_ *h = H + t * tu, *st = S + t * tu4;                                           \
-        T_ *dx = DX + t * tu3, *drec = reset_after ? DREC + t * tu3 : NULL;                    \
+        const T_ *h = H + t * bu, *st = S + t * bu4;                                           \
+        T_ *dx = DX + t * bu3, *drec = reset_after ? DREC + t * bu3 : NULL;                    \
         if (dH) {                                                                              \
-            const T_ *dht = dH + t * tu;                                                       \
+            const T_ *dht = dH + t * bu;                                                       \
             for (ptrdiff_t k = 0; k < bu; k++) dh[k] += dht[k];                                \
         }                                                                                      \
         for (int b = 0; b < B; b++) {                                                          \
             const T_ *z = st + (ptrdiff_t)b * u4, *r = z + u, *hh = r + u, *last = hh + u;     \
             const T_ *hp = h + (ptrdiff_t)b * u, *dhb = dh + (ptrdiff_t)b * u;                 \
             T_ *dz = dx + (ptrdiff_t)b * u3, *dr = dz + u, *dph = dr + u;                      \
-            if (MASK && !MASK[(ptrdiff_t)t * BT + b]) {                                        \
+            if (MASK && !MASK[(ptrdiff_t)t * B + b]) {                                         \
                 memset(dz, 0, (size_t)u3 * sizeof(T_));                                        \
                 if (drec) memset(drec + (ptrdiff_t)b * u3, 0, (size_t)u3 * sizeof(T_));        \
                 continue;                                                                      \
@@ -345,10 +338,10 @@ void rnnkit_gru_backward_##SUF(GEMM_T gemm, int T, int BT, int B, int u, int res
         if (reset_after) {                                                                     \
             mm_bt_##SUF(gemm, B, u, u3, drec, u3, U, u3, W1, u);                               \
         } else {                                                                               \
-            /* d(r h') = dph U_h^T; dr = d(r h') h' s'(r); dh' = [dz, dr] U_zr^T + d(r h') r */ \
+            /* d(r h') = dph U_h^T; dr = d(r h') h' s'(r); dh' = [dz, dr] U_zr^T + d(r h') r */\
             mm_bt_##SUF(gemm, B, u, u, dx + 2 * u, u3, U + 2 * u, u3, W3, u);                  \
             for (int b = 0; b < B; b++) {                                                      \
-                if (MASK && !MASK[(ptrdiff_t)t * BT + b]) continue;                            \
+                if (MASK && !MASK[(ptrdiff_t)t * B + b]) continue;                             \
                 const ptrdiff_t o = (ptrdiff_t)b * u;                                          \
                 const T_ *r = st + (ptrdiff_t)b * u4 + u, *hp = h + o;                         \
                 T_ *dr = dx + (ptrdiff_t)b * u3 + u;                                           \
@@ -362,7 +355,7 @@ void rnnkit_gru_backward_##SUF(GEMM_T gemm, int T, int BT, int B, int u, int res
             for (ptrdiff_t k = 0; k < bu; k++) W1[k] += W3[k];                                 \
         }                                                                                      \
         for (int b = 0; b < B; b++) {                                                          \
-            if (MASK && !MASK[(ptrdiff_t)t * BT + b]) continue;                                \
+            if (MASK && !MASK[(ptrdiff_t)t * B + b]) continue;                                 \
             const ptrdiff_t o = (ptrdiff_t)b * u;                                              \
             const T_ *z = st + (ptrdiff_t)b * u4;                                              \
             for (int j = 0; j < u; j++)                                                        \
