@@ -192,7 +192,7 @@ def train_fast(data: tuple, epochs: int) -> tuple[str, rnnkit.Sequential]:
     return f"test accuracy {accuracy:.3f}, {ms:.1f} ms/step, kernel {lstm.last_kernel}", model
 
 
-@step("2b. digits: RNN(LSTMCell), generic loop")
+@step("2b. digits: RNN(LSTMCell), no fused kernel")
 def train_slow(data: tuple, fast_model: rnnkit.Sequential) -> tuple[str, rnnkit.Sequential]:
     slow_model = build_model(allow_cudnn_kernel=False)
     slow_model.set_weights(fast_model.get_weights())
