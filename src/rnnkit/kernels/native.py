@@ -228,6 +228,26 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def _codes(act: Any, rec_act: Any) -> tuple[int, int]:
+    code, rec_code = _activation_code(act), _activation_code(rec_act)
+    assert code is not None and rec_code is not None, "blocker() admits these"
+    return code, rec_code
+
+
+def _prepare(
+    xp: Tensor, U: Tensor, M: Tensor | None, m: Tensor | None
+) -> tuple[_Library, Tensor, Tensor, Tensor | None, Tensor | None]:
+    """The library and a forward's arrays as C reads them: ``xp``, ``U`` and the recurrent
+    dropout mask ``M`` contiguous, the time-major ``(T, B, 1)`` bool mask ``m`` as ``(T, B)``
+    bytes."""
+    lib = _library()[0]
+    assert lib is not None, "blocker() checked that the library loads"
+    T, B = xp.shape[:2]
+    M = None if M is None else M.to(xp.dtype).contiguous()
+    mask = None if m is None else m.reshape(T, B).to(torch.uint8).contiguous()
+    return lib, xp.contiguous(), U.contiguous(), M, mask
+
+
 class LSTM:
     """The LSTM step maths of :class:`rnnkit.kernels.manual_backward_cells.LSTM`, with the
     time loop in C (same ``forward``/``backward`` interface, used by its ``Recurrence``).
@@ -239,18 +259,11 @@ class LSTM:
     n_states = 2
 
     def __init__(self, act: Any, rec_act: Any) -> None:
-        code, rec_code = _activation_code(act), _activation_code(rec_act)
-        assert code is not None and rec_code is not None, "blocker() admits these"
-        self.act, self.rec_act = code, rec_code
+        self.act, self.rec_act = _codes(act, rec_act)
 
     def forward(self, xp, U, b_rec, m, M, states0, need_grad):
-        lib = _library()[0]
-        assert lib is not None, "blocker() checked that the library loads"
-        T, B = xp.shape[:2]
-        u = U.shape[0]
-        xp, U = xp.contiguous(), U.contiguous()
-        M = None if M is None else M.to(xp.dtype).contiguous()
-        mask = None if m is None else m.reshape(T, B).to(torch.uint8).contiguous()
+        lib, xp, U, M, mask = _prepare(xp, U, M, m)
+        (T, B), u = xp.shape[:2], U.shape[0]
         h0, c0 = states0
         H, C = xp.new_empty(T + 1, B, u), xp.new_empty(T + 1, B, u)
         H[0], C[0] = h0, c0
@@ -299,19 +312,13 @@ class GRU:
     n_states = 1
 
     def __init__(self, act: Any, rec_act: Any, reset_after: bool) -> None:
-        code, rec_code = _activation_code(act), _activation_code(rec_act)
-        assert code is not None and rec_code is not None, "blocker() admits these"
-        self.act, self.rec_act, self.reset_after = code, rec_code, reset_after
+        self.act, self.rec_act = _codes(act, rec_act)
+        self.reset_after = reset_after
 
     def forward(self, xp, U, b_rec, m, M, states0, need_grad):
-        lib = _library()[0]
-        assert lib is not None, "blocker() checked that the library loads"
-        T, B = xp.shape[:2]
-        u = U.shape[0]
-        xp, U = xp.contiguous(), U.contiguous()
+        lib, xp, U, M, mask = _prepare(xp, U, M, m)
+        (T, B), u = xp.shape[:2], U.shape[0]
         b_rec = None if b_rec is None else b_rec.contiguous()
-        M = None if M is None else M.to(xp.dtype).contiguous()
-        mask = None if m is None else m.reshape(T, B).to(torch.uint8).contiguous()
         H = xp.new_empty(T + 1, B, u)
         H[0] = states0[0]
         S = xp.new_empty(T if need_grad else 1, B, 4 * u)
