@@ -304,7 +304,7 @@ def test_a_failed_build_warns_once_and_the_python_loop_runs(fresh_library, monke
     broken = fresh_library / "broken.c"
     broken.write_text("this is not C\n")
     monkeypatch.setattr(native, "_SOURCE", broken)
-    with pytest.warns(RuntimeWarning, match="native LSTM loop is not available"):
+    with pytest.warns(RuntimeWarning, match="native LSTM/GRU loop is not available"):
         why = native.blocker("lstm", "tanh", "sigmoid", torch.device("cpu"), torch.float32)
     assert why.startswith("building it failed:") and "broken.c" in why
     with warnings.catch_warnings():

@@ -1,13 +1,14 @@
-"""The native step loop of the manual-backward kernel: the LSTM recurrence in C.
+"""The native step loops of the manual-backward kernel: the LSTM and GRU recurrences in C.
 
 The manual-backward kernel (:mod:`rnnkit.kernels.manual_backward`) runs its time loop in
-Python: about 15 small torch calls per step, forward and backward. On a CPU, for the LSTM
-configurations the fused kernel cannot run (recurrent dropout, other activations, masks with
-holes), this module runs the same loop in C instead (``csrc/lstm.c``): per step one BLAS
-``gemm`` and one pass of fused gate maths, forward and backward, with no Python between
-steps. The maths, layouts and the hand-written backward are those of
-:class:`rnnkit.kernels.manual_backward_cells.LSTM`; ``tests/test_native.py`` checks that both
-give the same outputs, states and gradients, and float64 ``gradcheck``.
+Python: about 15 small torch calls per step, forward and backward. On a CPU, for the LSTM and
+GRU configurations it runs (recurrent dropout, other activations, masks with holes, GRU
+``reset_after=False``, and a CPU GRU, which torch runs without oneDNN), this module runs the
+same loop in C instead (``csrc/recurrence.c``): per step one BLAS ``gemm`` and one pass of
+fused gate maths, forward and backward, with no Python between steps. The maths, layouts and
+the hand-written backward are those of :class:`rnnkit.kernels.manual_backward_cells.LSTM` and
+``GRU``; ``tests/test_native.py`` checks that both give the same outputs, states and
+gradients, and float64 ``gradcheck``.
 
 How it is built. At first use the C file is compiled with the system C compiler
 (``cc -O3 -march=native``, about a second) into rnnkit's cache directory
@@ -215,7 +216,7 @@ def _load() -> tuple[_Library | None, str | None]:
     except (OSError, subprocess.SubprocessError) as error:
         reason = f"building it failed: {error}"
         warnings.warn(
-            f"rnnkit: the native LSTM loop is not available ({reason}); the Python step loop "
+            f"rnnkit: the native LSTM/GRU loop is not available ({reason}); the Python step loop "
             "runs instead (same results, slower).",
             RuntimeWarning,
             stacklevel=2,
