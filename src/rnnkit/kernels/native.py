@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from rnnkit import activations
+from rnnkit.kernels import manual_backward_cells as _cells
 
 Tensor = torch.Tensor
 
@@ -298,9 +299,7 @@ class LSTM:
             G.data_ptr(), TC.data_ptr(), _ptr(dH), dh.data_ptr(), dc.data_ptr(), dZ.data_ptr(),
             W.data_ptr(),
         )  # fmt: skip
-        Hp = H[:-1] if M is None else H[:-1] * M
-        dU = Hp.reshape(-1, u).t() @ dZ.reshape(-1, 4 * u)
-        return dZ, dU, None, [dh, dc]
+        return dZ, _cells.Proj(U, M).weight_grad(H[:-1], dZ), None, [dh, dc]
 
 
 class GRU:
@@ -348,12 +347,11 @@ class GRU:
             _ptr(mask), self.act, self.rec_act, H.data_ptr(), S.data_ptr(), _ptr(dH),
             dh.data_ptr(), DX.data_ptr(), _ptr(DREC), W1.data_ptr(), W3.data_ptr(),
         )  # fmt: skip
-        Hp = (H[:-1] if M is None else H[:-1] * M).reshape(-1, u)
         if self.reset_after:
             assert DREC is not None
-            dU = Hp.t() @ DREC.reshape(-1, 3 * u)
             db = None if b_rec is None else DREC.sum(dim=(0, 1))
-            return DX, dU, db, [dh]
-        dU_zr = Hp.t() @ DX[..., : 2 * u].reshape(-1, 2 * u)
-        dU_h = S[..., 3 * u :].reshape(-1, u).t() @ DX[..., 2 * u :].reshape(-1, u)
+            return DX, _cells.Proj(U, M).weight_grad(H[:-1], DREC), db, [dh]
+        dU_zr = _cells.Proj(U[:, : 2 * u], M).weight_grad(H[:-1], DX[..., : 2 * u])
+        # S's last slot holds r h' with the mask already applied: no mask again
+        dU_h = _cells.Proj(U[:, 2 * u :], None).weight_grad(S[..., 3 * u :], DX[..., 2 * u :])
         return DX, torch.cat([dU_zr, dU_h], dim=1), None, [dh]
