@@ -34,20 +34,27 @@ def _weights(dtype=torch.float32, seed=0, batch=B, time=T, features=D, units=U):
             r(batch, units), r(batch, units)]  # fmt: skip
 
 
-def _run(loop, params, monkeypatch, **kwargs):
-    """outputs, h, c and the gradients of a loss touching all three, with the native loop
-    allowed or not (RNNKIT_NATIVE)."""
+def _call(loop, cell_class, kernel, params, monkeypatch, **kwargs):
+    """``kernel(*params, **kwargs)`` with the native loop allowed or not (RNNKIT_NATIVE),
+    checking that ``cell_class`` (native.LSTM or native.GRU) ran exactly when allowed."""
     monkeypatch.setenv("RNNKIT_NATIVE", "1" if loop == "native" else "0")
     used = []
-    original = native.LSTM.forward
+    original = cell_class.forward
 
     def spy(self, *a):
         used.append(True)
         return original(self, *a)
 
-    monkeypatch.setattr(native.LSTM, "forward", spy)
-    out, h, c = manual_backward.lstm(*params, **kwargs)
+    monkeypatch.setattr(cell_class, "forward", spy)
+    result = kernel(*params, **kwargs)
     assert bool(used) == (loop == "native")
+    return result
+
+
+def _run(loop, params, monkeypatch, **kwargs):
+    """outputs, h, c and the gradients of a loss touching all three, with the native loop
+    allowed or not (RNNKIT_NATIVE)."""
+    out, h, c = _call(loop, native.LSTM, manual_backward.lstm, params, monkeypatch, **kwargs)
     w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
     loss = (out * w).sum() + h.square().sum() + c.sin().sum()
     grads = torch.autograd.grad(loss, params)
@@ -146,17 +153,7 @@ def _gru_weights(reset_after, dtype=torch.float32, seed=0, batch=B, time=T, unit
 
 
 def _run_gru(loop, params, monkeypatch, **kwargs):
-    monkeypatch.setenv("RNNKIT_NATIVE", "1" if loop == "native" else "0")
-    used = []
-    original = native.GRU.forward
-
-    def spy(self, *a):
-        used.append(True)
-        return original(self, *a)
-
-    monkeypatch.setattr(native.GRU, "forward", spy)
-    out, h = manual_backward.gru(*params, **kwargs)
-    assert bool(used) == (loop == "native")
+    out, h = _call(loop, native.GRU, manual_backward.gru, params, monkeypatch, **kwargs)
     w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
     grads = torch.autograd.grad((out * w).sum() + h.sin().sum(), params)
     return [out, h, *grads]
