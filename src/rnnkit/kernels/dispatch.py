@@ -122,10 +122,17 @@ def _native_gru_on_cpu(spec: CellSpec, config: dict[str, Any], inputs: torch.Ten
     look into C), when :func:`rnnkit.kernels.native.blocker` admits it."""
     if spec.kind != "gru" or inputs.device.type != "cpu" or torch.compiler.is_compiling():
         return False
-    if _manual_backward_blocker(config) is not None:
-        return False
-    act, rec_act = config.get("activation", "tanh"), config.get("recurrent_activation", "sigmoid")
-    return native.blocker("gru", act, rec_act, inputs.device, inputs.dtype) is None
+    return (
+        _manual_backward_blocker(config) is None and _native_blocker(spec, config, inputs) is None
+    )
+
+
+def _native_blocker(spec: CellSpec, config: dict[str, Any], inputs: torch.Tensor) -> str | None:
+    """:func:`rnnkit.kernels.native.blocker` for this call's cell and inputs."""
+    return native.blocker(
+        spec.kind, config.get("activation", "tanh"), config.get("recurrent_activation", "sigmoid"),
+        inputs.device, inputs.dtype,
+    )  # fmt: skip
 
 
 def _analysis(mask: Any, go_backwards: bool) -> MaskInfo | None:
@@ -293,10 +300,7 @@ def _manual_plan(
     """The manual-backward plan, its reason saying whether the time loop runs in C
     (:func:`rnnkit.kernels.native.blocker`, the native loop's one capability check) or in
     Python, and why."""
-    why_not = native.blocker(
-        spec.kind, config.get("activation", "tanh"), config.get("recurrent_activation", "sigmoid"),
-        inputs.device, inputs.dtype,
-    )  # fmt: skip
+    why_not = _native_blocker(spec, config, inputs)
     loop = (
         "its time loop in C, kernels.native"
         if why_not is None
