@@ -196,3 +196,42 @@ def test_jit_compile_rejects_unknown_values():
     model = rnnkit.Sequential([layers.Input((3,)), layers.Dense(1)])
     with pytest.raises(ValueError, match="jit_compile"):
         model.compile(loss="mse", jit_compile="yes")
+
+
+def test_import_leaves_the_compiler_unloaded():
+    # `import rnnkit` must not import torch._dynamo (about a second): `rnnkit._eager.eager`
+    # applies torch.compiler.disable only once something has loaded the compiler.
+    import subprocess
+
+    code = "import sys, rnnkit; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_eager_functions_run_outside_the_graph_however_first_called():
+    # `eager` == `torch.compiler.disable`: one graph break, the function runs eagerly, whether
+    # its first call is eager (before or after dynamo loads) or inside a traced frame.
+    import torch._dynamo
+
+    from rnnkit._eager import eager
+
+    for first_call_eager in (False, True):
+        compiling = []
+
+        @eager
+        def double(x, compiling=compiling):
+            compiling.append(torch.compiler.is_compiling())
+            return x * 2
+
+        def f(x):
+            return double(x + 1) - 1
+
+        if first_call_eager:
+            assert torch.equal(f(torch.ones(2)), torch.full((2,), 3.0))
+        compiled = torch.compile(f, backend="eager")
+        assert torch.equal(compiled(torch.ones(2)), torch.full((2,), 3.0))
+        assert not any(compiling)
+        torch._dynamo.reset()
+        explained = torch._dynamo.explain(f)(torch.ones(2))
+        assert explained.graph_break_count == 1
+        assert "torch.compiler.disable" in explained.break_reasons[0].reason

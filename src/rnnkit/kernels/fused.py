@@ -36,6 +36,7 @@ from torch import _VF
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import activations
+from rnnkit._eager import eager
 from rnnkit.kernels import masks as _masks
 from rnnkit.kernels import weights as _weights
 
@@ -87,7 +88,7 @@ def _call_vf(fn: Callable[..., Any], inputs: Tensor, *args: Any) -> Any:
         return fn(inputs, *args)
 
 
-@torch.compiler.disable
+@eager
 def _call_vf_eagerly(fn: Callable[..., Any], inputs: Tensor, *args: Any) -> Any:
     return _call_vf(fn, inputs, *args)
 

@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from rnnkit import activations
+from rnnkit._eager import eager
 from rnnkit.kernels import manual_backward_cells as _cells
 
 Tensor = torch.Tensor
@@ -204,7 +205,7 @@ def _forget() -> None:
     _LOADED.clear()
 
 
-@torch.compiler.disable
+@eager
 def _load() -> tuple[_Library | None, str | None]:
     blas = _torch_blas()
     if isinstance(blas, str):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from rnnkit._eager import eager
 from rnnkit.kernels import export, fused, manual_backward
 from rnnkit.kernels.spec import EXPORT, FUSED, MANUAL_BACKWARD, KernelPlan
 
@@ -136,7 +137,7 @@ def _run_export(
 
 # Under torch.compile the manual-backward kernel runs eagerly (one graph break): its autograd
 # Function writes into preallocated step buffers (`out=`), which dynamo does not trace.
-@torch.compiler.disable
+@eager
 def _run_manual_backward(
     plan: KernelPlan,
     inputs: Tensor,

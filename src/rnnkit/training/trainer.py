@@ -41,6 +41,7 @@ import torch
 
 from rnnkit import distributed as distributed_module
 from rnnkit import tree
+from rnnkit._eager import eager
 from rnnkit.symbolic import KerasTensor
 from rnnkit.training import callbacks as callbacks_module
 from rnnkit.training import data as data_module
@@ -223,7 +224,7 @@ class Trainer:
         for m in self.metrics:
             m.reset_state()
 
-    @torch.compiler.disable  # jit_compile compiles the model's computation, not this
+    @eager  # jit_compile compiles the model's computation, not this
     def get_metrics_result(self) -> dict[str, float]:
         """``{name: value}`` of every metric, in :attr:`metrics` order (one read-back)."""
         metrics = self.metrics
@@ -237,7 +238,7 @@ class Trainer:
         metrics = self.metrics
         return StepLogs([m.name for m in metrics], self._result_tensors(), self._read_back)
 
-    @torch.compiler.disable  # jit_compile compiles the model's computation, not this
+    @eager  # jit_compile compiles the model's computation, not this
     def _read_back(self, values: list[Any]) -> list[float]:
         """``values`` as floats, read back with the step guard's pending flags in one
         transfer; a bad step among them gets the nan policy (raise, or warn and stop)."""
@@ -314,7 +315,7 @@ class Trainer:
             scaler.update()
         return self._step_logs()
 
-    @torch.compiler.disable  # jit_compile compiles the model's computation, not this
+    @eager  # jit_compile compiles the model's computation, not this
     def _guarded_update(
         self,
         guard: StepGuard,
@@ -380,7 +381,7 @@ class Trainer:
     def _parameters_list(self) -> list[torch.nn.Parameter]:
         return self._cached("parameters", lambda: list(self.parameters()))
 
-    @torch.compiler.disable
+    @eager
     def _unscale_gradients(self, scaler: torch.amp.GradScaler) -> bool:
         """Divide the gradients by the loss scale; on an overflow skip the step and lower the
         scale (False), as Keras' LossScaleOptimizer does."""
@@ -404,7 +405,7 @@ class Trainer:
             self._jit_steps[name] = torch.compile(step)
         return self._jit_steps[name]
 
-    @torch.compiler.disable  # jit_compile compiles the model's computation, not this
+    @eager  # jit_compile compiles the model's computation, not this
     def _gradients_ready(self, loss: torch.Tensor | None) -> bool:
         """After backward: all-reduce the gradients under data parallelism, then apply the
         nan policy to a non-finite loss (on any rank). True when the step may go ahead."""
@@ -415,7 +416,7 @@ class Trainer:
             finite = parallel.reduce_gradients(self._trainable_parameters(), finite)
         return finite or nan_policy_module.check_loss(self, loss)
 
-    @torch.compiler.disable  # jit_compile compiles the model's computation, not this
+    @eager  # jit_compile compiles the model's computation, not this
     def _apply_gradients(self) -> None:
         optimizer = self.optimizer
         if isinstance(optimizer, optimizers_module.Optimizer) and not optimizer.built:
@@ -896,7 +897,7 @@ class Trainer:
             )
         return flat_true, flat_pred
 
-    @torch.compiler.disable  # jit_compile compiles the model's computation, not this
+    @eager  # jit_compile compiles the model's computation, not this
     def _update_metrics(
         self, x: Any, y: Any, y_pred: Any, loss: torch.Tensor, sample_weight: Any = None
     ) -> None:
