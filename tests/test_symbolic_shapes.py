@@ -152,3 +152,76 @@ def test_a_build_that_computes_with_torch_works_in_a_symbolic_call():
     layer = RandomScale()
     assert layer(rnnkit.Input((3,))).shape == (None, 3)
     assert not is_fake(layer.factor) and 0.5 <= float(layer.factor.detach()) <= 1.5
+
+
+# Layers that tell a symbolic call's output from the input's shape (`_output_from_shapes`),
+# without a placeholder run, and what the placeholder run gives for the same call.
+_FROM_SHAPES = {
+    "dense": lambda: layers.Dense(5),
+    "dense_float64": lambda: layers.Dense(5, dtype="float64"),
+    "batch_norm": lambda: layers.BatchNormalization(),
+    "lstm": lambda: layers.LSTM(4),
+    "lstm_sequences_states": lambda: layers.LSTM(4, return_sequences=True, return_state=True),
+    "gru_states": lambda: layers.GRU(3, return_state=True),
+    "gru_v1_backwards": lambda: layers.GRU(3, reset_after=False, go_backwards=True),
+    "simple_rnn_sequences": lambda: layers.SimpleRNN(2, return_sequences=True),
+    "rnn_lstm_cell_float64": lambda: layers.RNN(layers.LSTMCell(3), dtype="float64"),
+}
+_SYMBOLIC_INPUTS = {
+    "unknown_time": lambda: rnnkit.Input((None, 6)),
+    "static": lambda: rnnkit.Input((7, 6), batch_size=3),
+    "float64_input": lambda: rnnkit.Input((None, 6), dtype="float64"),
+    "masked": lambda: layers.Masking()(rnnkit.Input((None, 6))),
+    "embedded": lambda: layers.Embedding(10, 6, mask_zero=True)(rnnkit.Input((None,))),
+}
+
+
+@pytest.mark.parametrize("mask_zero", [False, True])
+@pytest.mark.parametrize("dtype", ["int64", "int32", "float32"])
+def test_embedding_outputs_from_shapes_equal_the_placeholder_run(mask_zero, dtype):
+    for shape in [(None,), (5,), (None, 3)]:
+        x = rnnkit.Input(shape, dtype=dtype)
+        told = layers.Embedding(10, 4, mask_zero=mask_zero)(x)
+        run = layers.Embedding(10, 4, mask_zero=mask_zero)
+        run._output_from_shapes = lambda inputs: None
+        assert _describe(told) == _describe(run(x))
+
+
+def _describe(outputs):
+    def one(t):
+        mask = t._keras_mask
+        return (t.shape, t.dtype, None if mask is None else (mask.shape, mask.dtype))
+
+    if isinstance(outputs, (list, tuple)):
+        return (type(outputs), [one(t) for t in outputs])
+    return one(outputs)
+
+
+@pytest.mark.parametrize("make_input", sorted(_SYMBOLIC_INPUTS))
+@pytest.mark.parametrize("make_layer", sorted(_FROM_SHAPES))
+def test_outputs_from_shapes_equal_the_placeholder_run(make_layer, make_input, monkeypatch):
+    from rnnkit import symbolic
+
+    entered = []
+    fake_tensors = symbolic._fake_tensors
+
+    def counting():
+        entered.append(True)
+        return fake_tensors()
+
+    x = _SYMBOLIC_INPUTS[make_input]()
+    monkeypatch.setattr(symbolic, "_fake_tensors", counting)
+    told = _FROM_SHAPES[make_layer]()(x)
+    assert not entered, "the call ran on placeholders"
+    run = _FROM_SHAPES[make_layer]()
+    run._output_from_shapes = lambda inputs: None  # force the placeholder run
+    assert _describe(told) == _describe(run(x))
+
+
+def test_outputs_from_shapes_keep_the_errors_of_the_run():
+    for layer in (layers.Dense(5), layers.LSTM(4), layers.BatchNormalization()):
+        layer(rnnkit.Input((None, 6)))
+        with pytest.raises(ValueError, match="6"):
+            layer(rnnkit.Input((None, 7)))
+    with pytest.raises(ValueError, match="rank"):
+        layers.GRU(3)(rnnkit.Input((6,)))

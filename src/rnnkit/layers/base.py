@@ -693,6 +693,26 @@ class Layer(nn.Module):
         """The mask of the outputs: the input mask when ``supports_masking``, else None."""
         return mask if self.supports_masking else None
 
+    def _output_from_shapes(self, inputs: KerasTensor) -> Any:
+        """The output of a symbolic call on the one KerasTensor ``inputs`` (no other argument
+        than ``training``) as KerasTensors, told from its shape and dtype without running the
+        layer; None (the default) when the layer cannot tell, and the call then runs on
+        placeholder tensors (:func:`rnnkit.symbolic.infer_outputs`), which also raises the
+        layer's errors. An override builds the layer first and says exactly what the run
+        would give: shapes, dtypes and output masks."""
+        return None
+
+    def _with_input_mask(self, inputs: KerasTensor, output: KerasTensor) -> KerasTensor | None:
+        """``output`` with the mask a layer that passes its input mask on gives it (a copy of
+        ``inputs``' mask, or none); None when this layer computes its own output mask."""
+        mask = inputs._keras_mask
+        if mask is None or not self.supports_masking:
+            return output
+        if type(self).compute_mask is not Layer.compute_mask:
+            return None
+        output._keras_mask = KerasTensor(mask.shape, mask.dtype)
+        return output
+
     def compute_output_shape(self, input_shape: Any) -> Any:
         """Output shape(s) for ``input_shape`` (``None`` for unknown sizes), inferred by running
         the layer on small placeholder tensors unless a subclass knows better."""

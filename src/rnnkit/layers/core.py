@@ -20,7 +20,7 @@ import torch
 
 from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit.layers.base import Layer, check_input_shape
-from rnnkit.symbolic import in_symbolic_call
+from rnnkit.symbolic import KerasTensor, in_symbolic_call
 
 
 def _positive_int(value: Any, argument: str, layer: str) -> int:
@@ -163,6 +163,21 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return (*tuple(input_shape)[:-1], self.units)
 
+    def _output_from_shapes(self, inputs: KerasTensor) -> KerasTensor | None:
+        """``(..., units)`` in the kernel's dtype, with the input's mask; None under a mixed
+        policy, for a subclass with its own ``call`` or for inputs the call rejects."""
+        shape = inputs.shape
+        if self._autocast_dtype is not None or len(shape) < 2 or shape[-1] is None:
+            return None
+        if type(self).call is not Dense.call:
+            return None
+        self._maybe_build(inputs)
+        if shape[-1] != self.kernel.shape[0]:
+            return None  # the placeholder run raises the error that names both sizes
+        return self._with_input_mask(
+            inputs, KerasTensor((*shape[:-1], self.units), self.kernel.dtype)
+        )
+
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
@@ -290,6 +305,20 @@ class Embedding(Layer):
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return (*tuple(input_shape), self.output_dim)
+
+    def _output_from_shapes(self, inputs: KerasTensor) -> KerasTensor | None:
+        """``(*input_shape, output_dim)`` in the table's dtype, with the ``inputs != 0`` mask
+        (the input's shape, bool) when ``mask_zero``; None under a mixed policy or for a
+        subclass with its own ``call`` or ``compute_mask``."""
+        if self._autocast_dtype is not None or type(self).call is not Embedding.call:
+            return None
+        if type(self).compute_mask is not Embedding.compute_mask:
+            return None
+        self._maybe_build(inputs)
+        output = KerasTensor((*inputs.shape, self.output_dim), self.embeddings.dtype)
+        if self.mask_zero:
+            output._keras_mask = KerasTensor(inputs.shape, torch.bool)
+        return output
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

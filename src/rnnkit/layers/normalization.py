@@ -13,7 +13,7 @@ from rnnkit import constraints, initializers, regularizers
 from rnnkit.layers.base import Layer
 from rnnkit.layers.core import drop_keras_only_keys
 from rnnkit.layers.shapes import check_input_shape, layer_label
-from rnnkit.symbolic import in_symbolic_call
+from rnnkit.symbolic import KerasTensor, in_symbolic_call
 
 # Keras' backend.epsilon(): keeps masked moments finite when every position is masked.
 _MASK_EPSILON = 1e-7
@@ -205,6 +205,21 @@ class BatchNormalization(Layer):
             shift = shift + self.beta.to(x.dtype)
         outputs = x * _broadcast(scale, x.ndim, axis) + _broadcast(shift, x.ndim, axis)
         return outputs.to(out_dtype)
+
+    def _output_from_shapes(self, inputs: KerasTensor) -> KerasTensor | None:
+        """The input's shape in the compute dtype, with its mask, for floating inputs the
+        built layer takes; None under a mixed policy or for inputs the call rejects."""
+        shape = inputs.shape
+        if self._autocast_dtype is not None or not inputs.dtype.is_floating_point:
+            return None
+        if not -len(shape) <= self.axis < len(shape) or shape[self.axis] is None:
+            return None
+        if type(self).call is not BatchNormalization.call:
+            return None
+        self._maybe_build(inputs)
+        if self._input_rank != len(shape) or shape[self.axis] != self.moving_mean.shape[0]:
+            return None  # the placeholder run raises the error
+        return self._with_input_mask(inputs, KerasTensor(shape, self.compute_dtype))
 
     @torch.no_grad()
     def _update_moving_statistics(self, mean: torch.Tensor, variance: torch.Tensor) -> None:

@@ -53,11 +53,17 @@ from rnnkit.layers.cell_protocol import (
     state_spec,
 )
 from rnnkit.layers.kernel_layout import ColumnMajorKernels
-from rnnkit.layers.rnn_cells import cell_initial_state, has_zero_initial_state
+from rnnkit.layers.rnn_cells import (
+    GRUCell,
+    LSTMCell,
+    SimpleRNNCell,
+    cell_initial_state,
+    has_zero_initial_state,
+)
 from rnnkit.layers.serialization import deserialize, serialize
 from rnnkit.layers.shapes import layer_label
 from rnnkit.layers.stacked_cells import StackedRNNCells as StackedRNNCells
-from rnnkit.symbolic import in_symbolic_call
+from rnnkit.symbolic import KerasTensor, in_symbolic_call
 
 Tensor = torch.Tensor
 
@@ -825,6 +831,42 @@ class RNN(Layer):
             return_sequences=self.return_sequences,
             cell_kwargs=cell_kwargs,
         )
+
+    def _output_from_shapes(self, inputs: KerasTensor) -> Any:
+        """The outputs of a symbolic call on one ``(batch, time, features)`` input, for a
+        built-in cell: ``(batch, time, units)`` (with the input's ``(batch, time)`` mask, if
+        any) or ``(batch, units)``, then one ``(batch, units)`` per state with
+        ``return_state``, in the compute dtype. None for anything else (custom, stacked or
+        wrapped cells, ``time_major``, ``unroll``, ``stateful``, mixed policies): the call
+        then runs on placeholders."""
+        shape = inputs.shape
+        mask = inputs._keras_mask
+        if (
+            not self._runs_rnn_call
+            or type(self.cell) not in (SimpleRNNCell, LSTMCell, GRUCell)
+            or (mask is not None and mask.shape != shape[:2])
+            or self.time_major
+            or self.unroll
+            or self.stateful
+            or self._autocast_dtype is not None
+            or len(shape) != 3
+            or shape[1] == 0
+            or shape[2] is None
+        ):
+            return None
+        self._maybe_build(inputs)
+        if self.cell.kernel.shape[0] != shape[2]:
+            return None  # the placeholder run raises the error that names both sizes
+        batch, units, dtype = shape[0], self.cell.units, self.compute_dtype
+        if self.return_sequences:
+            output = KerasTensor((batch, shape[1], units), dtype)
+            if mask is not None:
+                output._keras_mask = KerasTensor(mask.shape, mask.dtype)
+        else:
+            output = KerasTensor((batch, units), dtype)
+        if not self.return_state:
+            return output
+        return (output, *(KerasTensor((batch, units), dtype) for _ in range(self._num_states())))
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The output mask: the input mask with ``return_sequences``, else None; with
