@@ -223,10 +223,12 @@ class BatchNormalization(Layer):
 
     @torch.no_grad()
     def _update_moving_statistics(self, mean: torch.Tensor, variance: torch.Tensor) -> None:
-        """Keras' update: ``moving = moving * momentum + batch * (1 - momentum)``."""
-        m = self.momentum
-        self.moving_mean.copy_(self.moving_mean * m + mean.detach() * (1.0 - m))
-        self.moving_variance.copy_(self.moving_variance * m + variance.detach() * (1.0 - m))
+        """Keras' update, ``moving = moving * momentum + batch * (1 - momentum)``, written
+        as one in-place ``lerp`` of both statistics (``moving + (1 - momentum) * (batch -
+        moving)``: the same value up to rounding, one op instead of eight)."""
+        moving = [self.moving_mean, self.moving_variance]
+        batch = [s.detach().to(m.dtype) for s, m in zip((mean, variance), moving)]
+        torch._foreach_lerp_(moving, batch, 1.0 - self.momentum)
 
     def _fused(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         """Features on axis 1, no mask: torch's batch-norm op (one node forward and backward)
