@@ -166,6 +166,20 @@ _FROM_SHAPES = {
     "gru_v1_backwards": lambda: layers.GRU(3, reset_after=False, go_backwards=True),
     "simple_rnn_sequences": lambda: layers.SimpleRNN(2, return_sequences=True),
     "rnn_lstm_cell_float64": lambda: layers.RNN(layers.LSTMCell(3), dtype="float64"),
+    **{
+        f"bidirectional_{mode}": lambda mode=mode: layers.Bidirectional(
+            layers.LSTM(3, return_sequences=True), merge_mode=mode
+        )
+        for mode in ("concat", "sum", "ave", "mul", None)
+    },
+    "bidirectional_states_none": lambda: layers.Bidirectional(
+        layers.GRU(3, return_sequences=True, return_state=True), merge_mode=None
+    ),
+    "bidirectional_states_concat": lambda: layers.Bidirectional(layers.LSTM(3, return_state=True)),
+    "bidirectional_other_backward": lambda: layers.Bidirectional(
+        layers.LSTM(3, return_sequences=True),
+        backward_layer=layers.GRU(2, return_sequences=True, go_backwards=True),
+    ),
 }
 _SYMBOLIC_INPUTS = {
     "unknown_time": lambda: rnnkit.Input((None, 6)),
@@ -183,7 +197,7 @@ def test_embedding_outputs_from_shapes_equal_the_placeholder_run(mask_zero, dtyp
         x = rnnkit.Input(shape, dtype=dtype)
         told = layers.Embedding(10, 4, mask_zero=mask_zero)(x)
         run = layers.Embedding(10, 4, mask_zero=mask_zero)
-        run._output_from_shapes = lambda inputs: None
+        run._output_from_shapes = lambda inputs, **kwargs: None
         assert _describe(told) == _describe(run(x))
 
 
@@ -214,7 +228,7 @@ def test_outputs_from_shapes_equal_the_placeholder_run(make_layer, make_input, m
     told = _FROM_SHAPES[make_layer]()(x)
     assert not entered, "the call ran on placeholders"
     run = _FROM_SHAPES[make_layer]()
-    run._output_from_shapes = lambda inputs: None  # force the placeholder run
+    run._output_from_shapes = lambda inputs, **kwargs: None  # force the placeholder run
     assert _describe(told) == _describe(run(x))
 
 
@@ -225,3 +239,27 @@ def test_outputs_from_shapes_keep_the_errors_of_the_run():
             layer(rnnkit.Input((None, 7)))
     with pytest.raises(ValueError, match="rank"):
         layers.GRU(3)(rnnkit.Input((6,)))
+
+
+@pytest.mark.parametrize("return_state", [False, True])
+def test_initial_states_keep_the_outputs_from_shapes(return_state, monkeypatch):
+    from rnnkit import symbolic
+
+    entered = []
+    fake_tensors = symbolic._fake_tensors
+    monkeypatch.setattr(symbolic, "_fake_tensors", lambda: entered.append(1) or fake_tensors())
+    x = rnnkit.Input((None, 6))
+    h, c = rnnkit.Input((4,)), rnnkit.Input((4,))
+    for make, state in [
+        (lambda: layers.LSTM(4, return_sequences=True, return_state=return_state), [h, c]),
+        (lambda: layers.GRU(4, return_state=return_state), h),
+        (lambda: layers.SimpleRNN(4, return_state=return_state), [h]),
+    ]:
+        entered.clear()
+        told = make()(x, initial_state=state)
+        assert not entered, "the call ran on placeholders"
+        run = make()
+        run._output_from_shapes = lambda inputs, **kwargs: None
+        assert _describe(told) == _describe(run(x, initial_state=state))
+    with pytest.raises(ValueError, match="initial_state"):  # wrong sizes: the run says so
+        layers.LSTM(4)(x, initial_state=[rnnkit.Input((3,)), rnnkit.Input((3,))])

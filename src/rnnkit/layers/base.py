@@ -693,10 +693,11 @@ class Layer(nn.Module):
         """The mask of the outputs: the input mask when ``supports_masking``, else None."""
         return mask if self.supports_masking else None
 
-    def _output_from_shapes(self, inputs: KerasTensor) -> Any:
-        """The output of a symbolic call on the one KerasTensor ``inputs`` (no other argument
-        than ``training``) as KerasTensors, told from its shape and dtype without running the
-        layer; None (the default) when the layer cannot tell, and the call then runs on
+    def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> Any:
+        """The output of a symbolic call on the one KerasTensor ``inputs`` (``kwargs``: the
+        call's other keyword arguments but ``training``) as KerasTensors, told from shapes and
+        dtypes without running the layer; None (the default) when the layer cannot tell, and
+        the call then runs on
         placeholder tensors (:func:`rnnkit.symbolic.infer_outputs`), which also raises the
         layer's errors. An override builds the layer first and says exactly what the run
         would give: shapes, dtypes and output masks."""

@@ -36,7 +36,7 @@ from rnnkit.layers.cell_protocol import accepts_argument
 from rnnkit.layers.rnn import RNN
 from rnnkit.layers.serialization import deserialize, serialize
 from rnnkit.layers.shapes import layer_label
-from rnnkit.symbolic import in_symbolic_call
+from rnnkit.symbolic import KerasTensor, in_symbolic_call
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 _RNN_ATTRIBUTES = ("go_backwards", "return_sequences", "return_state")
@@ -375,6 +375,47 @@ class Bidirectional(Layer):
         if self.merge_mode is None:
             return (*output, *forward_final, *backward_final)
         return (output, *forward_final, *backward_final)
+
+    def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> Any:
+        """Both directions' outputs told from the input's shape (each an ``RNN`` that can:
+        see :meth:`RNN._output_from_shapes`), merged as :meth:`call` merges them, with the
+        masks :meth:`compute_mask` gives; None when a direction cannot tell, when ``weights``
+        are still to be applied, or when the two outputs cannot merge (the call raises)."""
+        forward, backward = self.forward_layer, self.backward_layer
+        if (
+            kwargs
+            or self._initial_weights is not None
+            or not (isinstance(forward, RNN) and isinstance(backward, RNN))
+            or type(self).call is not Bidirectional.call
+            or type(self).compute_mask is not Bidirectional.compute_mask
+        ):
+            return None
+        self._maybe_build(inputs)
+        y, y_rev = forward._output_from_shapes(inputs), backward._output_from_shapes(inputs)
+        if y is None or y_rev is None:
+            return None
+        states: list[KerasTensor] = []
+        if self.return_state:
+            states = [*y[1:], *y_rev[1:]]
+            y, y_rev = y[0], y_rev[0]
+        if y.dtype != y_rev.dtype or y.shape[:-1] != y_rev.shape[:-1]:
+            return None
+        if self.merge_mode == "concat":
+            outputs = [KerasTensor((*y.shape[:-1], y.shape[-1] + y_rev.shape[-1]), y.dtype)]
+        elif self.merge_mode is not None:
+            if y.shape != y_rev.shape:
+                return None
+            outputs = [KerasTensor(y.shape, y.dtype)]
+        else:
+            outputs = [KerasTensor(y.shape, y.dtype), KerasTensor(y_rev.shape, y_rev.dtype)]
+        mask = inputs._keras_mask
+        if mask is not None and self.return_sequences:
+            for output in outputs:
+                output._keras_mask = KerasTensor(mask.shape, mask.dtype)
+        self._num_states = len(states)
+        if self.return_state:
+            return (*outputs, *states)
+        return outputs if self.merge_mode is None else outputs[0]
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The input mask for sequence outputs (both, with ``merge_mode=None``); ``None`` for

@@ -163,11 +163,11 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return (*tuple(input_shape)[:-1], self.units)
 
-    def _output_from_shapes(self, inputs: KerasTensor) -> KerasTensor | None:
+    def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> KerasTensor | None:
         """``(..., units)`` in the kernel's dtype, with the input's mask; None under a mixed
         policy, for a subclass with its own ``call`` or for inputs the call rejects."""
         shape = inputs.shape
-        if self._autocast_dtype is not None or len(shape) < 2 or shape[-1] is None:
+        if kwargs or self._autocast_dtype is not None or len(shape) < 2 or shape[-1] is None:
             return None
         if type(self).call is not Dense.call:
             return None
@@ -306,11 +306,11 @@ class Embedding(Layer):
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return (*tuple(input_shape), self.output_dim)
 
-    def _output_from_shapes(self, inputs: KerasTensor) -> KerasTensor | None:
+    def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> KerasTensor | None:
         """``(*input_shape, output_dim)`` in the table's dtype, with the ``inputs != 0`` mask
         (the input's shape, bool) when ``mask_zero``; None under a mixed policy or for a
         subclass with its own ``call`` or ``compute_mask``."""
-        if self._autocast_dtype is not None or type(self).call is not Embedding.call:
+        if kwargs or self._autocast_dtype is not None or type(self).call is not Embedding.call:
             return None
         if type(self).compute_mask is not Embedding.compute_mask:
             return None

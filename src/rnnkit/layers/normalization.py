@@ -206,11 +206,11 @@ class BatchNormalization(Layer):
         outputs = x * _broadcast(scale, x.ndim, axis) + _broadcast(shift, x.ndim, axis)
         return outputs.to(out_dtype)
 
-    def _output_from_shapes(self, inputs: KerasTensor) -> KerasTensor | None:
+    def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> KerasTensor | None:
         """The input's shape in the compute dtype, with its mask, for floating inputs the
         built layer takes; None under a mixed policy or for inputs the call rejects."""
         shape = inputs.shape
-        if self._autocast_dtype is not None or not inputs.dtype.is_floating_point:
+        if kwargs or self._autocast_dtype is not None or not inputs.dtype.is_floating_point:
             return None
         if not -len(shape) <= self.axis < len(shape) or shape[self.axis] is None:
             return None

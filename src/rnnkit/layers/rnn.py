@@ -832,17 +832,20 @@ class RNN(Layer):
             cell_kwargs=cell_kwargs,
         )
 
-    def _output_from_shapes(self, inputs: KerasTensor) -> Any:
+    def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> Any:
         """The outputs of a symbolic call on one ``(batch, time, features)`` input, for a
         built-in cell: ``(batch, time, units)`` (with the input's ``(batch, time)`` mask, if
         any) or ``(batch, units)``, then one ``(batch, units)`` per state with
-        ``return_state``, in the compute dtype. None for anything else (custom, stacked or
-        wrapped cells, ``time_major``, ``unroll``, ``stateful``, mixed policies): the call
-        then runs on placeholders."""
+        ``return_state``, in the compute dtype. An ``initial_state`` of KerasTensors shaped
+        ``(batch, units)`` each, one per state, does not change them. None for anything else
+        (custom, stacked or wrapped cells, other arguments, ``time_major``, ``unroll``,
+        ``stateful``, mixed policies): the call then runs on placeholders."""
         shape = inputs.shape
         mask = inputs._keras_mask
+        initial_state = kwargs.pop("initial_state", None)
         if (
-            not self._runs_rnn_call
+            kwargs
+            or not self._runs_rnn_call
             or type(self.cell) not in (SimpleRNNCell, LSTMCell, GRUCell)
             or (mask is not None and mask.shape != shape[:2])
             or self.time_major
@@ -858,6 +861,15 @@ class RNN(Layer):
         if self.cell.kernel.shape[0] != shape[2]:
             return None  # the placeholder run raises the error that names both sizes
         batch, units, dtype = shape[0], self.cell.units, self.compute_dtype
+        if initial_state is not None:
+            given = tree.flatten(initial_state)
+            if len(given) != self._num_states() or not all(
+                isinstance(s, KerasTensor)
+                and s.shape == (batch, units)
+                and s.dtype.is_floating_point
+                for s in given
+            ):
+                return None  # the placeholder run checks them and says what is wrong
         if self.return_sequences:
             output = KerasTensor((batch, shape[1], units), dtype)
             if mask is not None:
