@@ -219,3 +219,29 @@ def test_fit_trains_in_training_mode_and_restores_the_modes():
     model.predict(x, verbose=0)
     assert modes == [True, False]
     assert not any(m.training for m in model.modules())
+
+
+def test_train_on_batch_sets_and_restores_each_module_mode_and_calls_an_overridden_train():
+    # Modules that keep nn.Module.train get their flags written directly; a model holding
+    # one that overrides train() goes through train() (the override sees the switch).
+    class Frozen(layers.Dense):
+        def train(self, mode=True):
+            self.switches.append(mode)
+            return super().train(mode)
+
+    for frozen in (False, True):
+        model = _classifier()
+        if frozen:
+            head = Frozen(2)
+            head.switches = []
+            model = rnnkit.Sequential([*model.layers, head])
+        modes = []
+        model.layers[2].register_forward_hook(lambda m, args, out: modes.append(m.training))
+        model.compile(optimizer="sgd", loss="mse")
+        model.layers[0].train()  # a mixed state, given back as it was
+        before = [m.training for m in model.modules()]
+        model.train_on_batch(_x(4, 5, 3).numpy(), np.zeros((4, 2), "float32"))
+        assert modes == [True]
+        assert [m.training for m in model.modules()] == before
+        if frozen:
+            assert head.switches == [True]
