@@ -235,8 +235,10 @@ def test_train_on_batch_sets_and_restores_each_module_mode_and_calls_an_overridd
             head = Frozen(2)
             head.switches = []
             model = rnnkit.Sequential([*model.layers, head])
-        modes = []
-        model.layers[2].register_forward_hook(lambda m, args, out: modes.append(m.training))
+        modes: list[bool] = []
+        model.layers[2].register_forward_hook(
+            lambda m, args, out, modes=modes: modes.append(m.training)
+        )
         model.compile(optimizer="sgd", loss="mse")
         model.layers[0].train()  # a mixed state, given back as it was
         before = [m.training for m in model.modules()]
