@@ -5,6 +5,7 @@ capability check, and what happens when they cannot be built."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -313,6 +314,49 @@ def test_a_failed_build_warns_once_and_the_python_loop_runs(fresh_library, monke
         layer.last_kernel_choice.reason
     )
     assert list(fresh_library.glob("*.so")) == []  # nothing half-written left behind
+
+
+def test_a_compiler_without_openmp_builds_the_one_thread_loop_and_says_so(
+    fresh_library, monkeypatch
+):
+    monkeypatch.setattr(native, "_OPENMP", "-fno-such-openmp-flag")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: the loop runs, the report says how
+        assert native.blocker("lstm", "tanh", "sigmoid", torch.device("cpu"), torch.float32) is None
+        layer = layers.LSTM(3, recurrent_dropout=0.5)
+        x = torch.randn(32, 4, 3)
+        layer(x, training=True)
+    reason = layer.last_kernel_choice.reason
+    assert "its time loop in C, kernels.native; its gate maths on one thread:" in reason
+    assert "-fno-such-openmp-flag" in reason
+    (built,) = fresh_library.glob("rnnkit_recurrence_*.so")  # the one-thread build only
+
+
+def test_the_gate_maths_run_on_torch_openmp_threads():
+    # Built with -fopenmp, the library uses torch's own libgomp (one OpenMP runtime), and a
+    # batch of 64 gives the same results on one thread and on two (to float32 rounding: the
+    # BLAS may split its products differently).
+    lib, why = native._library()
+    assert why is None and lib.one_thread is None
+    if Path("/proc/self/maps").exists():  # Linux: which libgomp copies the process holds
+        with open("/proc/self/maps") as maps:
+            gomp = {line.split()[-1] for line in maps if "libgomp" in line}
+        assert len(gomp) == 1 and next(iter(gomp)).startswith(str(Path(torch.__file__).parent))
+    layer = layers.LSTM(16, activation="relu", return_sequences=True)
+    x = torch.randn(64, 7, 5, requires_grad=True)
+    holes = torch.rand(64, 7, generator=torch.Generator().manual_seed(0)) > 0.2
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out = layer(x, mask=holes, training=True)
+            (grad,) = torch.autograd.grad(out.square().sum(), x)
+            results.append((out.detach(), grad))
+    finally:
+        torch.set_num_threads(threads)
+    assert layer.last_kernel_choice.reason.endswith("(its time loop in C, kernels.native)")
+    torch.testing.assert_close(results[0], results[1])  # a race between rows would not be
 
 
 def test_no_compiler_is_a_reason(fresh_library, monkeypatch):

@@ -302,7 +302,7 @@ def _manual_plan(
     Python, and why."""
     why_not = _native_blocker(spec, config, inputs)
     loop = (
-        "its time loop in C, kernels.native"
+        f"its time loop in C, kernels.native{native.threads_note()}"
         if why_not is None
         else f"its time loop in Python: {why_not}"
     )

@@ -11,11 +11,14 @@ the hand-written backward are those of :class:`rnnkit.kernels.manual_backward_ce
 gradients, and float64 ``gradcheck``.
 
 How it is built. At first use the C file is compiled with the system C compiler
-(``cc -O3 -march=native``, about a second) into rnnkit's cache directory
+(``cc -O3 -march=native -fopenmp``, about a second) into rnnkit's cache directory
 (``$RNNKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/rnnkit``, else ``~/.cache/rnnkit``), under a
 name that hashes the source, the flags and the CPU, and loaded with ``ctypes``. The matrix
 products call the BLAS ``sgemm_``/``dgemm_`` that torch's CPU library exports (MKL on x86-64
-builds), so the C file needs no torch header.
+builds), so the C file needs no torch header. With ``-fopenmp`` the gate maths of each step
+are split over the batch rows on torch's own OpenMP threads (torch's ``libgomp.so.1`` is
+already loaded, and the loader hands this library that copy); a compiler without OpenMP
+builds the same loops for one thread, and the kernel report says so.
 
 When it runs: :func:`blocker` is the one capability check. It returns why the native loop
 cannot run a call (or None): not an LSTM, a device other than the CPU, a dtype other than
@@ -51,6 +54,7 @@ ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "hard_sigmoid": 3, "relu": 
 
 _SOURCE = Path(__file__).with_name("csrc") / "recurrence.c"
 _FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared")
+_OPENMP = "-fopenmp"  # the per-row loops on torch's OpenMP threads (see csrc/recurrence.c)
 _DISABLE_ENV = "RNNKIT_NATIVE"
 
 
@@ -119,11 +123,11 @@ def _cpu_fingerprint() -> str:
     return platform.machine() + flags
 
 
-def _build(compiler: str) -> Path:
+def _build(compiler: str, flags: tuple[str, ...] = _FLAGS) -> Path:
     """Compile ``csrc/recurrence.c`` into the cache (once per source, flags and CPU) and return it."""
     source = _SOURCE.read_bytes()
     key = hashlib.sha256(
-        b"\0".join([source, " ".join(_FLAGS).encode(), compiler.encode(),
+        b"\0".join([source, " ".join(flags).encode(), compiler.encode(),
                     _cpu_fingerprint().encode()])
     ).hexdigest()[:16]  # fmt: skip
     target = _cache_dir() / f"rnnkit_recurrence_{key}.so"
@@ -134,7 +138,7 @@ def _build(compiler: str) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        cmd = [compiler, *_FLAGS, "-o", tmp, str(_SOURCE), "-lm"]
+        cmd = [compiler, *flags, "-o", tmp, str(_SOURCE), "-lm"]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
         if done.returncode != 0:
             raise OSError(f"{' '.join(cmd)} failed: {done.stderr.strip()[-500:]}")
@@ -146,9 +150,11 @@ def _build(compiler: str) -> Path:
 
 
 class _Library:
-    """The loaded C functions and torch's BLAS gemm pointers."""
+    """The loaded C functions and torch's BLAS gemm pointers; ``one_thread`` says why the
+    per-row loops run on one thread (None: on torch's OpenMP threads)."""
 
-    def __init__(self, path: Path, blas: ctypes.CDLL) -> None:
+    def __init__(self, path: Path, blas: ctypes.CDLL, one_thread: str | None = None) -> None:
+        self.one_thread = one_thread
         lib = ctypes.CDLL(str(path))
         self.gemm = {
             torch.float32: ctypes.cast(blas.sgemm_, ctypes.c_void_p).value,
@@ -213,8 +219,15 @@ def _load() -> tuple[_Library | None, str | None]:
     compiler = next((c for c in (shutil.which(n) for n in ("cc", "gcc", "clang")) if c), None)
     if compiler is None:
         return None, "no C compiler (cc, gcc or clang) was found to build it"
+    one_thread = None
     try:
-        path = _build(compiler)
+        try:
+            path = _build(compiler, (*_FLAGS, _OPENMP))
+        except (OSError, subprocess.SubprocessError) as error:
+            # A compiler without OpenMP (some clang installs): the same loops on one thread,
+            # said in the kernel report (one_thread), not silently.
+            one_thread = f"{Path(compiler).name} {_OPENMP} failed: {str(error)[-200:]}"
+            path = _build(compiler)
     except (OSError, subprocess.SubprocessError) as error:
         reason = f"building it failed: {error}"
         warnings.warn(
@@ -224,7 +237,16 @@ def _load() -> tuple[_Library | None, str | None]:
             stacklevel=2,
         )
         return None, reason
-    return _Library(path, blas), None
+    return _Library(path, blas, one_thread), None
+
+
+def threads_note() -> str:
+    """How the loaded C loop runs its per-row loops, for the kernel report: empty when on
+    torch's OpenMP threads, else why on one thread."""
+    lib = _library()[0]
+    if lib is None or lib.one_thread is None:
+        return ""
+    return f"; its gate maths on one thread: {lib.one_thread}"
 
 
 def _ptr(t: Tensor | None) -> int | None:

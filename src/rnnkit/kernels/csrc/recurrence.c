@@ -24,11 +24,23 @@
  * Backward (rnnkit_lstm_backward_*): given dH (T, B, u) (the gradient reaching every h_t, or
  * NULL) and dc_T, it writes dZ (T, B, 4u), the gradient of the pre-activations z (zero at
  * masked steps), and dh_0, dc_0.  The caller forms dU = sum_t h'_{t-1}^T dZ_t and dXP = dZ.
+ *
+ * Threads: the per-row loops (gate maths, forward and backward) are OpenMP loops over the
+ * batch when built with -fopenmp, on the calling thread's OpenMP team: torch's own (torch
+ * ships libgomp.so.1 and has loaded it; the loader gives this library that copy, by soname,
+ * so there is one runtime and one thread count, torch.get_num_threads()).  Each row writes
+ * only its own slices.  Batches under 16 rows stay on one thread (the team costs more).
  */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#ifdef _OPENMP
+#define ROWS_IN_PARALLEL _Pragma("omp parallel for schedule(static) if (B >= 16)")
+#else
+#define ROWS_IN_PARALLEL
+#endif
 
 enum { ACT_LINEAR = 0, ACT_TANH = 1, ACT_SIGMOID = 2, ACT_HARD_SIGMOID = 3, ACT_RELU = 4 };
 
@@ -156,6 +168,7 @@ void rnnkit_lstm_forward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *XP, c
         }                                                                                      \
         memcpy(g, XP + t * bu4, (size_t)bu4 * sizeof(T_));                                     \
         mm_##SUF(gemm, B, u4, u, hr, u, U, u4, (T_)1, g, u4);                                  \
+        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
             T_ *gi = g + (ptrdiff_t)b * u4, *gf = gi + u, *gg = gf + u, *go = gg + u;          \
             const T_ *cp = c + (ptrdiff_t)b * u, *hp = h + (ptrdiff_t)b * u;                   \
@@ -188,6 +201,7 @@ void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *U, c
             const T_ *dht = dH + t * bu;                                                       \
             for (ptrdiff_t k = 0; k < bu; k++) dh[k] += dht[k];                                \
         }                                                                                      \
+        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
             const ptrdiff_t r = (ptrdiff_t)b * u;                                              \
             const T_ *gi = g + (ptrdiff_t)b * u4, *gf = gi + u, *gg = gf + u, *go = gg + u;    \
@@ -215,6 +229,7 @@ void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *U, c
         }                                                                                      \
         /* dh_{t-1} = (dZ_t U^T) M at valid rows, dh carried over at masked rows */           \
         mm_bt_##SUF(gemm, B, u, u4, dz, u4, U, u4, W, u);                                      \
+        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
             if (MASK && !MASK[(ptrdiff_t)t * B + b]) continue;                                 \
             const ptrdiff_t r = (ptrdiff_t)b * u;                                              \
@@ -249,6 +264,7 @@ void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,
             hr = HR;                                                                           \
         }                                                                                      \
         if (reset_after) {                                                                     \
+            ROWS_IN_PARALLEL                                                                   \
             for (int b = 0; b < B; b++) {                                                      \
                 T_ *w = W + (ptrdiff_t)b * u3;                                                 \
                 if (BREC) memcpy(w, BREC, (size_t)u3 * sizeof(T_));                            \
@@ -258,6 +274,7 @@ void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,
         } else {                                                                               \
             mm_##SUF(gemm, B, 2 * u, u, hr, u, U, u3, (T_)0, W, u3);                           \
         }                                                                                      \
+        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
             const T_ *xb = x + (ptrdiff_t)b * u3, *w = W + (ptrdiff_t)b * u3;                  \
             T_ *z = st + (ptrdiff_t)b * u4;                                                    \
@@ -266,6 +283,7 @@ void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,
         }                                                                                      \
         if (!reset_after) {                                                                    \
             /* r h' into S's last slot, then (r h') U_h into W's h slot */                     \
+            ROWS_IN_PARALLEL                                                                   \
             for (int b = 0; b < B; b++) {                                                      \
                 const T_ *r = st + (ptrdiff_t)b * u4 + u, *hrb = hr + (ptrdiff_t)b * u;        \
                 T_ *rh = st + (ptrdiff_t)b * u4 + 3 * u;                                       \
@@ -273,6 +291,7 @@ void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,
             }                                                                                  \
             mm_##SUF(gemm, B, u, u, st + 3 * u, u4, U + 2 * u, u3, (T_)0, W + 2 * u, u3);      \
         }                                                                                      \
+        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
             const T_ *xh = x + (ptrdiff_t)b * u3 + 2 * u, *wh = W + (ptrdiff_t)b * u3 + 2 * u; \
             const T_ *hp = h + (ptrdiff_t)b * u;                                               \
@@ -310,6 +329,7 @@ void rnnkit_gru_backward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after
             const T_ *dht = dH + t * bu;                                                       \
             for (ptrdiff_t k = 0; k < bu; k++) dh[k] += dht[k];                                \
         }                                                                                      \
+        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
             const T_ *z = st + (ptrdiff_t)b * u4, *r = z + u, *hh = r + u, *last = hh + u;     \
             const T_ *hp = h + (ptrdiff_t)b * u, *dhb = dh + (ptrdiff_t)b * u;                 \
@@ -340,6 +360,7 @@ void rnnkit_gru_backward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after
         } else {                                                                               \
             /* d(r h') = dph U_h^T; dr = d(r h') h' s'(r); dh' = [dz, dr] U_zr^T + d(r h') r */\
             mm_bt_##SUF(gemm, B, u, u, dx + 2 * u, u3, U + 2 * u, u3, W3, u);                  \
+            ROWS_IN_PARALLEL                                                                   \
             for (int b = 0; b < B; b++) {                                                      \
                 if (MASK && !MASK[(ptrdiff_t)t * B + b]) continue;                             \
                 const ptrdiff_t o = (ptrdiff_t)b * u;                                          \
@@ -354,6 +375,7 @@ void rnnkit_gru_backward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after
             mm_bt_##SUF(gemm, B, u, 2 * u, dx, u3, U, u3, W1, u);                              \
             for (ptrdiff_t k = 0; k < bu; k++) W1[k] += W3[k];                                 \
         }                                                                                      \
+        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
             if (MASK && !MASK[(ptrdiff_t)t * B + b]) continue;                                 \
             const ptrdiff_t o = (ptrdiff_t)b * u;                                              \
