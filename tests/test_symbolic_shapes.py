@@ -263,3 +263,22 @@ def test_initial_states_keep_the_outputs_from_shapes(return_state, monkeypatch):
         assert _describe(told) == _describe(run(x, initial_state=state))
     with pytest.raises(ValueError, match="initial_state"):  # wrong sizes: the run says so
         layers.LSTM(4)(x, initial_state=[rnnkit.Input((3,)), rnnkit.Input((3,))])
+
+
+def test_layers_with_an_activity_regularizer_still_run_on_placeholders(monkeypatch):
+    # The run adds the regularizer's loss (as it did before the shapes-only path), so these
+    # layers keep running.
+    from rnnkit import symbolic
+
+    entered = []
+    fake_tensors = symbolic._fake_tensors
+    monkeypatch.setattr(symbolic, "_fake_tensors", lambda: entered.append(1) or fake_tensors())
+    for layer in (
+        layers.Dense(3, activity_regularizer="l2"),
+        layers.LSTM(3, activity_regularizer="l2"),
+        layers.Embedding(10, 3, activity_regularizer="l2"),
+    ):
+        entered.clear()
+        x = rnnkit.Input((None,), dtype="int64") if isinstance(layer, layers.Embedding) else None
+        layer(x if x is not None else rnnkit.Input((None, 4)))
+        assert entered, type(layer).__name__

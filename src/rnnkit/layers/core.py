@@ -165,11 +165,12 @@ class Dense(Layer):
 
     def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> KerasTensor | None:
         """``(..., units)`` in the kernel's dtype, with the input's mask; None under a mixed
-        policy, for a subclass with its own ``call`` or for inputs the call rejects."""
+        policy, for a subclass with its own ``call``, with an activity regularizer (the run
+        adds its loss) or for inputs the call rejects."""
         shape = inputs.shape
         if kwargs or self._autocast_dtype is not None or len(shape) < 2 or shape[-1] is None:
             return None
-        if type(self).call is not Dense.call:
+        if type(self).call is not Dense.call or self.activity_regularizer is not None:
             return None
         self._maybe_build(inputs)
         if shape[-1] != self.kernel.shape[0]:
@@ -312,7 +313,7 @@ class Embedding(Layer):
         subclass with its own ``call`` or ``compute_mask``."""
         if kwargs or self._autocast_dtype is not None or type(self).call is not Embedding.call:
             return None
-        if type(self).compute_mask is not Embedding.compute_mask:
+        if type(self).compute_mask is not Embedding.compute_mask or self.activity_regularizer:
             return None
         self._maybe_build(inputs)
         output = KerasTensor((*inputs.shape, self.output_dim), self.embeddings.dtype)

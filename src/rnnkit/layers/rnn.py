@@ -839,7 +839,8 @@ class RNN(Layer):
         ``return_state``, in the compute dtype. An ``initial_state`` of KerasTensors shaped
         ``(batch, units)`` each, one per state, does not change them. None for anything else
         (custom, stacked or wrapped cells, other arguments, ``time_major``, ``unroll``,
-        ``stateful``, mixed policies): the call then runs on placeholders."""
+        ``stateful``, an activity regularizer, mixed policies): the call then runs on
+        placeholders."""
         shape = inputs.shape
         mask = inputs._keras_mask
         initial_state = kwargs.pop("initial_state", None)
@@ -851,6 +852,7 @@ class RNN(Layer):
             or self.time_major
             or self.unroll
             or self.stateful
+            or self.activity_regularizer is not None
             or self._autocast_dtype is not None
             or len(shape) != 3
             or shape[1] == 0
