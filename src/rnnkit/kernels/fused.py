@@ -44,6 +44,13 @@ Tensor = torch.Tensor
 
 _KINDS = ("lstm", "gru", "simple_rnn")
 
+# torch._VF resolves each attribute through a Python module __getattr__ (a few microseconds per
+# call, which a one-step streaming call notices): the four kernels, looked up once.
+_VF_KERNELS: dict[str, Callable[..., Any]] = {
+    mode: getattr(_VF, mode) for mode in ("lstm", "gru", "rnn_tanh", "rnn_relu")
+}
+_VF_LSTM = _VF_KERNELS["lstm"]
+
 
 def _check_inputs(inputs: Tensor, states: list[Tensor], units: int, where: str) -> None:
     if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3:
@@ -79,7 +86,7 @@ def _call_vf(fn: Callable[..., Any], inputs: Tensor, *args: Any) -> Any:
     picks ``mkldnn_rnn_layer`` for it, which has no autograd support there ("expected Tensor()
     for op: torch.ops.aten.mkldnn_rnn_layer.default"), so that call runs eagerly between two
     compiled graphs, as ``nn.LSTM``'s does (dynamo does not trace ``nn.LSTM``)."""
-    if fn is _VF.lstm and torch.compiler.is_compiling() and torch.is_grad_enabled():
+    if fn is _VF_LSTM and torch.compiler.is_compiling() and torch.is_grad_enabled():
         return _call_vf_eagerly(fn, inputs, *args)
     if inputs.device.type != "cuda":
         return fn(inputs, *args)
@@ -117,7 +124,7 @@ def _run(
         if mode == "lstm":
             hx = (hx, states[1].unsqueeze(0))
         result = _call_vf(
-            getattr(_VF, mode), inputs, hx, params, len(params) == 4, 1, 0.0, False, False, True
+            _VF_KERNELS[mode], inputs, hx, params, len(params) == 4, 1, 0.0, False, False, True
         )
         y = result[0]
         return (y if return_sequences else y[:, -1]), [f.squeeze(0) for f in result[1:]]
@@ -175,7 +182,7 @@ def _run_vf(
     back moved to the front (zeros after its run; :func:`rnnkit.kernels.masks.from_front`
     puts them back in place) and a row with no valid step keeps its initial states.
     """
-    fn = getattr(_VF, mode)
+    fn = _VF_KERNELS[mode]
     has_biases = len(params) == (8 if bidirectional else 4)
 
     def hx_of(states: list[Tensor]) -> Any:
