@@ -697,10 +697,9 @@ class Layer(nn.Module):
         """The output of a symbolic call on the one KerasTensor ``inputs`` (``kwargs``: the
         call's other keyword arguments but ``training``) as KerasTensors, told from shapes and
         dtypes without running the layer; None (the default) when the layer cannot tell, and
-        the call then runs on
-        placeholder tensors (:func:`rnnkit.symbolic.infer_outputs`), which also raises the
-        layer's errors. An override builds the layer first and says exactly what the run
-        would give: shapes, dtypes and output masks."""
+        the call then runs on placeholder tensors (:func:`rnnkit.symbolic.infer_outputs`),
+        which also raises the layer's errors. An override builds the layer first and says
+        exactly what the run would give: shapes, dtypes and output masks."""
         return None
 
     def _with_input_mask(self, inputs: KerasTensor, output: KerasTensor) -> KerasTensor | None:
