@@ -166,6 +166,8 @@ _FROM_SHAPES = {
     "gru_v1_backwards": lambda: layers.GRU(3, reset_after=False, go_backwards=True),
     "simple_rnn_sequences": lambda: layers.SimpleRNN(2, return_sequences=True),
     "rnn_lstm_cell_float64": lambda: layers.RNN(layers.LSTMCell(3), dtype="float64"),
+    "dropout": lambda: layers.Dropout(0.5),
+    "masking": lambda: layers.Masking(),
     **{
         f"bidirectional_{mode}": lambda mode=mode: layers.Bidirectional(
             layers.LSTM(3, return_sequences=True), merge_mode=mode

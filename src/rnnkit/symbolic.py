@@ -182,8 +182,8 @@ def infer_outputs(layer: Layer, args: tuple, kwargs: dict) -> Any:
 
     Not run: layers with ``output_shape_is_exact`` (their ``compute_output_shape`` says), and a
     call on one KerasTensor whose output the layer's ``_output_from_shapes`` gives (``Dense``,
-    ``BatchNormalization``, ``Embedding``, the built-in recurrent layers and ``Bidirectional``
-    over them). A fake-tensor op costs about 0.1 ms of Python, so running an LSTM layer on the
+    ``BatchNormalization``, ``Embedding``, ``Dropout``, ``Masking``, the built-in recurrent
+    layers and ``Bidirectional`` over them). A fake-tensor op costs about 0.1 ms of Python, so running an LSTM layer on the
     two placeholders costs about 8 ms, against about 1.5 ms from the shapes (building included;
     ``benchmarks/bench_build.py``)."""
     if layer.output_shape_is_exact and len(args) == 1 and isinstance(args[0], KerasTensor):

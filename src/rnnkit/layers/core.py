@@ -419,6 +419,15 @@ class Dropout(Layer):
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
 
+    def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> KerasTensor | None:
+        """The input as it is (a symbolic call is inference, the identity), with its mask;
+        None with other arguments, a dtype of its own, a mixed policy or its own ``call``."""
+        if kwargs or self._dtype_explicit or self._autocast_dtype is not None:
+            return None
+        if type(self).call is not Dropout.call:
+            return None
+        return self._with_input_mask(inputs, KerasTensor(inputs.shape, inputs.dtype))
+
     def get_config(self) -> dict[str, Any]:
         noise_shape = None if self.noise_shape is None else list(self.noise_shape)
         return {
@@ -492,6 +501,24 @@ class Masking(Layer):
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
+
+    def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> KerasTensor | None:
+        """The input's shape and dtype with a ``(B, ...)`` bool mask (the input's shape
+        without its last axis); None with other arguments, a dtype of its own, a mixed
+        policy, its own ``call``/``compute_mask``, or inputs of rank under 2 (the call
+        raises)."""
+        if kwargs or self._dtype_explicit or self._autocast_dtype is not None:
+            return None
+        if (
+            type(self).call is not Masking.call
+            or type(self).compute_mask is not Masking.compute_mask
+        ):
+            return None
+        if len(inputs.shape) < 2:
+            return None
+        output = KerasTensor(inputs.shape, inputs.dtype)
+        output._keras_mask = KerasTensor(inputs.shape[:-1], torch.bool)
+        return output
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mask_value": self.mask_value}
