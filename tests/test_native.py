@@ -76,8 +76,8 @@ CASES = {
 }
 
 
-def _kwargs(case, dtype):
-    kw = dict(CASES[case])
+def _kwargs(case, dtype, cases=None):
+    kw = dict((CASES if cases is None else cases)[case])
     g = torch.Generator().manual_seed(5)
     if kw.pop("rd", False):
         kw["recurrent_dropout_mask"] = (torch.rand(B, U, generator=g) > 0.25).to(dtype) / 0.75
@@ -176,12 +176,7 @@ GRU_CASES = {
 @pytest.mark.parametrize("case", list(GRU_CASES))
 def test_native_gru_equals_the_python_loop(case, dtype, reset_after, monkeypatch):
     params = _gru_weights(reset_after, dtype)
-    kw = dict(GRU_CASES[case])
-    g = torch.Generator().manual_seed(5)
-    if kw.pop("rd", False):
-        kw["recurrent_dropout_mask"] = (torch.rand(B, U, generator=g) > 0.25).to(dtype) / 0.75
-    if kw.pop("dp", False):
-        kw["dropout_mask"] = (torch.rand(B, D, generator=g) > 0.25).to(dtype) / 0.75
+    kw = _kwargs(case, dtype, GRU_CASES)
     kw["reset_after"] = reset_after
     ours = _run_gru("native", params, monkeypatch, **kw)
     ref = _run_gru("python", params, monkeypatch, **kw)
