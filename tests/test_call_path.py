@@ -7,11 +7,11 @@ spec, request, training flag and the inputs' device and dtype) and a cell's kern
 checks the second call sees it.
 
 The second half: a chain model's call plan (``rnnkit.models.call_plan``, per structure
-version and input signature) and the column-major kernel copies of the fused kernel
-(``rnnkit.layers.kernel_layout``, per parameter version and data pointer), on the streaming
-model of ``benchmarks/bench_fit.py``: the planned call against a twin run through the general
-path and the generic loop, after each change (weights, dtype, states, batch size, training
-flag, hooks, overrides).
+version and input signature), on the streaming model of ``benchmarks/bench_fit.py``: the
+planned call against a twin run through the general path and the generic loop, after each
+change (weights, dtype, states, batch size, training flag, hooks, overrides). Last, the
+column-major storage of the built-in cells' kernels (``rnnkit.layers.kernel_layout``), which
+the fused kernel relies on for its speed, kept through what users do to weights.
 """
 
 from __future__ import annotations
@@ -203,9 +203,6 @@ def test_the_call_plan_gives_what_the_general_path_gives(monkeypatch, grad, kind
     # A GRU on CPU runs the manual-backward kernel's native loop (no kernel copies there).
     expected = "manual_backward" if kind == "GRU" else "fused"
     assert model.layers[0].last_kernel == expected and twin.layers[0].last_kernel == "generic"
-    copies = model.layers[0]._kernel_copies._copies
-    # the column-major kernels only serve fused calls that do not record
-    assert (copies is None) == (grad or kind == "GRU")
 
 
 def test_gradients_through_the_call_plan_reach_the_parameters(monkeypatch):
@@ -262,22 +259,21 @@ def _data_replaced(model: rnnkit.Model) -> None:
     [_optimizer_step, _set_weights, _load_state_dict, _in_place_under_no_grad, _data_replaced],
 )
 def test_a_weight_change_reaches_the_next_planned_call(monkeypatch, change):
-    """The column-major kernel copies and the call plan of a no_grad call see new weights
-    (documented exception: in-place writes through ``param.data``)."""
+    """The call plan of a no_grad call sees new weights, however they were written."""
     model, runs = _streaming_model(), _PlanRuns(monkeypatch)
     twin = _twin(model)
     x = _x(1, 1, 5)
     with torch.no_grad():
         model(x)
         _assert_same_step(model, twin, x)
-    assert runs.count == 1 and model.layers[0]._kernel_copies._copies is not None
+    assert runs.count == 1
     before = [w.detach().clone() for w in model.weights]
     change(model)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.weights))
     runs_before = runs.count
     with torch.no_grad():
         _assert_same_step(model, twin, x)
-    assert runs.count == runs_before + 1  # new weights need no new plan, only new copies
+    assert runs.count == runs_before + 1  # new weights need no new plan
 
 
 def test_a_dtype_change_reaches_the_planned_call(monkeypatch):
@@ -456,18 +452,64 @@ def test_a_masked_or_overridden_recurrent_layer_in_a_plan_takes_forward(monkeypa
     assert not torch.allclose(masked.layers[1](masked.layers[0](x))[0], unmasked(x)[0])
 
 
-def test_the_kernel_copies_skip_tensors_without_memory():
-    """vmap over a functional call of the planned model reaches the kernel copies with
-    functorch wrappers: they are not stamped (no data pointer), the parameters pass through."""
-    from rnnkit.layers.kernel_layout import ColumnMajorKernels
+# ------------------------------------------------------- column-major kernels (kernel_layout)
+def _column_major(weight: torch.Tensor) -> bool:
+    return weight.dim() == 2 and weight.t().is_contiguous() and not weight.is_contiguous()
 
-    copies = ColumnMajorKernels()
+
+@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
+def test_built_in_cells_store_their_kernels_column_major(kind):
+    layer = getattr(layers, kind)(6)
+    layer(_x(2, 3, 5))
+    cell = layer.cell
+    gates = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[kind]
+    assert tuple(cell.kernel.shape) == (5, gates * 6)  # Keras' shapes
+    assert tuple(cell.recurrent_kernel.shape) == (6, gates * 6)
+    assert _column_major(cell.kernel) and _column_major(cell.recurrent_kernel)
+    assert all(w.flags["C_CONTIGUOUS"] for w in layer.get_weights())  # numpy as Keras gives
+
+
+def _kernels(model: rnnkit.Model) -> list[torch.Tensor]:
+    cell = model.layers[0].cell
+    return [cell.kernel, cell.recurrent_kernel]
+
+
+def test_the_column_major_layout_survives_what_users_do_to_weights(tmp_path):
+    import copy
+
+    model = _streaming_model()
+    model(_x(1, 1, 5))
+    _set_weights(model)
+    _load_state_dict(model)
+    _optimizer_step(model)  # the gradients come back in the parameters' layout
+    assert all(k.grad.stride() == k.stride() for k in _kernels(model))
+    twin = copy.deepcopy(model)
+    torch.save(model.state_dict(), tmp_path / "state.pt")
+    twin.load_state_dict(torch.load(tmp_path / "state.pt"))
+    model.double()
+    for m in (model, twin):
+        assert all(_column_major(k) for k in _kernels(m))
+    assert model.layers[0].cell.kernel.dtype == torch.float64
+
+
+@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM"])
+@pytest.mark.parametrize("grad", [False, True])
+def test_the_fused_kernel_gets_contiguous_transposes(monkeypatch, grad, kind):
+    """``_VF`` receives ``(G u, H_in)`` and ``(G u, u)`` weights that are contiguous, as
+    ``nn.LSTM``'s are, in the general path's call and in the lean path's."""
+    from rnnkit.kernels import fused
+
     seen = []
+    for mode, kernel in list(fused._VF_KERNELS.items()):
 
-    def probe(k):
-        with torch.no_grad():
-            seen.append(copies.get(k, k))
-        return k
+        def spy(inputs, hx, params, *args, kernel=kernel):
+            seen.append([p.is_contiguous() for p in params if p.dim() == 2])
+            return kernel(inputs, hx, params, *args)
 
-    torch.vmap(probe)(torch.zeros(2, 3, 8))
-    assert seen[0][0] is seen[0][1] and copies._copies is None
+        monkeypatch.setitem(fused._VF_KERNELS, mode, spy)
+    layer = getattr(layers, kind)(6)
+    with torch.set_grad_enabled(grad):
+        for step in range(3):
+            layer(_x(2, 3, 5, seed=step))
+    assert layer.last_kernel == "fused"
+    assert len(seen) == 3 and all(flags == [True, True] for flags in seen)

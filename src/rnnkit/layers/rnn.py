@@ -52,7 +52,6 @@ from rnnkit.layers.cell_protocol import (
     reset_dropout_masks,
     state_spec,
 )
-from rnnkit.layers.kernel_layout import ColumnMajorKernels
 from rnnkit.layers.rnn_cells import (
     GRUCell,
     LSTMCell,
@@ -200,7 +199,6 @@ class RNN(Layer):
         self._constant_shapes: list[tuple[int, ...]] | None = None
         self.last_kernel: str | None = None
         self.last_kernel_choice: KernelPlan | None = None
-        self._kernel_copies = ColumnMajorKernels()  # for the fused kernel of the lean path
 
     # ------------------------------------------------------------------ helpers
     def _error(self, message: str) -> ValueError:
@@ -574,9 +572,7 @@ class RNN(Layer):
         mask, initial state or constants, a fused or manual-backward plan kept from an
         earlier call with the same spec, request, training flag, device and dtype (see
         :meth:`_plan`). Returns None when the call is not one of those (or its shapes are not
-        as built): the general path then runs it, with its checks and errors. The fused
-        kernel gets the kernels' column-major copies when autograd does not record
-        (:mod:`rnnkit.layers.kernel_layout`)."""
+        as built): the general path then runs it, with its checks and errors."""
         cached = self.__dict__.get("_plan_cache")
         if (
             cached is None
@@ -621,8 +617,6 @@ class RNN(Layer):
                 return None
             states = self._initial_states(sequences, batch, sequences)
         weights = (cell.kernel, cell.recurrent_kernel, cell.bias)
-        if plan.name == FUSED:
-            weights = (*self._kernel_copies.get(weights[0], weights[1]), weights[2])
         last_output, outputs, final_states = self._run_planned(
             plan,
             cell,

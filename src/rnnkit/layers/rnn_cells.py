@@ -57,6 +57,7 @@ from rnnkit.layers.cell_protocol import check_cell as check_cell
 from rnnkit.layers.cell_protocol import check_rate
 from rnnkit.layers.cell_protocol import reset_dropout_masks as reset_dropout_masks
 from rnnkit.layers.cell_protocol import state_spec as state_spec
+from rnnkit.layers.kernel_layout import store_column_major
 
 Tensor = torch.Tensor
 
@@ -146,6 +147,9 @@ class _Cell(DropoutRNNCell, Layer):
             regularizer=self.recurrent_regularizer,
             constraint=self.recurrent_constraint,
         )
+        # Column-major, so that the fused kernels' transposes are contiguous (kernel_layout).
+        store_column_major(self.kernel)
+        store_column_major(self.recurrent_kernel)
 
     def _add_bias(self, shape: tuple[int, ...], initializer: Any) -> None:
         self.bias = self.add_weight(
