@@ -203,3 +203,57 @@ def test_train_on_batch_reports_a_bad_loss_and_keeps_the_weights():
         model.train_on_batch(x[:8], y[:8])
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
     assert model.optimizer.iterations == 1
+
+
+@pytest.mark.parametrize(
+    "optimizer, constraint, skips",
+    [
+        ("sgd", None, True),  # torch's fused SGD kernel skips itself on the device
+        (rnnkit.optimizers.SGD(momentum=0.9), None, False),
+        (rnnkit.optimizers.SGD(weight_decay=0.1), None, False),
+        (rnnkit.optimizers.SGD(use_ema=True), None, False),
+        ("sgd", "non_neg", False),  # a constraint would project a skipped step's weights
+    ],
+)
+def test_a_plain_sgd_step_skips_itself_and_the_others_are_restored(optimizer, constraint, skips):
+    x, y = _batches()
+    model = rnnkit.Sequential([layers.Input((3,)), layers.Dense(2, kernel_constraint=constraint)])
+    model.compile(optimizer, "mse", metrics=["mae"])
+    model.train_on_batch(x[:8], y[:8])
+    before = model.get_weights()
+    slots = [t.clone() for t in model.optimizer.torch_optimizer.state_tensors(model.weights)]
+    y[:8] = 1e30
+    with pytest.raises(FloatingPointError, match=r"train_on_batch: the loss is inf"):
+        model.train_on_batch(x[:8], y[:8])
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+    after = model.optimizer.torch_optimizer.state_tensors(model.weights)
+    assert all(torch.equal(a, b) for a, b in zip(after, slots))
+    assert model._optimizer_skips_on_device() is skips
+    assert (model._guard._buffers == []) is skips  # no backup of the weights when it skips
+    model.train_on_batch(x[8:16], y[8:16])  # and training goes on
+    assert not all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+
+
+def test_the_skipping_sgd_step_follows_the_weights_layout():
+    """A gradient laid out unlike its weight (here row-major for a column-major weight) is
+    applied element by element as ``w -= lr * g``, and not at all when the flag is set."""
+    from rnnkit.training.optimizers.rules import SGDRule
+
+    w = torch.nn.Parameter(torch.randn(5, 3).t())  # (3, 5), column-major
+    start = w.detach().clone()
+    rule = SGDRule([w], lr=0.5)
+    w.grad = torch.randn(3, 5)
+    assert rule.can_skip_on_device()
+    rule.step(skip_if=torch.ones(()))
+    assert torch.equal(w.detach(), start)
+    rule.step(skip_if=torch.zeros(()))
+    torch.testing.assert_close(w.detach(), start - 0.5 * w.grad)
+
+
+def test_skip_if_is_refused_by_a_rule_that_cannot_skip():
+    from rnnkit.training.optimizers.rules import AdamRule
+
+    w = torch.nn.Parameter(torch.ones(2))
+    w.grad = torch.ones(2)
+    with pytest.raises(ValueError, match=r"AdamRule.step: skip_if needs an update that can"):
+        AdamRule([w], lr=0.1).step(skip_if=torch.zeros(()))

@@ -568,9 +568,7 @@ class Layer(nn.Module):
 
     def apply_constraints(self) -> None:
         """Project every constrained weight (called by the trainer after each optimizer step)."""
-        constrained = self._cached(
-            "constrained", lambda: [la for la in self._all_layers() if la._constraints]
-        )
+        constrained = self._constrained_layers()
         if not constrained:
             return
         with torch.no_grad():
@@ -578,6 +576,12 @@ class Layer(nn.Module):
                 for key, constraint in layer._constraints.items():
                     param = layer._parameters[key]
                     param.copy_(constraint(param))
+
+    def _constrained_layers(self) -> list[Layer]:
+        """This layer and its sublayers that have a weight constraint."""
+        return self._cached(
+            "constrained", lambda: [la for la in self._all_layers() if la._constraints]
+        )
 
     # --------------------------------------------------------------------- build
     def build(self, input_shape: Any = None) -> None:

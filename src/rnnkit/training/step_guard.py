@@ -10,7 +10,9 @@ The guard decides on the device instead. For each training step:
 2. the tensors the update writes in place (weights, optimizer slots) are copied into spare
    buffers (one ``torch._foreach_copy_``), the update runs, and each tensor is put back to
    ``torch.where(good, new, old)``; metric states (replaced, not written in place) are kept
-   the same way, so the running loss and metrics leave the bad step out.
+   the same way, so the running loss and metrics leave the bad step out. A plain SGD update
+   (no momentum, weight decay, EMA or weight constraint) needs no copy: torch's fused SGD
+   kernel takes the flag and skips itself (``KerasRule.can_skip_on_device``).
 
 The spare buffers cost memory the size of the weights plus the optimizer's slots (they are
 allocated once and reused); ``nan_policy="ignore"`` runs without the guard.

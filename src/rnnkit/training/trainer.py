@@ -303,8 +303,8 @@ class Trainer:
             if scaler is not None and not self._unscale_gradients(scaler):
                 return self._step_logs()
 
-        def update() -> None:
-            self._apply_gradients()
+        def update(skip_if: torch.Tensor | None = None) -> None:
+            self._apply_gradients(skip_if)
             self._update_metrics(x, y, y_pred, loss, sample_weight)
 
         if guard is not None and states is not None:
@@ -324,8 +324,11 @@ class Trainer:
         y: Any,
         update: Any,
     ) -> None:
-        """The update on the device's say-so: kept only where the loss is finite."""
-        tensors = self._optimizer_tensors()
+        """The update on the device's say-so: kept only where the loss is finite. A plain SGD
+        update skips itself on the device (nothing of its to back up); the others are
+        restored by the guard."""
+        skips = self._optimizer_skips_on_device()
+        tensors = [] if skips else self._optimizer_tensors()
         if tensors is None or not self._metrics_ready(states, y):
             # state the guard cannot copy yet (the first step): read the flag back now
             guard.check(loss, self._batch_label, applied=False)
@@ -336,7 +339,24 @@ class Trainer:
                 self._apply_nan_policy(bad)
             return
         good = guard.check(loss, self._batch_label)
-        guard.update(good, tensors, states, self.metrics, update)
+        if skips:
+            bad = good.logical_not().to(torch.float32)
+            guard.update(good, [], states, self.metrics, lambda: update(bad))
+        else:
+            guard.update(good, tensors, states, self.metrics, update)
+
+    def _optimizer_skips_on_device(self) -> bool:
+        """Whether the optimizer step can skip itself on the device
+        (:meth:`~rnnkit.training.optimizers.rules.KerasRule.can_skip_on_device`): a built
+        Keras optimizer whose rule can, in a model without weight constraints (they would
+        project the weights of a skipped step again)."""
+        optimizer = self.optimizer
+        return (
+            isinstance(optimizer, optimizers_module.Optimizer)
+            and optimizer.built
+            and not self._constrained_layers()
+            and optimizer.torch_optimizer.can_skip_on_device()
+        )
 
     def _guard_on_device(self) -> bool:
         """Whether this step's nan check can stay on the device (see step_guard): not with
@@ -417,7 +437,9 @@ class Trainer:
         return finite or nan_policy_module.check_loss(self, loss)
 
     @eager  # jit_compile compiles the model's computation, not this
-    def _apply_gradients(self) -> None:
+    def _apply_gradients(self, skip_if: torch.Tensor | None = None) -> None:
+        """The optimizer step, then the weight constraints; ``skip_if``: see
+        :meth:`_optimizer_skips_on_device`."""
         optimizer = self.optimizer
         if isinstance(optimizer, optimizers_module.Optimizer) and not optimizer.built:
             if not self._trainable_parameters():
@@ -430,7 +452,10 @@ class Trainer:
                 )
                 return
             optimizer.build(self._trainable_parameters())
-        optimizer.step()
+        if skip_if is None:
+            optimizer.step()
+        else:
+            optimizer.step(skip_if=skip_if)
         self.apply_constraints()
 
     def _inputs_finite(self, batch: tuple[Any, Any, Any]) -> bool:

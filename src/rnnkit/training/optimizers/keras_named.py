@@ -194,13 +194,14 @@ class Optimizer:
         if self.torch_optimizer is not None:
             self.torch_optimizer.zero_grad(set_to_none=set_to_none)
 
-    def step(self) -> None:
+    def step(self, skip_if: torch.Tensor | None = None) -> None:
         """Apply one update with the weights' current gradients (clipping, weight decay, the
-        rule, EMA: see :mod:`rnnkit.training.optimizers.rules`)."""
+        rule, EMA: see :mod:`rnnkit.training.optimizers.rules`); none where ``skip_if`` holds
+        1 (:meth:`~rnnkit.training.optimizers.rules.KerasRule.can_skip_on_device`)."""
         if self.torch_optimizer is None:
             raise ValueError(f"{type(self).__name__}: call build(variables) before step()")
         self._follow_params()
-        self.torch_optimizer.step()
+        self.torch_optimizer.step(skip_if=skip_if)
 
     def finalize_variable_values(self) -> None:
         """With ``use_ema``, replace the weights by their moving averages (end of ``fit``)."""

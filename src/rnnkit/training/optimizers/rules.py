@@ -139,9 +139,25 @@ class KerasRule(torch.optim.Optimizer):
         return grads
 
     # ------------------------------------------------------------------------ step
+    def can_skip_on_device(self) -> bool:
+        """Whether :meth:`step` can take ``skip_if``: a 0-d float tensor that, when it holds 1,
+        leaves every weight and slot as it was, decided on the device without reading the
+        flag back. Only the plain SGD update can (torch's fused SGD kernel takes such a flag);
+        the nan policy's step guard backs up and restores the tensors of the others."""
+        return False
+
     @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
-        """One Keras update of every weight that has a gradient (see the module docstring)."""
+    def step(  # type: ignore[override]
+        self, closure: Callable[[], Any] | None = None, *, skip_if: torch.Tensor | None = None
+    ) -> Any:
+        """One Keras update of every weight that has a gradient (see the module docstring);
+        none where ``skip_if`` (see :meth:`can_skip_on_device`) holds 1."""
+        if skip_if is not None and not self.can_skip_on_device():
+            raise ValueError(
+                f"{type(self).__name__}.step: skip_if needs an update that can skip on the "
+                "device (plain SGD: no momentum, weight decay or EMA; gradients in the "
+                "weights' dtypes); check can_skip_on_device() first"
+            )
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -161,7 +177,9 @@ class KerasRule(torch.optim.Optimizer):
                     p.mul_(1.0 - decay * lr)
             step = group["iterations"] + 1
             self._begin_step(group, step)
-            if not self._update_all(params, grads, group):
+            if skip_if is not None:
+                _skippable_sgd(params, grads, group["lr"], skip_if)
+            elif not self._update_all(params, grads, group):
                 for p, g in zip(params, grads):
                     self._update(p, g.to(p.dtype), self._state_of(p, group), group, step)
             if self.use_ema:
@@ -242,6 +260,18 @@ class SGDRule(KerasRule):
         super().__init__(params, lr, momentum=float(momentum), nesterov=bool(nesterov), **common)
         self.slots = ("momentum",) if momentum else ()
 
+    def can_skip_on_device(self) -> bool:
+        if self.use_ema:  # the moving average would take in the skipped step's weights
+            return False
+        for group in self.param_groups:
+            if group["momentum"] or group["weight_decay"]:
+                return False
+            for p in group["params"]:
+                g = p.grad
+                if g is not None and (g.dtype != p.dtype or g.device != p.device):
+                    return False
+        return True
+
     def _update_all(
         self, params: list[torch.Tensor], grads: list[torch.Tensor], group: dict[str, Any]
     ) -> bool:
@@ -269,6 +299,35 @@ class SGDRule(KerasRule):
             p.add_(g, alpha=-lr).add_(m, alpha=momentum)
         else:
             p.add_(m)
+
+
+def _skippable_sgd(
+    params: list[torch.Tensor], grads: list[torch.Tensor], lr: float, skip_if: torch.Tensor
+) -> None:
+    """``w -= lr * g`` for every weight, unless ``skip_if`` holds 1: torch's fused SGD kernel
+    (its ``found_inf`` flag, which torch's own GradScaler uses), with nothing read back. The
+    kernel walks a weight and its gradient as one flat block, so a gradient laid out unlike
+    its weight is copied into the weight's layout first."""
+    if not params:
+        return
+    grads = [
+        g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
+        for p, g in zip(params, grads)
+    ]
+    torch._fused_sgd_(
+        params,
+        grads,
+        [],
+        weight_decay=0.0,
+        momentum=0.0,
+        lr=lr,
+        dampening=0.0,
+        nesterov=False,
+        maximize=False,
+        is_first_step=False,
+        grad_scale=None,
+        found_inf=skip_if,
+    )
 
 
 class AdamRule(KerasRule):
