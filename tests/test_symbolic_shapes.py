@@ -166,6 +166,34 @@ _FROM_SHAPES = {
     "gru_v1_backwards": lambda: layers.GRU(3, reset_after=False, go_backwards=True),
     "simple_rnn_sequences": lambda: layers.SimpleRNN(2, return_sequences=True),
     "rnn_lstm_cell_float64": lambda: layers.RNN(layers.LSTMCell(3), dtype="float64"),
+    "rnn_stacked_cells_states": lambda: layers.RNN(
+        layers.StackedRNNCells(
+            [layers.LSTMCell(4), layers.GRUCell(3, reset_after=False), layers.SimpleRNNCell(2)]
+        ),
+        return_sequences=True,
+        return_state=True,
+    ),
+    "rnn_one_stacked_gru_backwards": lambda: layers.RNN(
+        layers.StackedRNNCells([layers.GRUCell(3)]), go_backwards=True, return_state=True
+    ),
+    "rnn_wrapped_cells_states": lambda: layers.RNN(
+        layers.DropoutCell(
+            layers.OutputProjectionCell(layers.LSTMCell(5), 3, activation="tanh"),
+            input_keep_prob=0.8,
+            state_keep_prob=0.9,
+        ),
+        return_sequences=True,
+        return_state=True,
+    ),
+    "rnn_stacked_wrapped_float64": lambda: layers.RNN(
+        layers.StackedRNNCells(
+            [
+                layers.DropoutCell(layers.SimpleRNNCell(4)),
+                layers.OutputProjectionCell(layers.GRUCell(3), 2),
+            ]
+        ),
+        dtype="float64",
+    ),
     "dropout": lambda: layers.Dropout(0.5),
     "masking": lambda: layers.Masking(),
     **{
@@ -204,13 +232,11 @@ def test_embedding_outputs_from_shapes_equal_the_placeholder_run(mask_zero, dtyp
 
 
 def _describe(outputs):
-    def one(t):
-        mask = t._keras_mask
-        return (t.shape, t.dtype, None if mask is None else (mask.shape, mask.dtype))
-
+    """Structure (container types included), shapes, dtypes and masks of symbolic outputs."""
     if isinstance(outputs, (list, tuple)):
-        return (type(outputs), [one(t) for t in outputs])
-    return one(outputs)
+        return (type(outputs), [_describe(t) for t in outputs])
+    mask = outputs._keras_mask
+    return (outputs.shape, outputs.dtype, None if mask is None else (mask.shape, mask.dtype))
 
 
 @pytest.mark.parametrize("make_input", sorted(_SYMBOLIC_INPUTS))
@@ -241,6 +267,12 @@ def test_outputs_from_shapes_keep_the_errors_of_the_run():
             layer(rnnkit.Input((None, 7)))
     with pytest.raises(ValueError, match="rank"):
         layers.GRU(3)(rnnkit.Input((6,)))
+    stacked = layers.RNN(layers.StackedRNNCells([layers.LSTMCell(4), layers.GRUCell(3)]))
+    wrapped = layers.RNN(layers.DropoutCell(layers.OutputProjectionCell(layers.LSTMCell(5), 3)))
+    for layer in (stacked, wrapped):
+        layer(rnnkit.Input((None, 6)))
+        with pytest.raises(ValueError, match=r"built for per-step feature shape\(s\) \[\(6,\)\]"):
+            layer(rnnkit.Input((None, 7)))
 
 
 @pytest.mark.parametrize("return_state", [False, True])
@@ -256,6 +288,13 @@ def test_initial_states_keep_the_outputs_from_shapes(return_state, monkeypatch):
         (lambda: layers.LSTM(4, return_sequences=True, return_state=return_state), [h, c]),
         (lambda: layers.GRU(4, return_state=return_state), h),
         (lambda: layers.SimpleRNN(4, return_state=return_state), [h]),
+        (
+            lambda: layers.RNN(
+                layers.StackedRNNCells([layers.LSTMCell(4), layers.GRUCell(3)]),
+                return_state=return_state,
+            ),
+            [[h, c], [rnnkit.Input((3,))]],
+        ),
     ]:
         entered.clear()
         told = make()(x, initial_state=state)
@@ -265,6 +304,9 @@ def test_initial_states_keep_the_outputs_from_shapes(return_state, monkeypatch):
         assert _describe(told) == _describe(run(x, initial_state=state))
     with pytest.raises(ValueError, match="initial_state"):  # wrong sizes: the run says so
         layers.LSTM(4)(x, initial_state=[rnnkit.Input((3,)), rnnkit.Input((3,))])
+    stacked = layers.RNN(layers.StackedRNNCells([layers.LSTMCell(4), layers.GRUCell(3)]))
+    with pytest.raises(ValueError, match=r"initial_state\[2\] has shape \(13, 4\), expected"):
+        stacked(x, initial_state=[[h, c], [rnnkit.Input((4,))]])
 
 
 def test_layers_with_an_activity_regularizer_still_run_on_placeholders(monkeypatch):
