@@ -195,6 +195,15 @@ _FROM_SHAPES = {
         dtype="float64",
     ),
     "dropout": lambda: layers.Dropout(0.5),
+    "time_distributed_dense": lambda: layers.TimeDistributed(layers.Dense(3)),
+    "time_distributed_dense_float64": lambda: layers.TimeDistributed(
+        layers.Dense(3, dtype="float64")
+    ),
+    "time_distributed_float64_over_dense": lambda: layers.TimeDistributed(
+        layers.Dense(3), dtype="float64"
+    ),
+    "time_distributed_dropout": lambda: layers.TimeDistributed(layers.Dropout(0.3)),
+    "time_distributed_batch_norm": lambda: layers.TimeDistributed(layers.BatchNormalization()),
     "masking": lambda: layers.Masking(),
     **{
         f"bidirectional_{mode}": lambda mode=mode: layers.Bidirectional(
@@ -273,6 +282,10 @@ def test_outputs_from_shapes_keep_the_errors_of_the_run():
         layer(rnnkit.Input((None, 6)))
         with pytest.raises(ValueError, match=r"built for per-step feature shape\(s\) \[\(6,\)\]"):
             layer(rnnkit.Input((None, 7)))
+    dense_steps = layers.TimeDistributed(layers.Dense(3))
+    dense_steps(rnnkit.Input((None, 6)))
+    with pytest.raises(ValueError, match=r"expected \(None, None, 6\) \(batch, timesteps"):
+        dense_steps(rnnkit.Input((None, 7)))
 
 
 @pytest.mark.parametrize("return_state", [False, True])

@@ -176,6 +176,15 @@ def _infer_from_output_shape(layer: Layer, inputs: KerasTensor) -> KerasTensor:
     return KerasTensor(tuple(layer.compute_output_shape(inputs.shape)), dtype)
 
 
+def outputs_from_shapes(layer: Layer, inputs: KerasTensor, kwargs: dict) -> Any:
+    """The outputs of ``layer(inputs, **kwargs)`` (``kwargs`` without ``training``) as
+    KerasTensors when the layer tells them from shapes: its ``compute_output_shape`` is exact,
+    or its ``_output_from_shapes`` gives them; else None."""
+    if layer.output_shape_is_exact:
+        return _infer_from_output_shape(layer, inputs)
+    return layer._output_from_shapes(inputs, **kwargs)
+
+
 def infer_outputs(layer: Layer, args: tuple, kwargs: dict) -> Any:
     """Run ``layer`` on placeholders for the KerasTensors in ``args``/``kwargs`` and return the
     output structure as fresh KerasTensors (masks attached), without recording anything.
@@ -186,12 +195,10 @@ def infer_outputs(layer: Layer, args: tuple, kwargs: dict) -> Any:
     layers and ``Bidirectional`` over them). A fake-tensor op costs about 0.1 ms of Python, so running an LSTM layer on the
     two placeholders costs about 8 ms, against about 1.5 ms from the shapes (building included;
     ``benchmarks/bench_build.py``)."""
-    if layer.output_shape_is_exact and len(args) == 1 and isinstance(args[0], KerasTensor):
-        return _infer_from_output_shape(layer, args[0])
     if len(args) == 1 and isinstance(args[0], KerasTensor):
         given = {key: value for key, value in kwargs.items() if key != "training"}
-        known = layer._output_from_shapes(args[0], **given)
-        if known is not None:  # the layer knows it from the input's shape and dtype
+        known = outputs_from_shapes(layer, args[0], given)
+        if known is not None:
             return known
     kwargs = dict(kwargs)
     kwargs["training"] = False
