@@ -269,6 +269,50 @@ def test_outputs_from_shapes_equal_the_placeholder_run(make_layer, make_input, m
     assert _describe(told) == _describe(run(x))
 
 
+# ConvLSTM layers and the per-step shape of their inputs (time and batch axes left out).
+_CONV_LSTM = {
+    "conv_lstm1d_sequences": (lambda: layers.ConvLSTM1D(3, 2, return_sequences=True), (7, 2)),
+    "conv_lstm2d_states": (lambda: layers.ConvLSTM2D(4, 3, return_state=True), (6, 6, 2)),
+    "conv_lstm2d_same_strided_backwards": (
+        lambda: layers.ConvLSTM2D(
+            2, 3, padding="same", strides=2, go_backwards=True, return_sequences=True
+        ),
+        (7, 6, 2),
+    ),
+    "conv_lstm2d_channels_first": (
+        lambda: layers.ConvLSTM2D(
+            2, (3, 2), data_format="channels_first", return_sequences=True, return_state=True
+        ),
+        (2, 6, 5),
+    ),
+    "conv_lstm3d_dilated": (lambda: layers.ConvLSTM3D(2, 2, dilation_rate=2), (5, 5, 5, 1)),
+    "conv_lstm2d_float64": (lambda: layers.ConvLSTM2D(2, 3, dtype="float64"), (5, 5, 1)),
+}
+
+
+@pytest.mark.parametrize("sizes", ["unknown", "static"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("make_layer", sorted(_CONV_LSTM))
+def test_conv_lstm_outputs_from_shapes_equal_the_placeholder_run(
+    make_layer, dtype, sizes, monkeypatch
+):
+    from rnnkit import symbolic
+
+    entered = []
+    fake_tensors = symbolic._fake_tensors
+    monkeypatch.setattr(symbolic, "_fake_tensors", lambda: entered.append(1) or fake_tensors())
+    make, step = _CONV_LSTM[make_layer]
+    if sizes == "unknown":
+        x = rnnkit.Input((None, *step), dtype=dtype)
+    else:
+        x = rnnkit.Input((4, *step), batch_size=3, dtype=dtype)
+    told = make()(x)
+    assert not entered, "the call ran on placeholders"
+    run = make()
+    run._output_from_shapes = lambda inputs, **kwargs: None
+    assert _describe(told) == _describe(run(x))
+
+
 def test_outputs_from_shapes_keep_the_errors_of_the_run():
     for layer in (layers.Dense(5), layers.LSTM(4), layers.BatchNormalization()):
         layer(rnnkit.Input((None, 6)))
@@ -282,6 +326,12 @@ def test_outputs_from_shapes_keep_the_errors_of_the_run():
         layer(rnnkit.Input((None, 6)))
         with pytest.raises(ValueError, match=r"built for per-step feature shape\(s\) \[\(6,\)\]"):
             layer(rnnkit.Input((None, 7)))
+    conv = layers.ConvLSTM2D(2, 3)
+    conv(rnnkit.Input((None, 5, 5, 2)))
+    with pytest.raises(ValueError, match=r"built for per-step feature shape\(s\) \[\(5, 5, 2\)\]"):
+        conv(rnnkit.Input((None, 5, 5, 3)))
+    with pytest.raises(ValueError, match="smaller than the kernel"):
+        layers.ConvLSTM2D(2, 3)(rnnkit.Input((None, 2, 2, 1)))
     dense_steps = layers.TimeDistributed(layers.Dense(3))
     dense_steps(rnnkit.Input((None, 6)))
     with pytest.raises(ValueError, match=r"expected \(None, None, 6\) \(batch, timesteps"):

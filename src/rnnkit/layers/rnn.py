@@ -831,15 +831,15 @@ class RNN(Layer):
         )
 
     def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> Any:
-        """The outputs of a symbolic call on one ``(batch, time, features)`` input, for a cell
-        whose step :mod:`rnnkit.layers.rnn_shapes` knows (the built-in cells, stacks of them,
-        ``DropoutCell``, ``OutputProjectionCell``): ``(batch, time, H)`` (with the input's
-        ``(batch, time)`` mask, if any) or ``(batch, H)``, then with ``return_state`` one
-        ``(batch, *s)`` per state, in the compute dtype. An ``initial_state`` of KerasTensors
-        shaped as the states does not change them. None for anything else (custom cells,
-        other arguments, ``time_major``, ``unroll``, ``stateful``, an activity regularizer,
-        mixed policies, weights that do not fit the input): the call then runs on
-        placeholders, which raises the errors."""
+        """The outputs of a symbolic call on one ``(batch, time, *features)`` input, for a cell
+        whose step :mod:`rnnkit.layers.rnn_shapes` knows (the built-in cells, ``ConvLSTMCell``,
+        stacks of them, ``DropoutCell``, ``OutputProjectionCell``): ``(batch, time, *H)``
+        (with the input's ``(batch, time)`` mask, if any) or ``(batch, *H)``, then with
+        ``return_state`` one ``(batch, *s)`` per state, in the compute dtype. An
+        ``initial_state`` of KerasTensors shaped as the states does not change them. None for
+        anything else (custom cells, other arguments, ``time_major``, ``unroll``,
+        ``stateful``, an activity regularizer, mixed policies, weights that do not fit the
+        input): the call then runs on placeholders, which raises the errors."""
         shape = inputs.shape
         mask = inputs._keras_mask
         initial_state = kwargs.pop("initial_state", None)
@@ -852,24 +852,22 @@ class RNN(Layer):
             or self.stateful
             or self.activity_regularizer is not None
             or self._autocast_dtype is not None
-            or len(shape) != 3
+            or len(shape) - 2 != rnn_shapes.step_rank(self.cell)
             or shape[1] == 0
-            or shape[2] is None
+            or None in shape[2:]
         ):
-            return None
-        if not rnn_shapes.knows_step(self.cell):
             return None
         self._maybe_build(inputs)
         dtype = self.compute_dtype
-        units = rnn_shapes.step_output_size(self.cell, shape[2], dtype)
-        if units is None:
+        step = rnn_shapes.step_output_shape(self.cell, tuple(shape[2:]), dtype)
+        if step is None:
             return None  # the placeholder run raises the error that names both sizes
         if initial_state is not None and not rnn_shapes.fits_initial_state(
             initial_state, self._state_spec, shape[0]
         ):
             return None  # the placeholder run checks them and says what is wrong
         return rnn_shapes.recurrent_outputs(
-            inputs, units, self._state_spec, dtype, self.return_sequences, self.return_state
+            inputs, step, self._state_spec, dtype, self.return_sequences, self.return_state
         )
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
