@@ -176,6 +176,18 @@ def _infer_from_output_shape(layer: Layer, inputs: KerasTensor) -> KerasTensor:
     return KerasTensor(tuple(layer.compute_output_shape(inputs.shape)), dtype)
 
 
+def call_input_dtype(layer: Layer, inputs: KerasTensor) -> torch.dtype:
+    """The dtype ``inputs`` has inside a call of ``layer``, which casts floating inputs (every
+    input when it says so) to its compute dtype when it has weights or an explicit dtype (as
+    ``Layer._convert_inputs`` does)."""
+    has_weights, _, compute_dtype = layer._call_facts()
+    if not (has_weights or layer._dtype_explicit):
+        return inputs.dtype
+    if layer._casts_non_floating_inputs or inputs.dtype.is_floating_point:
+        return compute_dtype
+    return inputs.dtype
+
+
 def outputs_from_shapes(layer: Layer, inputs: KerasTensor, kwargs: dict) -> Any:
     """The outputs of ``layer(inputs, **kwargs)`` (``kwargs`` without ``training``) as
     KerasTensors when the layer tells them from shapes: its ``compute_output_shape`` is exact,

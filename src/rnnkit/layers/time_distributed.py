@@ -29,7 +29,7 @@ import torch
 from rnnkit import tree
 from rnnkit.layers.base import Layer, check_input_shape
 from rnnkit.layers.serialization import deserialize, serialize
-from rnnkit.symbolic import KerasTensor, outputs_from_shapes
+from rnnkit.symbolic import KerasTensor, call_input_dtype, outputs_from_shapes
 
 
 def _describe(layer: Layer) -> str:
@@ -191,12 +191,7 @@ class TimeDistributed(Layer):
         if built_for_other and any(True for _ in inner.parameters()):
             return None  # the placeholder run names the shape the layer was built for
         n, t = shape[0], shape[1]
-        has_weights, _, compute_dtype = self._call_facts()
-        dtype = inputs.dtype
-        if (has_weights or self._dtype_explicit) and (
-            self._casts_non_floating_inputs or dtype.is_floating_point
-        ):
-            dtype = compute_dtype  # as the call converts its inputs
+        dtype = call_input_dtype(self, inputs)  # as the call converts its inputs
         flat = KerasTensor((None if n is None or t is None else n * t, *shape[2:]), dtype)
         output = outputs_from_shapes(inner, flat, {})
         if not isinstance(output, KerasTensor) or output.shape[:1] != flat.shape[:1]:
