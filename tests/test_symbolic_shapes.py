@@ -430,3 +430,35 @@ def test_layers_with_an_activity_regularizer_still_run_on_placeholders(monkeypat
         x = rnnkit.Input((None,), dtype="int64") if isinstance(layer, layers.Embedding) else None
         layer(x if x is not None else rnnkit.Input((None, 4)))
         assert entered, type(layer).__name__
+
+
+class _Encoder(rnnkit.layers.Layer):
+    """A custom layer around built-in layers (tokens -> masked embedding -> LSTM states ->
+    Dense), plus an op of its own."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.embed = layers.Embedding(20, 4, mask_zero=True)
+        self.lstm = layers.LSTM(3, return_sequences=True, return_state=True)
+        self.dense = layers.TimeDistributed(layers.Dense(2))
+
+    def call(self, inputs):
+        sequence, h, c = self.lstm(self.embed(inputs))
+        return self.dense(sequence) * 2.0, h + c
+
+
+@pytest.mark.parametrize("shape", [(None,), (5,)])
+def test_layers_called_inside_a_placeholder_run_tell_their_outputs(shape, monkeypatch):
+    """A custom layer runs on placeholders; the built-in layers it calls give placeholders of
+    the shapes they tell (never running their call), equal to running them."""
+    from rnnkit import symbolic
+
+    x = rnnkit.Input(shape, dtype="int64")
+    told_layer, run_layer = _Encoder(), _Encoder()
+    ran = []
+    for inner in (told_layer.embed, told_layer.lstm, told_layer.dense.layer):
+        inner.call = lambda *args, inner=inner, **kwargs: ran.append(inner.name)
+    told = told_layer(x)
+    assert ran == []
+    monkeypatch.setattr(symbolic, "_told_placeholders", lambda layer, args, kwargs: None)
+    assert _describe(told) == _describe(run_layer(x))

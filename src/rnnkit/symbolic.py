@@ -31,6 +31,7 @@ from torch._subclasses.fake_tensor import (
     DataDependentOutputException,
     DynamicOutputShapeException,
     FakeTensorMode,
+    is_fake,
     unset_fake_temporarily,
 )
 
@@ -195,6 +196,57 @@ def outputs_from_shapes(layer: Layer, inputs: KerasTensor, kwargs: dict) -> Any:
     if layer.output_shape_is_exact:
         return _infer_from_output_shape(layer, inputs)
     return layer._output_from_shapes(inputs, **kwargs)
+
+
+def placeholder_call(layer: Layer, args: tuple, kwargs: dict) -> Any:
+    """A call of ``layer`` made inside a placeholder run (by the layer that runs, on its
+    placeholders): when the layer tells its outputs from shapes (:func:`outputs_from_shapes`
+    on the placeholder's concrete shape, dtype and mask), new placeholders of those shapes
+    (and masks) instead of running it; else ``layer.forward`` on the placeholders. So a
+    custom layer or model that calls built-in layers runs only its own operations on fakes."""
+    told = _told_placeholders(layer, args, kwargs)
+    return layer.forward(*args, **kwargs) if told is None else told
+
+
+def _told_placeholders(layer: Layer, args: tuple, kwargs: dict) -> Any:
+    """The outputs of ``layer(*args, **kwargs)`` as fake placeholders told from shapes, for a
+    call on one fake tensor (other arguments: ``training``, a tensor ``mask``, tensors);
+    None when the layer cannot tell them or the call is another kind."""
+    fake_mode = torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.FAKE)
+    if fake_mode is None or len(args) != 1 or not is_fake(args[0]):
+        return None
+    x = args[0]
+    given = {key: value for key, value in kwargs.items() if key != "training"}
+    mask = given.pop("mask", None)
+    if mask is None:
+        mask = getattr(x, "_keras_mask", None)
+    if not all(isinstance(v, torch.Tensor) for v in tree.flatten(given)) or not (
+        mask is None or isinstance(mask, torch.Tensor)
+    ):
+        return None
+    inputs = KerasTensor(tuple(x.shape), x.dtype)
+    if mask is not None:
+        inputs._keras_mask = KerasTensor(tuple(mask.shape), mask.dtype)
+    told = outputs_from_shapes(
+        layer, inputs, tree.map_structure(lambda v: KerasTensor(tuple(v.shape), v.dtype), given)
+    )
+    if told is None:
+        return None
+    flat = tree.flatten(told)
+    described = flat + [t._keras_mask for t in flat if isinstance(t, KerasTensor)]
+    if any(isinstance(t, KerasTensor) and None in t.shape for t in described):
+        return None
+
+    def to_placeholder(t: Any) -> Any:
+        if not isinstance(t, KerasTensor):
+            return t
+        value = torch.zeros(t.shape, dtype=t.dtype, device=x.device)
+        if t._keras_mask is not None:
+            m = t._keras_mask
+            value._keras_mask = torch.ones(m.shape, dtype=m.dtype, device=x.device)
+        return value
+
+    return tree.map_structure(to_placeholder, told)
 
 
 def infer_outputs(layer: Layer, args: tuple, kwargs: dict) -> Any:

@@ -64,6 +64,7 @@ from rnnkit.symbolic import (
     has_symbolic,
     in_symbolic_call,
     infer_outputs,
+    placeholder_call,
     real_tensors,
     symbolic_call,
 )
@@ -611,7 +612,7 @@ class Layer(nn.Module):
         if not _plain_tensor_call(args, kwargs) and has_symbolic((args, kwargs)):
             return symbolic_call(self, args, kwargs)
         if in_symbolic_call():  # placeholder runs that infer shapes are not calls hooks see
-            return self.forward(*args, **kwargs)
+            return placeholder_call(self, args, kwargs)
         if not _has_full_backward_hooks(self):
             return super().__call__(*args, **kwargs)
         # A full backward hook wraps the outputs in new tensors, which lose their masks.
