@@ -399,6 +399,16 @@ def test_initial_states_keep_the_outputs_from_shapes(return_state, monkeypatch):
             ),
             [[h, c], [rnnkit.Input((3,))]],
         ),
+        (
+            lambda: layers.Bidirectional(
+                layers.LSTM(4, return_sequences=True, return_state=return_state)
+            ),
+            [h, c, rnnkit.Input((4,)), rnnkit.Input((4,))],
+        ),
+        (
+            lambda: layers.Bidirectional(layers.GRU(4, return_state=return_state), merge_mode=None),
+            [h, rnnkit.Input((4,))],
+        ),
     ]:
         entered.clear()
         told = make()(x, initial_state=state)
@@ -408,6 +418,10 @@ def test_initial_states_keep_the_outputs_from_shapes(return_state, monkeypatch):
         assert _describe(told) == _describe(run(x, initial_state=state))
     with pytest.raises(ValueError, match="initial_state"):  # wrong sizes: the run says so
         layers.LSTM(4)(x, initial_state=[rnnkit.Input((3,)), rnnkit.Input((3,))])
+    with pytest.raises(ValueError, match="an even count"):
+        layers.Bidirectional(layers.GRU(4))(x, initial_state=[h, c, h])
+    with pytest.raises(ValueError, match="initial_state"):
+        layers.Bidirectional(layers.GRU(4))(x, initial_state=[h, rnnkit.Input((3,))])
     stacked = layers.RNN(layers.StackedRNNCells([layers.LSTMCell(4), layers.GRUCell(3)]))
     with pytest.raises(ValueError, match=r"initial_state\[2\] has shape \(13, 4\), expected"):
         stacked(x, initial_state=[[h, c], [rnnkit.Input((4,))]])
