@@ -195,6 +195,11 @@ _FROM_SHAPES = {
         dtype="float64",
     ),
     "dropout": lambda: layers.Dropout(0.5),
+    "layer_norm": lambda: layers.LayerNormalization(),
+    "layer_norm_float64_no_scale": lambda: layers.LayerNormalization(
+        dtype="float64", center=False, scale=False
+    ),
+    "lstm_stateful_sequences": lambda: layers.LSTM(4, stateful=True, return_sequences=True),
     "time_distributed_dense": lambda: layers.TimeDistributed(layers.Dense(3)),
     "time_distributed_dense_float64": lambda: layers.TimeDistributed(
         layers.Dense(3, dtype="float64")
@@ -351,8 +356,29 @@ def test_conv_lstm_outputs_from_shapes_equal_the_placeholder_run(
     assert _describe(told) == _describe(run(x))
 
 
+def test_layer_norm_over_two_axes_from_shapes(monkeypatch):
+    from rnnkit import symbolic
+
+    x = rnnkit.Input((7, 6), batch_size=3)
+    run = layers.LayerNormalization(axis=[1, 2])
+    run._output_from_shapes = lambda inputs, **kwargs: None
+    expected = _describe(run(x))
+    entered = []
+    fake_tensors = symbolic._fake_tensors
+    monkeypatch.setattr(symbolic, "_fake_tensors", lambda: entered.append(1) or fake_tensors())
+    assert _describe(layers.LayerNormalization(axis=[1, 2])(x)) == expected
+    assert not entered
+    with pytest.raises(ValueError, match=r"expected \(None, 13, 6\) \(axis=\[1, 2\] as built"):
+        layers.LayerNormalization(axis=[1, 2])(rnnkit.Input((None, 6)))
+
+
 def test_outputs_from_shapes_keep_the_errors_of_the_run():
-    for layer in (layers.Dense(5), layers.LSTM(4), layers.BatchNormalization()):
+    for layer in (
+        layers.Dense(5),
+        layers.LSTM(4),
+        layers.BatchNormalization(),
+        layers.LayerNormalization(),
+    ):
         layer(rnnkit.Input((None, 6)))
         with pytest.raises(ValueError, match="6"):
             layer(rnnkit.Input((None, 7)))

@@ -837,9 +837,10 @@ class RNN(Layer):
         (with the input's ``(batch, time)`` mask, if any) or ``(batch, *H)``, then with
         ``return_state`` one ``(batch, *s)`` per state, in the compute dtype. An
         ``initial_state`` of KerasTensors shaped as the states does not change them. None for
-        anything else (custom cells, other arguments, ``time_major``, ``unroll``,
-        ``stateful``, an activity regularizer, mixed policies, weights that do not fit the
-        input): the call then runs on placeholders, which raises the errors."""
+        anything else (custom cells, other arguments, ``time_major``, ``unroll``, an activity
+        regularizer, mixed policies, weights that do not fit the input): the call then runs on
+        placeholders, which raises the errors. (A ``stateful`` layer's symbolic call neither
+        reads nor stores states: its outputs are as without.)"""
         shape = inputs.shape
         mask = inputs._keras_mask
         initial_state = kwargs.pop("initial_state", None)
@@ -849,7 +850,6 @@ class RNN(Layer):
             or (mask is not None and mask.shape != shape[:2])
             or self.time_major
             or self.unroll
-            or self.stateful
             or self.activity_regularizer is not None
             or self._autocast_dtype is not None
             or len(shape) - 2 != rnn_shapes.step_rank(self.cell)
