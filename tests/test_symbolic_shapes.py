@@ -502,3 +502,54 @@ def test_layers_called_inside_a_placeholder_run_tell_their_outputs(shape, monkey
     assert ran == []
     monkeypatch.setattr(symbolic, "_told_placeholders", lambda layer, args, kwargs: None)
     assert _describe(told) == _describe(run_layer(x))
+
+
+_MERGES = {
+    "add": layers.Add,
+    "subtract": layers.Subtract,
+    "average": layers.Average,
+    "multiply": layers.Multiply,
+    "concatenate": layers.Concatenate,
+    "concatenate_time": lambda: layers.Concatenate(axis=1),
+    "add_float64": lambda: layers.Add(dtype="float64"),
+}
+_LISTS = {
+    "unknown": lambda: [rnnkit.Input((None, 4)), rnnkit.Input((None, 4))],
+    "static": lambda: [rnnkit.Input((5, 4), batch_size=3), rnnkit.Input((5, 4), batch_size=3)],
+    "lower_rank": lambda: [rnnkit.Input((None, 4)), rnnkit.Input((4,))],
+    "broadcast_one": lambda: [rnnkit.Input((5, 4)), rnnkit.Input((1, 4))],
+    "unknown_against_known": lambda: [rnnkit.Input((None, 4)), rnnkit.Input((5, 4))],
+    "masked_both": lambda: [
+        layers.Masking()(rnnkit.Input((None, 4))),
+        layers.Masking()(rnnkit.Input((None, 4))),
+    ],
+    "masked_one": lambda: [layers.Masking()(rnnkit.Input((None, 4))), rnnkit.Input((None, 4))],
+    "three_float64": lambda: [rnnkit.Input((None, 4), dtype="float64") for _ in range(3)],
+    "mixed_dtypes": lambda: [rnnkit.Input((None, 4)), rnnkit.Input((None, 4), dtype="float64")],
+}
+
+
+def _outcome(layer, inputs):
+    try:
+        return _describe(layer(inputs))
+    except ValueError as error:
+        return ("raises", str(error).replace(layer.name, "<layer>"))
+
+
+@pytest.mark.parametrize("make_inputs", sorted(_LISTS))
+@pytest.mark.parametrize("make_layer", sorted(_MERGES))
+def test_merges_from_shapes_equal_the_placeholder_run(make_layer, make_inputs, monkeypatch):
+    """Merging layers on lists: the same outputs (or the same error) as the placeholder run;
+    told from shapes (no fake mode) wherever the run succeeds on inputs of one dtype."""
+    from rnnkit import symbolic
+
+    inputs = _LISTS[make_inputs]()
+    run = _MERGES[make_layer]()
+    run._output_from_shapes = lambda inputs, **kwargs: None
+    expected = _outcome(run, inputs)
+    entered = []
+    fake_tensors = symbolic._fake_tensors
+    monkeypatch.setattr(symbolic, "_fake_tensors", lambda: entered.append(1) or fake_tensors())
+    assert _outcome(_MERGES[make_layer](), inputs) == expected
+    if expected[0] != "raises" and make_inputs != "mixed_dtypes":
+        assert not entered, "the call ran on placeholders"

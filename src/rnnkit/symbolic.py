@@ -189,10 +189,17 @@ def call_input_dtype(layer: Layer, inputs: KerasTensor) -> torch.dtype:
     return inputs.dtype
 
 
-def outputs_from_shapes(layer: Layer, inputs: KerasTensor, kwargs: dict) -> Any:
-    """The outputs of ``layer(inputs, **kwargs)`` (``kwargs`` without ``training``) as
-    KerasTensors when the layer tells them from shapes: its ``compute_output_shape`` is exact,
-    or its ``_output_from_shapes`` gives them; else None."""
+def outputs_from_shapes(layer: Layer, inputs: Any, kwargs: dict) -> Any:
+    """The outputs of ``layer(inputs, **kwargs)`` (``kwargs`` without ``training``;
+    ``inputs`` a KerasTensor, or a list of them) as KerasTensors when the layer tells them
+    from shapes: its ``compute_output_shape`` is exact, or its ``_output_from_shapes`` gives
+    them (on a list, for layers that take lists there); else None."""
+    if not isinstance(inputs, KerasTensor):  # a list (merging layers)
+        return (
+            layer._output_from_shapes(inputs, **kwargs)
+            if layer._output_from_shapes_takes_lists
+            else None
+        )
     if layer.output_shape_is_exact:
         return _infer_from_output_shape(layer, inputs)
     return layer._output_from_shapes(inputs, **kwargs)
@@ -249,6 +256,17 @@ def _told_placeholders(layer: Layer, args: tuple, kwargs: dict) -> Any:
     return tree.map_structure(to_placeholder, told)
 
 
+def _one_or_a_list(inputs: Any) -> bool:
+    """A KerasTensor, or a non-empty list or tuple of KerasTensors."""
+    if isinstance(inputs, KerasTensor):
+        return True
+    return (
+        isinstance(inputs, (list, tuple))
+        and bool(inputs)
+        and all(isinstance(x, KerasTensor) for x in inputs)
+    )
+
+
 def infer_outputs(layer: Layer, args: tuple, kwargs: dict) -> Any:
     """Run ``layer`` on placeholders for the KerasTensors in ``args``/``kwargs`` and return the
     output structure as fresh KerasTensors (masks attached), without recording anything.
@@ -259,7 +277,7 @@ def infer_outputs(layer: Layer, args: tuple, kwargs: dict) -> Any:
     layers and ``Bidirectional`` over them). A fake-tensor op costs about 0.1 ms of Python, so running an LSTM layer on the
     two placeholders costs about 8 ms, against about 1.5 ms from the shapes (building included;
     ``benchmarks/bench_build.py``)."""
-    if len(args) == 1 and isinstance(args[0], KerasTensor):
+    if len(args) == 1 and _one_or_a_list(args[0]):
         given = {key: value for key, value in kwargs.items() if key != "training"}
         known = outputs_from_shapes(layer, args[0], given)
         if known is not None:
