@@ -553,3 +553,52 @@ def test_merges_from_shapes_equal_the_placeholder_run(make_layer, make_inputs, m
     assert _outcome(_MERGES[make_layer](), inputs) == expected
     if expected[0] != "raises" and make_inputs != "mixed_dtypes":
         assert not entered, "the call ran on placeholders"
+
+
+_ATTENTION = {
+    "attention": layers.Attention,
+    "attention_scaled_concat": lambda: layers.Attention(use_scale=True, score_mode="concat"),
+    "additive_attention": layers.AdditiveAttention,
+    "additive_attention_float64": lambda: layers.AdditiveAttention(dtype="float64"),
+}
+_ATTENTION_INPUTS = {
+    "query_value": lambda: [rnnkit.Input((None, 4)), rnnkit.Input((None, 3))],
+    "query_value_key": lambda: [
+        rnnkit.Input((5, 4)),
+        rnnkit.Input((None, 3)),
+        rnnkit.Input((None, 4)),
+    ],
+    "static": lambda: [rnnkit.Input((5, 4), batch_size=2), rnnkit.Input((6, 4), batch_size=2)],
+    "masked": lambda: [
+        layers.Masking()(rnnkit.Input((None, 4))),
+        layers.Masking()(rnnkit.Input((None, 4))),
+    ],
+    "masked_value_only": lambda: [
+        rnnkit.Input((None, 4)),
+        layers.Masking()(rnnkit.Input((None, 4))),
+    ],
+    "float64": lambda: [rnnkit.Input((None, 4), dtype="float64") for _ in range(2)],
+    "key_features_differ": lambda: [
+        rnnkit.Input((None, 4)),
+        rnnkit.Input((None, 3)),
+        rnnkit.Input((None, 5)),
+    ],
+    "unknown_features": lambda: [rnnkit.Input((None, None)), rnnkit.Input((None, 3))],
+}
+
+
+@pytest.mark.parametrize("make_inputs", sorted(_ATTENTION_INPUTS))
+@pytest.mark.parametrize("make_layer", sorted(_ATTENTION))
+def test_attention_from_shapes_equals_the_placeholder_run(make_layer, make_inputs, monkeypatch):
+    from rnnkit import symbolic
+
+    inputs = _ATTENTION_INPUTS[make_inputs]()
+    run = _ATTENTION[make_layer]()
+    run._output_from_shapes = lambda inputs, **kwargs: None
+    expected = _outcome(run, inputs)
+    entered = []
+    fake_tensors = symbolic._fake_tensors
+    monkeypatch.setattr(symbolic, "_fake_tensors", lambda: entered.append(1) or fake_tensors())
+    assert _outcome(_ATTENTION[make_layer](), inputs) == expected
+    if expected[0] != "raises" and make_inputs != "unknown_features":
+        assert not entered, "the call ran on placeholders"
