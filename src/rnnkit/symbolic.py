@@ -272,10 +272,17 @@ def infer_outputs(layer: Layer, args: tuple, kwargs: dict) -> Any:
     output structure as fresh KerasTensors (masks attached), without recording anything.
 
     Not run: layers with ``output_shape_is_exact`` (their ``compute_output_shape`` says), and a
-    call on one KerasTensor whose output the layer's ``_output_from_shapes`` gives (``Dense``,
-    ``BatchNormalization``, ``Embedding``, ``Dropout``, ``Masking``, the built-in recurrent
-    layers and ``Bidirectional`` over them). A fake-tensor op costs about 0.1 ms of Python, so running an LSTM layer on the
-    two placeholders costs about 8 ms, against about 1.5 ms from the shapes (building included;
+    call on one KerasTensor (or a list of them, for merging and attention layers) whose output
+    the layer's ``_output_from_shapes`` gives: ``Dense``, ``BatchNormalization``,
+    ``LayerNormalization``, ``Embedding``, ``Dropout``, ``Masking``, recurrent layers over the
+    built-in cells, ``ConvLSTMCell``, stacks and wrappers of them (:mod:`rnnkit.layers.rnn_shapes`),
+    ``Bidirectional`` over those, ``TimeDistributed`` over a layer that tells its own, the
+    merging layers but ``Dot``, ``Attention``, ``AdditiveAttention``, and a functional model or
+    ``Sequential`` used as a layer (its graph replayed layer by layer, :meth:`Graph.infer`).
+    Inside a placeholder run, a layer that can tell its outputs gives placeholders of those
+    shapes instead of running (:func:`placeholder_call`). A fake-tensor op costs about 0.1 ms
+    of Python, so running an LSTM layer on the two placeholders costs about 8 ms, against
+    about 1.5 ms from the shapes (building included;
     ``benchmarks/bench_build.py``)."""
     if len(args) == 1 and _one_or_a_list(args[0]):
         given = {key: value for key, value in kwargs.items() if key != "training"}
