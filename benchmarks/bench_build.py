@@ -7,10 +7,12 @@ Rows:
   second leaves ``torch._dynamo`` unloaded.
 * one row per layer: a new layer called on a new ``rnnkit.Input`` (the symbolic call that
   builds it and records the node), in milliseconds: ``shapes`` as rnnkit runs it (layers that
-  tell their output from the input's shape, ``Layer._output_from_shapes``, are not run) and
-  ``placeholders`` with that path switched off (the layer runs twice on fake tensors, as every
-  layer did before). Medians over ``--rounds`` interleaved rounds, wall clock, torch's default
-  threads.
+  tell their output from the input's shape, ``Layer._output_from_shapes``, are not run; a
+  model replays its graph layer by layer; layers called inside a placeholder run give
+  placeholders of the shapes they tell) and ``placeholders`` with all of that switched off
+  (``rnnkit.symbolic.outputs_from_shapes`` and the placeholder-run shortcut give nothing: the
+  layer runs twice on fake tensors, everything inside it too, as every layer did before).
+  Medians over ``--rounds`` interleaved rounds, wall clock, torch's default threads.
 
 Run ``python benchmarks/bench_build.py`` on an idle machine. See ``RESULTS.md``.
 """
@@ -18,15 +20,43 @@ Run ``python benchmarks/bench_build.py`` on an idle machine. See ``RESULTS.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import rnnkit
 from rnnkit import layers as L
+from rnnkit import symbolic
+
+
+class _Encoder(rnnkit.Model):
+    """A subclassed model used as a layer (GRU -> LSTM -> Dense): its call runs on
+    placeholders, the built-in layers inside it tell their outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = L.GRU(32, return_sequences=True)
+        self.lstm = L.LSTM(32)
+        self.dense = L.Dense(10)
+
+    def call(self, inputs: Any) -> Any:
+        return self.dense(self.lstm(self.gru(inputs)))
+
+
+def _functional() -> rnnkit.Model:
+    x = rnnkit.Input((None, 28))
+    y = L.TimeDistributed(L.Dense(8))(L.LSTM(32, return_sequences=True)(x))
+    return rnnkit.Model(x, L.GRU(16)(y))
+
+
+def _with_states() -> dict[str, Any]:
+    x = rnnkit.Input((None, 28))
+    return {"inputs": x, "initial_state": [rnnkit.Input((32,)) for _ in range(4)]}
+
 
 LAYERS: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
     "Dense(10)": (lambda: L.Dense(10), lambda: rnnkit.Input((None, 28))),
@@ -50,23 +80,53 @@ LAYERS: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
         lambda: L.Bidirectional(L.LSTM(32)),
         lambda: rnnkit.Input((None, 28)),
     ),
+    "Bidirectional(LSTM(32)), initial_state": (
+        lambda: L.Bidirectional(L.LSTM(32)),
+        _with_states,
+    ),
+    "RNN(StackedRNNCells([LSTM, GRU]))": (
+        lambda: L.RNN(L.StackedRNNCells([L.LSTMCell(32), L.GRUCell(32)])),
+        lambda: rnnkit.Input((None, 28)),
+    ),
+    "RNN(DropoutCell(OutputProjection))": (
+        lambda: L.RNN(L.DropoutCell(L.OutputProjectionCell(L.LSTMCell(32), 10))),
+        lambda: rnnkit.Input((None, 28)),
+    ),
+    "ConvLSTM2D(8, 3)": (
+        lambda: L.ConvLSTM2D(8, 3, return_sequences=True),
+        lambda: rnnkit.Input((None, 16, 16, 3)),
+    ),
+    "TimeDistributed(Dense(10))": (
+        lambda: L.TimeDistributed(L.Dense(10)),
+        lambda: rnnkit.Input((None, 28)),
+    ),
+    "functional Model as a layer": (_functional, lambda: rnnkit.Input((None, 28))),
+    "Sequential as a layer": (
+        lambda: rnnkit.Sequential([rnnkit.Input((None, 28)), L.LSTM(32), L.Dense(10)]),
+        lambda: rnnkit.Input((None, 28)),
+    ),
+    "subclassed Model (GRU, LSTM, Dense)": (_Encoder, lambda: rnnkit.Input((None, 28))),
 }
 
 
-def _no_shapes(inputs: Any, **kwargs: Any) -> None:
-    return None
+@contextlib.contextmanager
+def _placeholders_only() -> Iterator[None]:
+    """Every layer runs on placeholders, as before the shapes-only paths."""
+    told, shortcut = symbolic.outputs_from_shapes, symbolic._told_placeholders
+    symbolic.outputs_from_shapes = lambda *args, **kwargs: None
+    symbolic._told_placeholders = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        symbolic.outputs_from_shapes, symbolic._told_placeholders = told, shortcut
 
 
 def _symbolic_call(make: Callable[[], Any], make_input: Callable[[], Any], run: bool) -> float:
     layer, x = make(), make_input()
-    if run:
-        layer._output_from_shapes = _no_shapes
-        inner = getattr(layer, "forward_layer", None)
-        if inner is not None:
-            inner._output_from_shapes = layer.backward_layer._output_from_shapes = _no_shapes
-    start = time.perf_counter()
-    layer(x)
-    return (time.perf_counter() - start) * 1000.0
+    with _placeholders_only() if run else contextlib.nullcontext():
+        start = time.perf_counter()
+        layer(**x) if isinstance(x, dict) else layer(x)
+        return (time.perf_counter() - start) * 1000.0
 
 
 def _import_seconds(module: str) -> float:
@@ -93,7 +153,7 @@ def main() -> None:
     print(f"  torch._dynamo loaded by import rnnkit: {loaded.stdout.strip()}")
     print()
 
-    header = f"{'layer called on rnnkit.Input':34s} {'shapes ms':>10s} {'placeholders ms':>16s}"
+    header = f"{'layer called on rnnkit.Input':40s} {'shapes ms':>10s} {'placeholders ms':>16s}"
     print(f"symbolic calls, median of {args.rounds} interleaved rounds, wall clock")
     print(header)
     print("-" * len(header))
@@ -104,7 +164,7 @@ def main() -> None:
         for _ in range(args.rounds):
             shapes.append(_symbolic_call(make, make_input, False))
             runs.append(_symbolic_call(make, make_input, True))
-        print(f"{label:34s} {statistics.median(shapes):10.2f} {statistics.median(runs):16.2f}")
+        print(f"{label:40s} {statistics.median(shapes):10.2f} {statistics.median(runs):16.2f}")
 
 
 if __name__ == "__main__":

@@ -166,7 +166,49 @@ _FROM_SHAPES = {
     "gru_v1_backwards": lambda: layers.GRU(3, reset_after=False, go_backwards=True),
     "simple_rnn_sequences": lambda: layers.SimpleRNN(2, return_sequences=True),
     "rnn_lstm_cell_float64": lambda: layers.RNN(layers.LSTMCell(3), dtype="float64"),
+    "rnn_stacked_cells_states": lambda: layers.RNN(
+        layers.StackedRNNCells(
+            [layers.LSTMCell(4), layers.GRUCell(3, reset_after=False), layers.SimpleRNNCell(2)]
+        ),
+        return_sequences=True,
+        return_state=True,
+    ),
+    "rnn_one_stacked_gru_backwards": lambda: layers.RNN(
+        layers.StackedRNNCells([layers.GRUCell(3)]), go_backwards=True, return_state=True
+    ),
+    "rnn_wrapped_cells_states": lambda: layers.RNN(
+        layers.DropoutCell(
+            layers.OutputProjectionCell(layers.LSTMCell(5), 3, activation="tanh"),
+            input_keep_prob=0.8,
+            state_keep_prob=0.9,
+        ),
+        return_sequences=True,
+        return_state=True,
+    ),
+    "rnn_stacked_wrapped_float64": lambda: layers.RNN(
+        layers.StackedRNNCells(
+            [
+                layers.DropoutCell(layers.SimpleRNNCell(4)),
+                layers.OutputProjectionCell(layers.GRUCell(3), 2),
+            ]
+        ),
+        dtype="float64",
+    ),
     "dropout": lambda: layers.Dropout(0.5),
+    "layer_norm": lambda: layers.LayerNormalization(),
+    "layer_norm_float64_no_scale": lambda: layers.LayerNormalization(
+        dtype="float64", center=False, scale=False
+    ),
+    "lstm_stateful_sequences": lambda: layers.LSTM(4, stateful=True, return_sequences=True),
+    "time_distributed_dense": lambda: layers.TimeDistributed(layers.Dense(3)),
+    "time_distributed_dense_float64": lambda: layers.TimeDistributed(
+        layers.Dense(3, dtype="float64")
+    ),
+    "time_distributed_float64_over_dense": lambda: layers.TimeDistributed(
+        layers.Dense(3), dtype="float64"
+    ),
+    "time_distributed_dropout": lambda: layers.TimeDistributed(layers.Dropout(0.3)),
+    "time_distributed_batch_norm": lambda: layers.TimeDistributed(layers.BatchNormalization()),
     "masking": lambda: layers.Masking(),
     **{
         f"bidirectional_{mode}": lambda mode=mode: layers.Bidirectional(
@@ -183,6 +225,42 @@ _FROM_SHAPES = {
         backward_layer=layers.GRU(2, return_sequences=True, go_backwards=True),
     ),
 }
+
+
+def _functional(outputs):
+    def make():
+        x = rnnkit.Input((None, 6))
+        return rnnkit.Model(x, outputs(x))
+
+    return make
+
+
+_FROM_SHAPES.update(
+    {
+        "model_lstm_dense": _functional(
+            lambda x: layers.Dense(2)(layers.LSTM(3, return_sequences=True)(x))
+        ),
+        "model_outputs_list_states": _functional(
+            lambda x: [layers.GRU(3, return_state=True)(x)[1], layers.Dense(2)(x)]
+        ),
+        "model_one_output_in_a_list": _functional(lambda x: [layers.SimpleRNN(2)(x)]),
+        "model_custom_layer_inside": _functional(lambda x: _Recorder()(layers.Dense(4)(x))),
+        "model_float64": lambda: rnnkit.Model(
+            (x := rnnkit.Input((None, 6), dtype="float64")),
+            layers.Dense(2, dtype="float64")(x),
+        ),
+        "sequential": lambda: rnnkit.Sequential(
+            [rnnkit.Input((None, 6)), layers.Dense(4), layers.Dropout(0.1), layers.LSTM(2)]
+        ),
+        "sequential_in_sequential": lambda: rnnkit.Sequential(
+            [
+                rnnkit.Input((None, 6)),
+                rnnkit.Sequential([rnnkit.Input((None, 6)), layers.Dense(3)]),
+                layers.TimeDistributed(layers.Dense(2)),
+            ]
+        ),
+    }
+)
 _SYMBOLIC_INPUTS = {
     "unknown_time": lambda: rnnkit.Input((None, 6)),
     "static": lambda: rnnkit.Input((7, 6), batch_size=3),
@@ -204,13 +282,11 @@ def test_embedding_outputs_from_shapes_equal_the_placeholder_run(mask_zero, dtyp
 
 
 def _describe(outputs):
-    def one(t):
-        mask = t._keras_mask
-        return (t.shape, t.dtype, None if mask is None else (mask.shape, mask.dtype))
-
+    """Structure (container types included), shapes, dtypes and masks of symbolic outputs."""
     if isinstance(outputs, (list, tuple)):
-        return (type(outputs), [one(t) for t in outputs])
-    return one(outputs)
+        return (type(outputs), [_describe(t) for t in outputs])
+    mask = outputs._keras_mask
+    return (outputs.shape, outputs.dtype, None if mask is None else (mask.shape, mask.dtype))
 
 
 @pytest.mark.parametrize("make_input", sorted(_SYMBOLIC_INPUTS))
@@ -226,21 +302,107 @@ def test_outputs_from_shapes_equal_the_placeholder_run(make_layer, make_input, m
         return fake_tensors()
 
     x = _SYMBOLIC_INPUTS[make_input]()
+    layer = _FROM_SHAPES[make_layer]()  # a model's construction calls its layers symbolically
     monkeypatch.setattr(symbolic, "_fake_tensors", counting)
-    told = _FROM_SHAPES[make_layer]()(x)
-    assert not entered, "the call ran on placeholders"
+    told = layer(x)
+    # a model replays its layers: one that cannot tell its output runs alone on placeholders
+    assert len(entered) == make_layer.endswith("custom_layer_inside"), "ran on placeholders"
     run = _FROM_SHAPES[make_layer]()
     run._output_from_shapes = lambda inputs, **kwargs: None  # force the placeholder run
     assert _describe(told) == _describe(run(x))
 
 
+# ConvLSTM layers and the per-step shape of their inputs (time and batch axes left out).
+_CONV_LSTM = {
+    "conv_lstm1d_sequences": (lambda: layers.ConvLSTM1D(3, 2, return_sequences=True), (7, 2)),
+    "conv_lstm2d_states": (lambda: layers.ConvLSTM2D(4, 3, return_state=True), (6, 6, 2)),
+    "conv_lstm2d_same_strided_backwards": (
+        lambda: layers.ConvLSTM2D(
+            2, 3, padding="same", strides=2, go_backwards=True, return_sequences=True
+        ),
+        (7, 6, 2),
+    ),
+    "conv_lstm2d_channels_first": (
+        lambda: layers.ConvLSTM2D(
+            2, (3, 2), data_format="channels_first", return_sequences=True, return_state=True
+        ),
+        (2, 6, 5),
+    ),
+    "conv_lstm3d_dilated": (lambda: layers.ConvLSTM3D(2, 2, dilation_rate=2), (5, 5, 5, 1)),
+    "conv_lstm2d_float64": (lambda: layers.ConvLSTM2D(2, 3, dtype="float64"), (5, 5, 1)),
+}
+
+
+@pytest.mark.parametrize("sizes", ["unknown", "static"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("make_layer", sorted(_CONV_LSTM))
+def test_conv_lstm_outputs_from_shapes_equal_the_placeholder_run(
+    make_layer, dtype, sizes, monkeypatch
+):
+    from rnnkit import symbolic
+
+    entered = []
+    fake_tensors = symbolic._fake_tensors
+    monkeypatch.setattr(symbolic, "_fake_tensors", lambda: entered.append(1) or fake_tensors())
+    make, step = _CONV_LSTM[make_layer]
+    if sizes == "unknown":
+        x = rnnkit.Input((None, *step), dtype=dtype)
+    else:
+        x = rnnkit.Input((4, *step), batch_size=3, dtype=dtype)
+    told = make()(x)
+    assert not entered, "the call ran on placeholders"
+    run = make()
+    run._output_from_shapes = lambda inputs, **kwargs: None
+    assert _describe(told) == _describe(run(x))
+
+
+def test_layer_norm_over_two_axes_from_shapes(monkeypatch):
+    from rnnkit import symbolic
+
+    x = rnnkit.Input((7, 6), batch_size=3)
+    run = layers.LayerNormalization(axis=[1, 2])
+    run._output_from_shapes = lambda inputs, **kwargs: None
+    expected = _describe(run(x))
+    entered = []
+    fake_tensors = symbolic._fake_tensors
+    monkeypatch.setattr(symbolic, "_fake_tensors", lambda: entered.append(1) or fake_tensors())
+    assert _describe(layers.LayerNormalization(axis=[1, 2])(x)) == expected
+    assert not entered
+    with pytest.raises(ValueError, match=r"expected \(None, 13, 6\) \(axis=\[1, 2\] as built"):
+        layers.LayerNormalization(axis=[1, 2])(rnnkit.Input((None, 6)))
+
+
 def test_outputs_from_shapes_keep_the_errors_of_the_run():
-    for layer in (layers.Dense(5), layers.LSTM(4), layers.BatchNormalization()):
+    for layer in (
+        layers.Dense(5),
+        layers.LSTM(4),
+        layers.BatchNormalization(),
+        layers.LayerNormalization(),
+    ):
         layer(rnnkit.Input((None, 6)))
         with pytest.raises(ValueError, match="6"):
             layer(rnnkit.Input((None, 7)))
     with pytest.raises(ValueError, match="rank"):
         layers.GRU(3)(rnnkit.Input((6,)))
+    stacked = layers.RNN(layers.StackedRNNCells([layers.LSTMCell(4), layers.GRUCell(3)]))
+    wrapped = layers.RNN(layers.DropoutCell(layers.OutputProjectionCell(layers.LSTMCell(5), 3)))
+    for layer in (stacked, wrapped):
+        layer(rnnkit.Input((None, 6)))
+        with pytest.raises(ValueError, match=r"built for per-step feature shape\(s\) \[\(6,\)\]"):
+            layer(rnnkit.Input((None, 7)))
+    conv = layers.ConvLSTM2D(2, 3)
+    conv(rnnkit.Input((None, 5, 5, 2)))
+    with pytest.raises(ValueError, match=r"built for per-step feature shape\(s\) \[\(5, 5, 2\)\]"):
+        conv(rnnkit.Input((None, 5, 5, 3)))
+    with pytest.raises(ValueError, match="smaller than the kernel"):
+        layers.ConvLSTM2D(2, 3)(rnnkit.Input((None, 2, 2, 1)))
+    head = _functional(lambda x: layers.Dense(2)(x))()
+    with pytest.raises(ValueError, match=r"expects shape \(None, None, 6\)"):
+        head(rnnkit.Input((None, 7)))
+    dense_steps = layers.TimeDistributed(layers.Dense(3))
+    dense_steps(rnnkit.Input((None, 6)))
+    with pytest.raises(ValueError, match=r"expected \(None, None, 6\) \(batch, timesteps"):
+        dense_steps(rnnkit.Input((None, 7)))
 
 
 @pytest.mark.parametrize("return_state", [False, True])
@@ -256,6 +418,23 @@ def test_initial_states_keep_the_outputs_from_shapes(return_state, monkeypatch):
         (lambda: layers.LSTM(4, return_sequences=True, return_state=return_state), [h, c]),
         (lambda: layers.GRU(4, return_state=return_state), h),
         (lambda: layers.SimpleRNN(4, return_state=return_state), [h]),
+        (
+            lambda: layers.RNN(
+                layers.StackedRNNCells([layers.LSTMCell(4), layers.GRUCell(3)]),
+                return_state=return_state,
+            ),
+            [[h, c], [rnnkit.Input((3,))]],
+        ),
+        (
+            lambda: layers.Bidirectional(
+                layers.LSTM(4, return_sequences=True, return_state=return_state)
+            ),
+            [h, c, rnnkit.Input((4,)), rnnkit.Input((4,))],
+        ),
+        (
+            lambda: layers.Bidirectional(layers.GRU(4, return_state=return_state), merge_mode=None),
+            [h, rnnkit.Input((4,))],
+        ),
     ]:
         entered.clear()
         told = make()(x, initial_state=state)
@@ -265,6 +444,13 @@ def test_initial_states_keep_the_outputs_from_shapes(return_state, monkeypatch):
         assert _describe(told) == _describe(run(x, initial_state=state))
     with pytest.raises(ValueError, match="initial_state"):  # wrong sizes: the run says so
         layers.LSTM(4)(x, initial_state=[rnnkit.Input((3,)), rnnkit.Input((3,))])
+    with pytest.raises(ValueError, match="an even count"):
+        layers.Bidirectional(layers.GRU(4))(x, initial_state=[h, c, h])
+    with pytest.raises(ValueError, match="initial_state"):
+        layers.Bidirectional(layers.GRU(4))(x, initial_state=[h, rnnkit.Input((3,))])
+    stacked = layers.RNN(layers.StackedRNNCells([layers.LSTMCell(4), layers.GRUCell(3)]))
+    with pytest.raises(ValueError, match=r"initial_state\[2\] has shape \(13, 4\), expected"):
+        stacked(x, initial_state=[[h, c], [rnnkit.Input((4,))]])
 
 
 def test_layers_with_an_activity_regularizer_still_run_on_placeholders(monkeypatch):
@@ -284,3 +470,135 @@ def test_layers_with_an_activity_regularizer_still_run_on_placeholders(monkeypat
         x = rnnkit.Input((None,), dtype="int64") if isinstance(layer, layers.Embedding) else None
         layer(x if x is not None else rnnkit.Input((None, 4)))
         assert entered, type(layer).__name__
+
+
+class _Encoder(rnnkit.layers.Layer):
+    """A custom layer around built-in layers (tokens -> masked embedding -> LSTM states ->
+    Dense), plus an op of its own."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.embed = layers.Embedding(20, 4, mask_zero=True)
+        self.lstm = layers.LSTM(3, return_sequences=True, return_state=True)
+        self.dense = layers.TimeDistributed(layers.Dense(2))
+
+    def call(self, inputs):
+        sequence, h, c = self.lstm(self.embed(inputs))
+        return self.dense(sequence) * 2.0, h + c
+
+
+@pytest.mark.parametrize("shape", [(None,), (5,)])
+def test_layers_called_inside_a_placeholder_run_tell_their_outputs(shape, monkeypatch):
+    """A custom layer runs on placeholders; the built-in layers it calls give placeholders of
+    the shapes they tell (never running their call), equal to running them."""
+    from rnnkit import symbolic
+
+    x = rnnkit.Input(shape, dtype="int64")
+    told_layer, run_layer = _Encoder(), _Encoder()
+    ran = []
+    for inner in (told_layer.embed, told_layer.lstm, told_layer.dense.layer):
+        inner.call = lambda *args, inner=inner, **kwargs: ran.append(inner.name)
+    told = told_layer(x)
+    assert ran == []
+    monkeypatch.setattr(symbolic, "_told_placeholders", lambda layer, args, kwargs: None)
+    assert _describe(told) == _describe(run_layer(x))
+
+
+_MERGES = {
+    "add": layers.Add,
+    "subtract": layers.Subtract,
+    "average": layers.Average,
+    "multiply": layers.Multiply,
+    "concatenate": layers.Concatenate,
+    "concatenate_time": lambda: layers.Concatenate(axis=1),
+    "add_float64": lambda: layers.Add(dtype="float64"),
+}
+_LISTS = {
+    "unknown": lambda: [rnnkit.Input((None, 4)), rnnkit.Input((None, 4))],
+    "static": lambda: [rnnkit.Input((5, 4), batch_size=3), rnnkit.Input((5, 4), batch_size=3)],
+    "lower_rank": lambda: [rnnkit.Input((None, 4)), rnnkit.Input((4,))],
+    "broadcast_one": lambda: [rnnkit.Input((5, 4)), rnnkit.Input((1, 4))],
+    "unknown_against_known": lambda: [rnnkit.Input((None, 4)), rnnkit.Input((5, 4))],
+    "masked_both": lambda: [
+        layers.Masking()(rnnkit.Input((None, 4))),
+        layers.Masking()(rnnkit.Input((None, 4))),
+    ],
+    "masked_one": lambda: [layers.Masking()(rnnkit.Input((None, 4))), rnnkit.Input((None, 4))],
+    "three_float64": lambda: [rnnkit.Input((None, 4), dtype="float64") for _ in range(3)],
+    "mixed_dtypes": lambda: [rnnkit.Input((None, 4)), rnnkit.Input((None, 4), dtype="float64")],
+}
+
+
+def _outcome(layer, inputs):
+    try:
+        return _describe(layer(inputs))
+    except ValueError as error:
+        return ("raises", str(error).replace(layer.name, "<layer>"))
+
+
+@pytest.mark.parametrize("make_inputs", sorted(_LISTS))
+@pytest.mark.parametrize("make_layer", sorted(_MERGES))
+def test_merges_from_shapes_equal_the_placeholder_run(make_layer, make_inputs, monkeypatch):
+    """Merging layers on lists: the same outputs (or the same error) as the placeholder run;
+    told from shapes (no fake mode) wherever the run succeeds on inputs of one dtype."""
+    from rnnkit import symbolic
+
+    inputs = _LISTS[make_inputs]()
+    run = _MERGES[make_layer]()
+    run._output_from_shapes = lambda inputs, **kwargs: None
+    expected = _outcome(run, inputs)
+    entered = []
+    fake_tensors = symbolic._fake_tensors
+    monkeypatch.setattr(symbolic, "_fake_tensors", lambda: entered.append(1) or fake_tensors())
+    assert _outcome(_MERGES[make_layer](), inputs) == expected
+    if expected[0] != "raises" and make_inputs != "mixed_dtypes":
+        assert not entered, "the call ran on placeholders"
+
+
+_ATTENTION = {
+    "attention": layers.Attention,
+    "attention_scaled_concat": lambda: layers.Attention(use_scale=True, score_mode="concat"),
+    "additive_attention": layers.AdditiveAttention,
+    "additive_attention_float64": lambda: layers.AdditiveAttention(dtype="float64"),
+}
+_ATTENTION_INPUTS = {
+    "query_value": lambda: [rnnkit.Input((None, 4)), rnnkit.Input((None, 3))],
+    "query_value_key": lambda: [
+        rnnkit.Input((5, 4)),
+        rnnkit.Input((None, 3)),
+        rnnkit.Input((None, 4)),
+    ],
+    "static": lambda: [rnnkit.Input((5, 4), batch_size=2), rnnkit.Input((6, 4), batch_size=2)],
+    "masked": lambda: [
+        layers.Masking()(rnnkit.Input((None, 4))),
+        layers.Masking()(rnnkit.Input((None, 4))),
+    ],
+    "masked_value_only": lambda: [
+        rnnkit.Input((None, 4)),
+        layers.Masking()(rnnkit.Input((None, 4))),
+    ],
+    "float64": lambda: [rnnkit.Input((None, 4), dtype="float64") for _ in range(2)],
+    "key_features_differ": lambda: [
+        rnnkit.Input((None, 4)),
+        rnnkit.Input((None, 3)),
+        rnnkit.Input((None, 5)),
+    ],
+    "unknown_features": lambda: [rnnkit.Input((None, None)), rnnkit.Input((None, 3))],
+}
+
+
+@pytest.mark.parametrize("make_inputs", sorted(_ATTENTION_INPUTS))
+@pytest.mark.parametrize("make_layer", sorted(_ATTENTION))
+def test_attention_from_shapes_equals_the_placeholder_run(make_layer, make_inputs, monkeypatch):
+    from rnnkit import symbolic
+
+    inputs = _ATTENTION_INPUTS[make_inputs]()
+    run = _ATTENTION[make_layer]()
+    run._output_from_shapes = lambda inputs, **kwargs: None
+    expected = _outcome(run, inputs)
+    entered = []
+    fake_tensors = symbolic._fake_tensors
+    monkeypatch.setattr(symbolic, "_fake_tensors", lambda: entered.append(1) or fake_tensors())
+    assert _outcome(_ATTENTION[make_layer](), inputs) == expected
+    if expected[0] != "raises" and make_inputs != "unknown_features":
+        assert not entered, "the call ran on placeholders"

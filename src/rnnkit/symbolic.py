@@ -31,6 +31,7 @@ from torch._subclasses.fake_tensor import (
     DataDependentOutputException,
     DynamicOutputShapeException,
     FakeTensorMode,
+    is_fake,
     unset_fake_temporarily,
 )
 
@@ -176,22 +177,117 @@ def _infer_from_output_shape(layer: Layer, inputs: KerasTensor) -> KerasTensor:
     return KerasTensor(tuple(layer.compute_output_shape(inputs.shape)), dtype)
 
 
+def call_input_dtype(layer: Layer, inputs: KerasTensor) -> torch.dtype:
+    """The dtype ``inputs`` has inside a call of ``layer``, which casts floating inputs (every
+    input when it says so) to its compute dtype when it has weights or an explicit dtype (as
+    ``Layer._convert_inputs`` does)."""
+    has_weights, _, compute_dtype = layer._call_facts()
+    if not (has_weights or layer._dtype_explicit):
+        return inputs.dtype
+    if layer._casts_non_floating_inputs or inputs.dtype.is_floating_point:
+        return compute_dtype
+    return inputs.dtype
+
+
+def outputs_from_shapes(layer: Layer, inputs: Any, kwargs: dict) -> Any:
+    """The outputs of ``layer(inputs, **kwargs)`` (``kwargs`` without ``training``;
+    ``inputs`` a KerasTensor, or a list of them) as KerasTensors when the layer tells them
+    from shapes: its ``compute_output_shape`` is exact, or its ``_output_from_shapes`` gives
+    them (on a list, for layers that take lists there); else None."""
+    if not isinstance(inputs, KerasTensor):  # a list (merging layers)
+        return (
+            layer._output_from_shapes(inputs, **kwargs)
+            if layer._output_from_shapes_takes_lists
+            else None
+        )
+    if layer.output_shape_is_exact:
+        return _infer_from_output_shape(layer, inputs)
+    return layer._output_from_shapes(inputs, **kwargs)
+
+
+def placeholder_call(layer: Layer, args: tuple, kwargs: dict) -> Any:
+    """A call of ``layer`` made inside a placeholder run (by the layer that runs, on its
+    placeholders): when the layer tells its outputs from shapes (:func:`outputs_from_shapes`
+    on the placeholder's concrete shape, dtype and mask), new placeholders of those shapes
+    (and masks) instead of running it; else ``layer.forward`` on the placeholders. So a
+    custom layer or model that calls built-in layers runs only its own operations on fakes."""
+    told = _told_placeholders(layer, args, kwargs)
+    return layer.forward(*args, **kwargs) if told is None else told
+
+
+def _told_placeholders(layer: Layer, args: tuple, kwargs: dict) -> Any:
+    """The outputs of ``layer(*args, **kwargs)`` as fake placeholders told from shapes, for a
+    call on one fake tensor (other arguments: ``training``, a tensor ``mask``, tensors);
+    None when the layer cannot tell them or the call is another kind."""
+    fake_mode = torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.FAKE)
+    if fake_mode is None or len(args) != 1 or not is_fake(args[0]):
+        return None
+    x = args[0]
+    given = {key: value for key, value in kwargs.items() if key != "training"}
+    mask = given.pop("mask", None)
+    if mask is None:
+        mask = getattr(x, "_keras_mask", None)
+    if not all(isinstance(v, torch.Tensor) for v in tree.flatten(given)) or not (
+        mask is None or isinstance(mask, torch.Tensor)
+    ):
+        return None
+    inputs = KerasTensor(tuple(x.shape), x.dtype)
+    if mask is not None:
+        inputs._keras_mask = KerasTensor(tuple(mask.shape), mask.dtype)
+    told = outputs_from_shapes(
+        layer, inputs, tree.map_structure(lambda v: KerasTensor(tuple(v.shape), v.dtype), given)
+    )
+    if told is None:
+        return None
+    flat = tree.flatten(told)
+    described = flat + [t._keras_mask for t in flat if isinstance(t, KerasTensor)]
+    if any(isinstance(t, KerasTensor) and None in t.shape for t in described):
+        return None
+
+    def to_placeholder(t: Any) -> Any:
+        if not isinstance(t, KerasTensor):
+            return t
+        value = torch.zeros(t.shape, dtype=t.dtype, device=x.device)
+        if t._keras_mask is not None:
+            m = t._keras_mask
+            value._keras_mask = torch.ones(m.shape, dtype=m.dtype, device=x.device)
+        return value
+
+    return tree.map_structure(to_placeholder, told)
+
+
+def _one_or_a_list(inputs: Any) -> bool:
+    """A KerasTensor, or a non-empty list or tuple of KerasTensors."""
+    if isinstance(inputs, KerasTensor):
+        return True
+    return (
+        isinstance(inputs, (list, tuple))
+        and bool(inputs)
+        and all(isinstance(x, KerasTensor) for x in inputs)
+    )
+
+
 def infer_outputs(layer: Layer, args: tuple, kwargs: dict) -> Any:
     """Run ``layer`` on placeholders for the KerasTensors in ``args``/``kwargs`` and return the
     output structure as fresh KerasTensors (masks attached), without recording anything.
 
     Not run: layers with ``output_shape_is_exact`` (their ``compute_output_shape`` says), and a
-    call on one KerasTensor whose output the layer's ``_output_from_shapes`` gives (``Dense``,
-    ``BatchNormalization``, ``Embedding``, ``Dropout``, ``Masking``, the built-in recurrent
-    layers and ``Bidirectional`` over them). A fake-tensor op costs about 0.1 ms of Python, so running an LSTM layer on the
-    two placeholders costs about 8 ms, against about 1.5 ms from the shapes (building included;
+    call on one KerasTensor (or a list of them, for merging and attention layers) whose output
+    the layer's ``_output_from_shapes`` gives: ``Dense``, ``BatchNormalization``,
+    ``LayerNormalization``, ``Embedding``, ``Dropout``, ``Masking``, recurrent layers over the
+    built-in cells, ``ConvLSTMCell``, stacks and wrappers of them (:mod:`rnnkit.layers.rnn_shapes`),
+    ``Bidirectional`` over those, ``TimeDistributed`` over a layer that tells its own, the
+    merging layers but ``Dot``, ``Attention``, ``AdditiveAttention``, and a functional model or
+    ``Sequential`` used as a layer (its graph replayed layer by layer, :meth:`Graph.infer`).
+    Inside a placeholder run, a layer that can tell its outputs gives placeholders of those
+    shapes instead of running (:func:`placeholder_call`). A fake-tensor op costs about 0.1 ms
+    of Python, so running an LSTM layer on the two placeholders costs about 8 ms, against
+    about 1.5 ms from the shapes (building included;
     ``benchmarks/bench_build.py``)."""
-    if layer.output_shape_is_exact and len(args) == 1 and isinstance(args[0], KerasTensor):
-        return _infer_from_output_shape(layer, args[0])
-    if len(args) == 1 and isinstance(args[0], KerasTensor):
+    if len(args) == 1 and _one_or_a_list(args[0]):
         given = {key: value for key, value in kwargs.items() if key != "training"}
-        known = layer._output_from_shapes(args[0], **given)
-        if known is not None:  # the layer knows it from the input's shape and dtype
+        known = outputs_from_shapes(layer, args[0], given)
+        if known is not None:
             return known
     kwargs = dict(kwargs)
     kwargs["training"] = False

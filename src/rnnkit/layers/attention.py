@@ -27,6 +27,7 @@ import torch
 
 from rnnkit.layers.base import Layer
 from rnnkit.layers.shapes import check_input_shape, layer_label
+from rnnkit.symbolic import KerasTensor, call_input_dtype
 
 _SCORE_MODES = ("dot", "concat")
 
@@ -61,6 +62,8 @@ class Attention(Layer):
     ``return_attention_scores`` (also return the ``(B, Tq, Tv)`` weights) and
     ``use_causal_mask``.
     """
+
+    _output_from_shapes_takes_lists = True
 
     def __init__(
         self,
@@ -209,6 +212,42 @@ class Attention(Layer):
             return None
         masks = self._split(mask, "mask")
         return None if masks[0] is None else torch.as_tensor(masks[0])
+
+    def _output_from_shapes(self, inputs: Any, **kwargs: Any) -> KerasTensor | None:
+        """On ``[query, value]`` or ``[query, value, key]`` KerasTensors of rank 3 and one
+        floating dtype, with no other argument: ``(B, Tq, Dv)``, with the query's mask. None
+        when a size the call compares is unknown on one side and known on the other (a run
+        compares the placeholder's), when a mask is not ``(B, T)`` of its input, for a
+        subclass with its own ``call`` or scores, and under a mixed policy: the call then
+        runs on placeholders, which raises the errors."""
+        if (
+            kwargs
+            or not isinstance(inputs, (list, tuple))
+            or not 2 <= len(inputs) <= 3
+            or not all(isinstance(x, KerasTensor) and len(x.shape) == 3 for x in inputs)
+            or type(self) not in (Attention, AdditiveAttention)
+            or self._autocast_dtype is not None
+        ):
+            return None
+        query, value = inputs[0], inputs[1]
+        key = inputs[2] if len(inputs) > 2 else value
+        if len({x.dtype for x in inputs}) != 1 or not query.dtype.is_floating_point:
+            return None
+        if len({x.shape[0] for x in inputs}) != 1:
+            return None  # batch sizes that may differ in a run
+        if query.shape[2] is None or query.shape[2] != key.shape[2]:
+            return None  # the run builds on the placeholder's features and compares them
+        if value.shape[1] != key.shape[1]:
+            return None
+        masks = [x._keras_mask for x in inputs]
+        if any(m is not None and m.shape != x.shape[:2] for x, m in zip(inputs, masks)):
+            return None
+        self._maybe_build(list(inputs))
+        dtype = call_input_dtype(self, query)  # once built: a layer with weights casts
+        output = KerasTensor((*query.shape[:2], value.shape[2]), dtype)
+        if masks[0] is not None:
+            output._keras_mask = KerasTensor(masks[0].shape, torch.bool)
+        return output
 
     def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
         shapes = [tuple(s) for s in self._split(input_shape, "inputs", shapes=True)]

@@ -64,6 +64,7 @@ from rnnkit.symbolic import (
     has_symbolic,
     in_symbolic_call,
     infer_outputs,
+    placeholder_call,
     real_tensors,
     symbolic_call,
 )
@@ -161,6 +162,9 @@ class Layer(nn.Module):
     # the layer on small placeholder tensors, which such layers cannot take or would report
     # as static sizes. Such layers attach no output mask.
     output_shape_is_exact: bool = False
+    # True where ``_output_from_shapes`` also takes the list of KerasTensors that the layer
+    # is called on (merging layers); a symbolic call on a list otherwise runs on placeholders.
+    _output_from_shapes_takes_lists: bool = False
     error_label: str | None = None  # how errors name the layer, when a wrapper sets one
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Layer:
@@ -615,7 +619,7 @@ class Layer(nn.Module):
         if not _plain_tensor_call(args, kwargs) and has_symbolic((args, kwargs)):
             return symbolic_call(self, args, kwargs)
         if in_symbolic_call():  # placeholder runs that infer shapes are not calls hooks see
-            return self.forward(*args, **kwargs)
+            return placeholder_call(self, args, kwargs)
         if not _has_full_backward_hooks(self):
             return super().__call__(*args, **kwargs)
         # A full backward hook wraps the outputs in new tensors, which lose their masks.
@@ -698,8 +702,9 @@ class Layer(nn.Module):
         return mask if self.supports_masking else None
 
     def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> Any:
-        """The output of a symbolic call on the one KerasTensor ``inputs`` (``kwargs``: the
-        call's other keyword arguments but ``training``) as KerasTensors, told from shapes and
+        """The output of a symbolic call on the one KerasTensor ``inputs`` (or the list of
+        them, for a layer with ``_output_from_shapes_takes_lists``; ``kwargs``: the call's
+        other keyword arguments but ``training``) as KerasTensors, told from shapes and
         dtypes without running the layer; None (the default) when the layer cannot tell, and
         the call then runs on placeholder tensors (:func:`rnnkit.symbolic.infer_outputs`),
         which also raises the layer's errors. An override builds the layer first and says

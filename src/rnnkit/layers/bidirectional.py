@@ -379,9 +379,20 @@ class Bidirectional(Layer):
     def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> Any:
         """Both directions' outputs told from the input's shape (each an ``RNN`` that can:
         see :meth:`RNN._output_from_shapes`), merged as :meth:`call` merges them, with the
-        masks :meth:`compute_mask` gives; None when a direction cannot tell, when ``weights``
-        are still to be applied, or when the two outputs cannot merge (the call raises)."""
+        masks :meth:`compute_mask` gives; an ``initial_state`` list is split in halves, the
+        forward states then the backward ones, as :meth:`call` splits it. None when a
+        direction cannot tell, when ``weights`` are still to be applied, for an
+        ``initial_state`` that is not an even-length list, or when the two outputs cannot
+        merge (the call raises)."""
         forward, backward = self.forward_layer, self.backward_layer
+        initial_state = kwargs.pop("initial_state", None)
+        if initial_state is not None and (
+            not isinstance(initial_state, (list, tuple)) or len(initial_state) % 2
+        ):
+            return None  # the placeholder run says what is wrong
+        half = 0 if initial_state is None else len(initial_state) // 2
+        forward_state = None if initial_state is None else list(initial_state[:half])
+        backward_state = None if initial_state is None else list(initial_state[half:])
         if (
             kwargs
             or self._initial_weights is not None
@@ -391,7 +402,8 @@ class Bidirectional(Layer):
         ):
             return None
         self._maybe_build(inputs)
-        y, y_rev = forward._output_from_shapes(inputs), backward._output_from_shapes(inputs)
+        y = forward._output_from_shapes(inputs, initial_state=forward_state)
+        y_rev = backward._output_from_shapes(inputs, initial_state=backward_state)
         if y is None or y_rev is None:
             return None
         states: list[KerasTensor] = []

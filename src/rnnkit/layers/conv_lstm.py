@@ -34,7 +34,7 @@ from typing import Any
 from rnnkit import regularizers, tree
 from rnnkit.layers.base import passes_plain_calls
 from rnnkit.layers.conv_lstm_cell import ConvLSTMCell, check_arguments
-from rnnkit.layers.rnn import RNN
+from rnnkit.layers.rnn import RNN, hands_on_to_rnn_call
 from rnnkit.layers.shapes import layer_label
 from rnnkit.symbolic import KerasTensor
 
@@ -199,6 +199,7 @@ class ConvLSTM(RNN):
 
     reset_state = reset_states
 
+    @hands_on_to_rnn_call
     def call(
         self,
         sequences: Any,

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from rnnkit.layers.base import Layer
+from rnnkit.symbolic import KerasTensor, call_input_dtype
 
 
 def _check_list(layer: Layer, inputs: Any) -> list[torch.Tensor]:
@@ -53,12 +54,62 @@ def _check_shapes_list(layer: Layer, input_shape: Any) -> list[tuple[int | None,
     return shapes
 
 
+def _symbolic_list(layer: Layer, inputs: Any) -> list[KerasTensor] | None:
+    """``inputs`` as a list when it is a non-empty list or tuple of KerasTensors that share
+    one floating dtype inside ``layer``'s call (merges of several dtypes promote, and are
+    left to the placeholder run); else None."""
+    if not isinstance(inputs, (list, tuple)) or not inputs:
+        return None
+    if not all(isinstance(x, KerasTensor) for x in inputs):
+        return None
+    dtypes = {call_input_dtype(layer, x) for x in inputs}
+    if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
+        return None
+    return list(inputs)
+
+
+def _broadcast_axis(sizes: list[int | None]) -> tuple[bool, int | None]:
+    """One axis of a broadcast as a placeholder run finds it (an unknown size is 13, then
+    17): ``(True, size)`` (``None`` when unknown), or ``(False, None)`` when the sizes do not
+    broadcast in a run (an unknown size against a known one other than 1)."""
+    known = {s for s in sizes if s is not None and s != 1}
+    if None in sizes:
+        return (not known, None)
+    if len(known) > 1:
+        return (False, None)
+    return (True, known.pop() if known else 1)
+
+
+def _broadcast(shapes: list[tuple[int | None, ...]]) -> tuple[int | None, ...] | None:
+    """The broadcast of ``shapes`` aligned on their last axes (``torch.broadcast_shapes``),
+    with :func:`_broadcast_axis` per axis; None when they do not broadcast."""
+    rank = max(len(s) for s in shapes)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for sizes in zip(*padded):
+        fits, size = _broadcast_axis(list(sizes))
+        if not fits:
+            return None
+        out.append(size)
+    return tuple(out)
+
+
+def _expands_to(mask: tuple[int | None, ...], shape: tuple[int | None, ...]) -> bool:
+    """Whether a mask of shape ``mask``, with 1s added on the right up to the rank of
+    ``shape``, expands to ``shape`` in a run (each axis the same size, or 1)."""
+    if len(mask) > len(shape):
+        return False
+    padded = tuple(mask) + (1,) * (len(shape) - len(mask))
+    return all(m == 1 or m == s for m, s in zip(padded, shape))
+
+
 class _Elementwise(Layer):
     """An elementwise merge of a list of tensors of the same shape ``(B, ...)`` or shapes that
     broadcast; a lower-rank input is expanded on axis 1 first (Keras 3). Subclasses give
     ``_merge``; masks: OR when all inputs have one (module docstring)."""
 
     _exactly: int | None = None  # the number of inputs, where the layer needs one
+    _output_from_shapes_takes_lists = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -102,6 +153,45 @@ class _Elementwise(Layer):
 
     def _merge(self, tensors: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
+
+    def _output_from_shapes(self, inputs: Any, **kwargs: Any) -> KerasTensor | None:
+        """For ``Add``, ``Subtract``, ``Average`` and ``Multiply`` on a list of KerasTensors
+        of one floating dtype: the broadcast of the inputs' shapes (a lower-rank input
+        expanded on axis 1 first), with the OR of the input masks broadcast together when
+        every input has one. None for anything else, and for shapes that would not
+        broadcast in a run (an unknown size against a known one): the call then runs on
+        placeholders, which raises the errors."""
+        tensors = _symbolic_list(self, inputs)
+        if (
+            kwargs
+            or tensors is None
+            or type(self) not in (Add, Subtract, Average, Multiply)
+            or self._autocast_dtype is not None
+            or (self._exactly is not None and len(tensors) != self._exactly)
+        ):
+            return None
+        rank = max(len(x.shape) for x in tensors)
+        expanded = [(*x.shape[:1], *(1,) * (rank - len(x.shape)), *x.shape[1:]) for x in tensors]
+        if any(shape[0] != expanded[0][0] for shape in expanded[1:]):
+            return None  # different (or unknown against known) batch sizes: the run says so
+        shape = _broadcast(expanded)
+        masks = [x._keras_mask for x in tensors]
+        mask_shape = None
+        if all(m is not None for m in masks):
+            mask_shape = _broadcast([m.shape for m in masks])  # type: ignore[union-attr]
+            if mask_shape is None:
+                return None
+        if shape is None:
+            return None
+        if isinstance(self, Multiply) and not all(
+            _expands_to(m.shape, shape) for m in masks if m is not None
+        ):
+            return None  # Multiply expands each mask to the merged shape: the run says why not
+        self._maybe_build(tensors)
+        output = KerasTensor(shape, call_input_dtype(self, tensors[0]))
+        if mask_shape is not None:
+            output._keras_mask = KerasTensor(mask_shape, torch.bool)
+        return output
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> torch.Tensor | None:
         if mask is None:
@@ -200,6 +290,8 @@ class Concatenate(Layer):
     Masks as described in the module docstring.
     """
 
+    _output_from_shapes_takes_lists = True
+
     def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         if isinstance(axis, bool) or not isinstance(axis, int):
             raise TypeError(f"Concatenate: axis must be an int, received {axis!r}")
@@ -259,6 +351,38 @@ class Concatenate(Layer):
                 m = m.unsqueeze(-1).expand(x.shape)
             full.append(m.to(torch.bool))
         return torch.any(torch.cat(full, dim=self.axis), dim=-1)
+
+    def _output_from_shapes(self, inputs: Any, **kwargs: Any) -> KerasTensor | None:
+        """On a list of KerasTensors of one floating dtype that agree on every axis but
+        ``axis`` (each such axis all unknown or all the same size): the inputs joined along
+        ``axis`` (its size unknown when one is), and when an input has a mask (each shaped
+        as its input, or as its input without the last axis) the mask ``compute_mask``
+        gives: ``any`` over the last axis of the joined masks. None otherwise: the call then
+        runs on placeholders, which raises the errors."""
+        tensors = _symbolic_list(self, inputs)
+        if kwargs or tensors is None or type(self) is not Concatenate:
+            return None
+        shapes = [x.shape for x in tensors]
+        rank = len(shapes[0])
+        if self._autocast_dtype is not None or any(len(s) != rank for s in shapes):
+            return None
+        if not -rank <= self.axis < rank:
+            return None
+        axis = self.axis % rank
+        for d in range(rank):
+            if d != axis and len({s[d] for s in shapes}) != 1:
+                return None  # an unknown size against a known one: a run may not join them
+        masks = [x._keras_mask for x in tensors]
+        if any(
+            m is not None and m.shape not in (x.shape, x.shape[:-1]) for x, m in zip(tensors, masks)
+        ):
+            return None
+        self._maybe_build(tensors)
+        shape = self.compute_output_shape(shapes)
+        output = KerasTensor(shape, call_input_dtype(self, tensors[0]))
+        if any(m is not None for m in masks):
+            output._keras_mask = KerasTensor(shape[:-1], torch.bool)
+        return output
 
     def compute_output_shape(
         self, input_shape: Sequence[tuple[int | None, ...]]

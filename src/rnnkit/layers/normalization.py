@@ -13,7 +13,7 @@ from rnnkit import constraints, initializers, regularizers
 from rnnkit.layers.base import Layer
 from rnnkit.layers.core import drop_keras_only_keys
 from rnnkit.layers.shapes import check_input_shape, layer_label
-from rnnkit.symbolic import KerasTensor, in_symbolic_call
+from rnnkit.symbolic import KerasTensor, call_input_dtype, in_symbolic_call
 
 # Keras' backend.epsilon(): keeps masked moments finite when every position is masked.
 _MASK_EPSILON = 1e-7
@@ -394,6 +394,28 @@ class LayerNormalization(Layer):
     def compute_output_shape(self, input_shape: Any) -> Any:
         self._axes(tuple(input_shape))
         return input_shape
+
+    def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> KerasTensor | None:
+        """The input's shape and mask, in the dtype the call casts floating inputs to, for
+        inputs the built layer takes (the sizes of ``axis`` as built); None under a mixed
+        policy, for a subclass with its own ``call`` or for inputs the call rejects."""
+        shape, rank = inputs.shape, len(inputs.shape)
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        if (
+            kwargs
+            or self._autocast_dtype is not None
+            or type(self).call is not LayerNormalization.call
+            or not inputs.dtype.is_floating_point
+            or not all(-rank <= a < rank for a in axes)
+            or len({a % rank for a in axes}) != len(axes)
+            or any(shape[a] is None for a in axes)
+        ):
+            return None
+        self._maybe_build(inputs)
+        built = self._built_shape
+        if built is None or len(built) != rank or any(shape[a] != built[a] for a in axes):
+            return None  # the placeholder run raises the error that names both shapes
+        return self._with_input_mask(inputs, KerasTensor(shape, call_input_dtype(self, inputs)))
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -42,6 +42,7 @@ from rnnkit.kernels.spec import (
     KernelPlan,
     KernelRequest,
 )
+from rnnkit.layers import rnn_shapes
 from rnnkit.layers.base import Layer, passes_plain_calls
 from rnnkit.layers.cell_protocol import (
     CellStack,
@@ -53,9 +54,6 @@ from rnnkit.layers.cell_protocol import (
     state_spec,
 )
 from rnnkit.layers.rnn_cells import (
-    GRUCell,
-    LSTMCell,
-    SimpleRNNCell,
     cell_initial_state,
     has_zero_initial_state,
 )
@@ -827,54 +825,44 @@ class RNN(Layer):
         )
 
     def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> Any:
-        """The outputs of a symbolic call on one ``(batch, time, features)`` input, for a
-        built-in cell: ``(batch, time, units)`` (with the input's ``(batch, time)`` mask, if
-        any) or ``(batch, units)``, then one ``(batch, units)`` per state with
-        ``return_state``, in the compute dtype. An ``initial_state`` of KerasTensors shaped
-        ``(batch, units)`` each, one per state, does not change them. None for anything else
-        (custom, stacked or wrapped cells, other arguments, ``time_major``, ``unroll``,
-        ``stateful``, an activity regularizer, mixed policies): the call then runs on
-        placeholders."""
+        """The outputs of a symbolic call on one ``(batch, time, *features)`` input, for a cell
+        whose step :mod:`rnnkit.layers.rnn_shapes` knows (the built-in cells, ``ConvLSTMCell``,
+        stacks of them, ``DropoutCell``, ``OutputProjectionCell``): ``(batch, time, *H)``
+        (with the input's ``(batch, time)`` mask, if any) or ``(batch, *H)``, then with
+        ``return_state`` one ``(batch, *s)`` per state, in the compute dtype. An
+        ``initial_state`` of KerasTensors shaped as the states does not change them. None for
+        anything else (custom cells, other arguments, ``time_major``, ``unroll``, an activity
+        regularizer, mixed policies, weights that do not fit the input): the call then runs on
+        placeholders, which raises the errors. (A ``stateful`` layer's symbolic call neither
+        reads nor stores states: its outputs are as without.)"""
         shape = inputs.shape
         mask = inputs._keras_mask
         initial_state = kwargs.pop("initial_state", None)
         if (
             kwargs
             or not self._runs_rnn_call
-            or type(self.cell) not in (SimpleRNNCell, LSTMCell, GRUCell)
             or (mask is not None and mask.shape != shape[:2])
             or self.time_major
             or self.unroll
-            or self.stateful
             or self.activity_regularizer is not None
             or self._autocast_dtype is not None
-            or len(shape) != 3
+            or len(shape) - 2 != rnn_shapes.step_rank(self.cell)
             or shape[1] == 0
-            or shape[2] is None
+            or None in shape[2:]
         ):
             return None
         self._maybe_build(inputs)
-        if self.cell.kernel.shape[0] != shape[2]:
+        dtype = self.compute_dtype
+        step = rnn_shapes.step_output_shape(self.cell, tuple(shape[2:]), dtype)
+        if step is None:
             return None  # the placeholder run raises the error that names both sizes
-        batch, units, dtype = shape[0], self.cell.units, self.compute_dtype
-        if initial_state is not None:
-            given = tree.flatten(initial_state)
-            if len(given) != self._num_states() or not all(
-                isinstance(s, KerasTensor)
-                and s.shape == (batch, units)
-                and s.dtype.is_floating_point
-                for s in given
-            ):
-                return None  # the placeholder run checks them and says what is wrong
-        if self.return_sequences:
-            output = KerasTensor((batch, shape[1], units), dtype)
-            if mask is not None:
-                output._keras_mask = KerasTensor(mask.shape, mask.dtype)
-        else:
-            output = KerasTensor((batch, units), dtype)
-        if not self.return_state:
-            return output
-        return (output, *(KerasTensor((batch, units), dtype) for _ in range(self._num_states())))
+        if initial_state is not None and not rnn_shapes.fits_initial_state(
+            initial_state, self._state_spec, shape[0]
+        ):
+            return None  # the placeholder run checks them and says what is wrong
+        return rnn_shapes.recurrent_outputs(
+            inputs, step, self._state_spec, dtype, self.return_sequences, self.return_state
+        )
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The output mask: the input mask with ``return_sequences``, else None; with

@@ -29,6 +29,7 @@ import torch
 from rnnkit import tree
 from rnnkit.layers.base import Layer, check_input_shape
 from rnnkit.layers.serialization import deserialize, serialize
+from rnnkit.symbolic import KerasTensor, call_input_dtype, outputs_from_shapes
 
 
 def _describe(layer: Layer) -> str:
@@ -161,6 +162,45 @@ class TimeDistributed(Layer):
                 output_mask = output_mask.any(dim=-1)
             return output_mask
         return inner.reshape(n, t, *inner.shape[1:])
+
+    def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> Any:
+        """``(N, T, *G)`` from the wrapped layer's own shapes-only output ``(N * T, *G)`` on
+        ``(N * T, *F)`` (``None`` for ``N * T`` when either size is unknown), with the mask
+        :meth:`compute_mask` gives: none without an input mask; the input's ``(N, T, ...)`` mask
+        when the wrapped layer passes masks on, else that mask reduced to ``(N, T)``. None when
+        the wrapped layer cannot tell its output from shapes, computes masks of its own or
+        returns a structure, and for inputs the call rejects: the call then runs on
+        placeholders."""
+        shape, mask, inner = inputs.shape, inputs._keras_mask, self.layer
+        if (
+            kwargs
+            or len(shape) < 3
+            or self._autocast_dtype is not None
+            or type(self).call is not TimeDistributed.call
+            or type(self).compute_mask is not TimeDistributed.compute_mask
+            or type(inner).compute_mask is not Layer.compute_mask
+            or (mask is not None and (len(mask.shape) < 2 or mask.shape[:2] != shape[:2]))
+        ):
+            return None
+        self._maybe_build(inputs)
+        step = self._step_shapes[0] if self._step_shapes else None
+        built_for_other = step is not None and (
+            len(step) != len(shape) - 2
+            or any(s is not None and s != d for s, d in zip(step, shape[2:]))
+        )
+        if built_for_other and any(True for _ in inner.parameters()):
+            return None  # the placeholder run names the shape the layer was built for
+        n, t = shape[0], shape[1]
+        dtype = call_input_dtype(self, inputs)  # as the call converts its inputs
+        flat = KerasTensor((None if n is None or t is None else n * t, *shape[2:]), dtype)
+        output = outputs_from_shapes(inner, flat, {})
+        if not isinstance(output, KerasTensor) or output.shape[:1] != flat.shape[:1]:
+            return None
+        result = KerasTensor((n, t, *output.shape[1:]), output.dtype)
+        if mask is not None:
+            mask_shape = mask.shape if inner.supports_masking else mask.shape[:2]
+            result._keras_mask = KerasTensor(mask_shape, torch.bool)
+        return result
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:

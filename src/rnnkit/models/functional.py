@@ -29,7 +29,7 @@ from typing import Any
 from rnnkit import tree
 from rnnkit.layers.base import Layer, dtype_name
 from rnnkit.layers.input_layer import InputLayer
-from rnnkit.symbolic import KerasTensor, Node
+from rnnkit.symbolic import KerasTensor, Node, infer_outputs
 
 _PLAIN = (int, float, str, bool, type(None))
 
@@ -199,6 +199,28 @@ class Graph:
             for sym, real in zip(recorded, produced):
                 if isinstance(sym, KerasTensor):
                     values[id(sym)] = real
+        return tree.pack_sequence_as(self.outputs_struct, [values[id(x)] for x in self.outputs])
+
+    def infer(self, flat_inputs: list[KerasTensor]) -> Any | None:
+        """The outputs of :meth:`run` on the KerasTensors ``flat_inputs``, each call's outputs
+        inferred from its inputs' shapes (:func:`rnnkit.symbolic.infer_outputs`: told from
+        shapes, or a placeholder run of that one layer) and recorded nowhere; None when a
+        call gives another number of outputs than it recorded (:meth:`run` says so)."""
+        values: dict[int, Any] = {id(x): v for x, v in zip(self.inputs, flat_inputs)}
+
+        def fill(structure: Any) -> Any:
+            return tree.map_structure(
+                lambda a: values[id(a)] if isinstance(a, KerasTensor) else a, structure
+            )
+
+        for node in self.execution_order:
+            outputs = infer_outputs(node.layer, fill(node.call_args), fill(node.call_kwargs))
+            recorded, produced = tree.flatten(node.outputs), tree.flatten(outputs)
+            if len(recorded) != len(produced):
+                return None
+            for sym, inferred in zip(recorded, produced):
+                if isinstance(sym, KerasTensor):
+                    values[id(sym)] = inferred
         return tree.pack_sequence_as(self.outputs_struct, [values[id(x)] for x in self.outputs])
 
 

@@ -46,7 +46,7 @@ from rnnkit.saving.keras_export import export_keras
 from rnnkit.saving.model_file import save_model
 from rnnkit.saving.serialization import builtin_model, register_builtin_model
 from rnnkit.saving.weights_file import load_weights, save_weights
-from rnnkit.symbolic import KerasTensor, infer_outputs
+from rnnkit.symbolic import KerasTensor, call_input_dtype, infer_outputs
 from rnnkit.training.trainer import Trainer
 
 
@@ -289,6 +289,36 @@ class Model(Trainer, Layer):
         """Whether calling this model replays its graph as ``Model.call`` does (neither
         ``call`` nor ``forward`` overridden), so that a call plan may run it instead."""
         return type(self).call is Model.call and type(self).forward is Layer.forward
+
+    def _output_from_shapes(self, inputs: KerasTensor, **kwargs: Any) -> Any:
+        """A model that replays its graph (functional or ``Sequential``), called as a layer on
+        its one input: the graph replayed on KerasTensors, each layer's outputs inferred from
+        its inputs (told from shapes where the layer can, else a placeholder run of that layer
+        alone) instead of the whole model running on placeholders. None for other calls
+        (other arguments, several inputs, a mixed policy, an input shape the model does not
+        expect): they run on placeholders, which raises the errors."""
+        graph = self._graph
+        if (
+            kwargs
+            or graph is None
+            or not self.built
+            or not self._call_replays_graph()
+            or self._autocast_dtype is not None
+            or len(graph.inputs) != 1
+            or tree.is_nested(graph.inputs_struct)
+        ):
+            return None
+        expected = graph.inputs[0].shape
+        if len(inputs.shape) != len(expected) or any(
+            r is not None and r != s for r, s in zip(expected, inputs.shape)
+        ):
+            return None  # the placeholder run checks the shape (or adapts a trailing axis)
+        x = KerasTensor(inputs.shape, call_input_dtype(self, inputs))
+        mask = inputs._keras_mask
+        if mask is not None:
+            x._keras_mask = KerasTensor(mask.shape, mask.dtype)
+        outputs = graph.infer([x])
+        return None if outputs is None else _unpack_singleton(outputs)
 
     def _maybe_build(self, inputs: Any) -> None:
         # Sublayers of a subclassed model build themselves on their first call.
