@@ -602,3 +602,34 @@ def test_attention_from_shapes_equals_the_placeholder_run(make_layer, make_input
     assert _outcome(_ATTENTION[make_layer](), inputs) == expected
     if expected[0] != "raises" and make_inputs != "unknown_features":
         assert not entered, "the call ran on placeholders"
+
+
+def test_a_placeholder_run_converts_each_weight_once(monkeypatch):
+    """The fake mode remembers a real tensor's fake copy only while that copy lives: the
+    placeholder run holds its layer's fake weights, so that a weight used by many ops is
+    converted once per run (two runs), not once per op."""
+    from torch._subclasses.fake_tensor import FakeTensorConverter
+
+    class ManyUses(layers.Layer):  # a custom layer: it runs on placeholders
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], input_shape[-1]), name="k")
+
+        def call(self, inputs):
+            for _ in range(6):
+                inputs = torch.tanh(inputs @ self.kernel)
+            return inputs
+
+    layer = ManyUses()
+    layer.build((None, 4))
+    conversions = []
+    original = FakeTensorConverter.from_real_tensor
+
+    def counted(self, fake_mode, t, *args, **kwargs):
+        if self._get_memo(t) is None:
+            conversions.append(tuple(t.shape))
+        return original(self, fake_mode, t, *args, **kwargs)
+
+    monkeypatch.setattr(FakeTensorConverter, "from_real_tensor", counted)
+    out = layer(rnnkit.Input((4,)))
+    assert out.shape == (None, 4)
+    assert conversions == [(4, 4), (4, 4)]
