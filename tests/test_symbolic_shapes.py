@@ -541,17 +541,25 @@ def _outcome(layer, inputs):
 def test_merges_from_shapes_equal_the_placeholder_run(make_layer, make_inputs, monkeypatch):
     """Merging layers on lists: the same outputs (or the same error) as the placeholder run;
     told from shapes (no fake mode) wherever the run succeeds on inputs of one dtype."""
+    _assert_told_as_run(
+        _MERGES[make_layer], _LISTS[make_inputs](), monkeypatch, make_inputs != "mixed_dtypes"
+    )
+
+
+def _assert_told_as_run(make, inputs, monkeypatch, told: bool) -> None:
+    """A layer from ``make()`` on the list ``inputs`` gives the outcome of a twin whose
+    shapes-only path is off (the placeholder run); when ``told`` and that run succeeds, it
+    gives it without entering fake mode."""
     from rnnkit import symbolic
 
-    inputs = _LISTS[make_inputs]()
-    run = _MERGES[make_layer]()
+    run = make()
     run._output_from_shapes = lambda inputs, **kwargs: None
     expected = _outcome(run, inputs)
     entered = []
     fake_tensors = symbolic._fake_tensors
     monkeypatch.setattr(symbolic, "_fake_tensors", lambda: entered.append(1) or fake_tensors())
-    assert _outcome(_MERGES[make_layer](), inputs) == expected
-    if expected[0] != "raises" and make_inputs != "mixed_dtypes":
+    assert _outcome(make(), inputs) == expected
+    if expected[0] != "raises" and told:
         assert not entered, "the call ran on placeholders"
 
 
@@ -590,18 +598,12 @@ _ATTENTION_INPUTS = {
 @pytest.mark.parametrize("make_inputs", sorted(_ATTENTION_INPUTS))
 @pytest.mark.parametrize("make_layer", sorted(_ATTENTION))
 def test_attention_from_shapes_equals_the_placeholder_run(make_layer, make_inputs, monkeypatch):
-    from rnnkit import symbolic
-
-    inputs = _ATTENTION_INPUTS[make_inputs]()
-    run = _ATTENTION[make_layer]()
-    run._output_from_shapes = lambda inputs, **kwargs: None
-    expected = _outcome(run, inputs)
-    entered = []
-    fake_tensors = symbolic._fake_tensors
-    monkeypatch.setattr(symbolic, "_fake_tensors", lambda: entered.append(1) or fake_tensors())
-    assert _outcome(_ATTENTION[make_layer](), inputs) == expected
-    if expected[0] != "raises" and make_inputs != "unknown_features":
-        assert not entered, "the call ran on placeholders"
+    _assert_told_as_run(
+        _ATTENTION[make_layer],
+        _ATTENTION_INPUTS[make_inputs](),
+        monkeypatch,
+        make_inputs != "unknown_features",
+    )
 
 
 def test_a_placeholder_run_converts_each_weight_once(monkeypatch):
