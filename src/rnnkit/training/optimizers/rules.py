@@ -155,8 +155,8 @@ class KerasRule(torch.optim.Optimizer):
         if skip_if is not None and not self.can_skip_on_device():
             raise ValueError(
                 f"{type(self).__name__}.step: skip_if needs an update that can skip on the "
-                "device (plain SGD: no momentum, weight decay or EMA; gradients in the "
-                "weights' dtypes); check can_skip_on_device() first"
+                "device (plain SGD: no momentum, weight decay or EMA; dense gradients in the "
+                "weights' dtypes and devices); check can_skip_on_device() first"
             )
         loss = None
         if closure is not None:
@@ -268,7 +268,9 @@ class SGDRule(KerasRule):
                 return False
             for p in group["params"]:
                 g = p.grad
-                if g is not None and (g.dtype != p.dtype or g.device != p.device):
+                if g is not None and (
+                    g.dtype != p.dtype or g.device != p.device or g.layout != torch.strided
+                ):
                     return False
         return True
 
