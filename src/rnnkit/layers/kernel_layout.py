@@ -4,9 +4,13 @@ Keras gives a cell ``kernel (H_in, G u)`` and ``recurrent_kernel (u, G u)`` (``G
 for LSTM, 3 for GRU, 1 for SimpleRNN); that is the shape users see, save and load. The fused
 kernels hand ``torch._VF`` the transposes ``(G u, H_in)`` and ``(G u, u)``
 (:mod:`rnnkit.kernels.weights`), and oneDNN gathers a strided transpose into its own layout at
-every call, forward and backward. So the built-in cells store both kernels column-major: the
-same shape and values, with strides ``(1, H_in)`` and ``(1, u)``, so that their transposes are
-plain contiguous tensors, as ``nn.LSTM``'s ``weight_ih_l0`` is.
+every call, forward and backward. So ``SimpleRNNCell`` and ``LSTMCell`` store both kernels
+column-major: the same shape and values, with strides ``(1, H_in)`` and ``(1, u)``, so that
+their transposes are plain contiguous tensors, as ``nn.LSTM``'s ``weight_ih_l0`` is.
+``GRUCell`` keeps them row-major: on a CPU a GRU runs the native loop of the manual-backward
+kernel (:mod:`rnnkit.kernels.native`), which takes the kernels row-major (a one-step
+streaming call: about 104 us row-major, 121 us column-major), and the fused GRU reorders the
+gate blocks into new tensors anyway.
 
 Measured on the 2-core CPU (``LSTM(64)``, 28 features): a one-step no-grad call runs
 ``_VF.lstm`` in about 63 us against about 90 us with row-major kernels; a training step of the

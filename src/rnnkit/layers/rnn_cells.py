@@ -126,7 +126,7 @@ class _Cell(DropoutRNNCell, Layer):
         self.seed = seed
         self.output_size = units
 
-    def _add_kernels(self, input_shape: Any, gates: int) -> None:
+    def _add_kernels(self, input_shape: Any, gates: int, column_major: bool = True) -> None:
         input_dim = input_shape[-1]
         if input_dim is None:
             raise ValueError(
@@ -147,9 +147,9 @@ class _Cell(DropoutRNNCell, Layer):
             regularizer=self.recurrent_regularizer,
             constraint=self.recurrent_constraint,
         )
-        # Column-major, so that the fused kernels' transposes are contiguous (kernel_layout).
-        store_column_major(self.kernel)
-        store_column_major(self.recurrent_kernel)
+        if column_major:  # so that the fused kernels' transposes are contiguous (kernel_layout)
+            store_column_major(self.kernel)
+            store_column_major(self.recurrent_kernel)
 
     def _add_bias(self, shape: tuple[int, ...], initializer: Any) -> None:
         self.bias = self.add_weight(
@@ -460,7 +460,9 @@ class GRUCell(_Cell):
         }
 
     def build(self, input_shape: Any) -> None:
-        self._add_kernels(input_shape, gates=3)
+        # Row-major: on a CPU a GRU runs the native loop, which takes the kernels as they are
+        # stored; the fused GRU (cuDNN) reorders the gate blocks into new tensors anyway.
+        self._add_kernels(input_shape, gates=3, column_major=False)
         if not self.use_bias:
             self.bias = None
         elif self.reset_after:
