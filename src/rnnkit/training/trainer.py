@@ -325,7 +325,7 @@ class Trainer:
         update: Any,
     ) -> None:
         """The update on the device's say-so: kept only where the loss is finite. A plain SGD
-        update skips itself on the device (nothing of its to back up); the others are
+        update skips itself on the device (nothing of it to back up); the others are
         restored by the guard."""
         skips = self._optimizer_skips_on_device()
         tensors = [] if skips else self._optimizer_tensors()
