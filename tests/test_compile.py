@@ -112,11 +112,21 @@ def test_aot_autograd_equals_eager(name, training):
     _check(name, "aot_eager", training)
 
 
+# Compared in float64 in training: float32 rounding alone exceeds 1e-5 there. TwoTowers
+# normalizes a batch of 2 with BatchNormalization in training, which magnifies the rounding of
+# its Bidirectional GRU's gradients; eager runs that GRU in the native C loop, compiled as
+# torch's per-step decomposition, and the two float32 results differ by up to 4.2e-5 (each is
+# about 1e-5 from the float64 result; the native loop's error is within 2x of the Python step
+# loop's).
+FLOAT64_IN_TRAINING = {"subclassed_two_towers"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
 @pytest.mark.parametrize("name", sorted(set(ZOO) - set(REPRESENTATIVE)))
 def test_compiled_equals_eager_whole_zoo(name, training):
-    _check(name, "aot_eager", training)
+    dtype = torch.float64 if training and name in FLOAT64_IN_TRAINING else None
+    _check(name, "aot_eager", training, dtype=dtype)
 
 
 @pytest.mark.slow
