@@ -243,17 +243,7 @@ def _told_placeholders(layer: Layer, args: tuple, kwargs: dict) -> Any:
     described = flat + [t._keras_mask for t in flat if isinstance(t, KerasTensor)]
     if any(isinstance(t, KerasTensor) and None in t.shape for t in described):
         return None
-
-    def to_placeholder(t: Any) -> Any:
-        if not isinstance(t, KerasTensor):
-            return t
-        value = torch.zeros(t.shape, dtype=t.dtype, device=x.device)
-        if t._keras_mask is not None:
-            m = t._keras_mask
-            value._keras_mask = torch.ones(m.shape, dtype=m.dtype, device=x.device)
-        return value
-
-    return tree.map_structure(to_placeholder, told)
+    return _materialize(told, 0, x.device)  # every size known: the 0 replaces nothing
 
 
 def _one_or_a_list(inputs: Any) -> bool:
