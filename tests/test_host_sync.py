@@ -179,6 +179,34 @@ def test_a_bad_step_and_the_steps_after_it_are_undone_on_the_device(optimizer):
     assert all(np.allclose(a, b) for a, b in zip(model.get_weights(), twin.get_weights()))
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_the_logs_leave_a_bad_step_and_the_steps_after_it_out(optimizer):
+    """The metrics count a bad step until the host sees it; then they go back to their states
+    before it: the epoch's logs are those of the good batches, and batch logs a callback kept
+    from before the bad step keep their values."""
+    x, y = _batches()
+    y[20] = 1e30  # batch 3 of 6
+    model = _regression(optimizer, nan_policy="warn")
+    twin, third = _regression(optimizer), _regression(optimizer)
+    twin.set_weights(model.get_weights())
+    third.set_weights(model.get_weights())
+    kept = {}
+    keeper = rnnkit.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: kept.setdefault(batch, logs)  # read later
+    )
+    with pytest.warns(RuntimeWarning, match=r"batch 3/6\): the loss is inf.*training stops"):
+        history = model.fit(
+            x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[keeper]
+        )
+    expected = twin.fit(x[:16], y[:16], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert history.history.keys() == expected.history.keys()
+    for name, values in expected.history.items():
+        assert history.history[name] == pytest.approx(values, rel=1e-6), name
+    assert np.isfinite(kept[5]["loss"]) and kept[5]["loss"] == history.history["loss"][0]
+    first = third.fit(x[:8], y[:8], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert kept[0]["loss"] == pytest.approx(first.history["loss"][0], rel=1e-6)
+
+
 def test_the_guard_with_a_torch_optimizer_and_the_warn_policy():
     x, y = _batches()
     y[36] = np.float32(1e30)  # batch 5 of 6

@@ -116,6 +116,40 @@ def test_loss_names_and_gradients():
         losses.CategoricalCrossentropy()(LABELS, PROBS)
 
 
+@pytest.mark.parametrize(
+    "kwargs, y_true, reduction",
+    [
+        ({"from_logits": True}, LABELS, "sum_over_batch_size"),  # the fused nll_loss mean
+        ({"from_logits": True}, LABELS[:, None], "mean"),  # labels with a trailing 1: fused too
+        ({"from_logits": True, "ignore_class": 1}, LABELS, "sum_over_batch_size"),
+        ({}, LABELS, "sum_over_batch_size"),  # probabilities: per-sample values, then the mean
+    ],
+)
+def test_sparse_crossentropy_batch_mean_equals_the_reduced_values(kwargs, y_true, reduction):
+    """The fused batch mean (Loss._batch_mean: torch's nll_loss takes the mean) gives the value
+    and gradient of the per-sample values reduced by reduce_weighted_values; calls it does not
+    cover (ignore_class, probabilities, weights, masks) take the general path."""
+    scores = LOGITS if kwargs.get("from_logits") else PROBS
+    loss = losses.SparseCategoricalCrossentropy(reduction=reduction, **kwargs)
+    fused = torch.tensor(scores, requires_grad=True)
+    general = torch.tensor(scores, requires_grad=True)
+    value = loss(y_true, fused)
+    expected = losses.reduce_weighted_values(loss.call(y_true, general), reduction=reduction)
+    (value * 3).backward()
+    (expected * 3).backward()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+    np.testing.assert_allclose(fused.grad.numpy(), general.grad.numpy(), rtol=1e-6, atol=1e-7)
+    fast = losses._sparse_categorical_crossentropy_mean(y_true, scores, **kwargs)
+    assert (fast is not None) == (kwargs == {"from_logits": True})
+    with pytest.raises(ValueError, match="y_true holds the label 7"):
+        loss(np.array([0, 7, 1, 2, 0, 1]), fused)
+    weighted = loss(y_true, fused.detach(), sample_weight=WEIGHTS)
+    per_sample = loss.call(y_true, fused.detach())
+    assert weighted.item() == pytest.approx(
+        losses.reduce_weighted_values(per_sample, WEIGHTS, reduction=reduction).item(), rel=1e-6
+    )
+
+
 # ------------------------------------------------------------------------------ metrics
 METRIC_CASES = [
     ("BinaryAccuracy", BIN_TRUE, BIN_PROBS),

@@ -113,7 +113,8 @@ class CompiledLoss:
             value = loss(y_t, y_p, sw)
             if tracker is not None:
                 tracker.update_state(value.detach(), sample_weight=y_p.shape[0])
-            value = value * w
+            if w != 1.0:  # a weight of 1 (the default) costs no op forward or backward
+                value = value * w
             total = value if total is None else total + value
         return total
 

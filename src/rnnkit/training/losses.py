@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 EPSILON = 1e-7
 _REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "none", None)
+_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")  # the same: sum / number of values
 
 
 def _as_tensor(x: Any, dtype: torch.dtype | None = None, device: Any = None) -> torch.Tensor:
@@ -141,17 +142,7 @@ def sparse_categorical_crossentropy(
 ) -> torch.Tensor:
     """``-log p[y_true]`` with integer ``y_true`` of shape ``y_pred.shape[:-1]`` (or with a
     trailing axis of size 1)."""
-    y_pred = _as_tensor(y_pred)
-    y_true = _as_tensor(y_true, device=y_pred.device)
-    if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
-        y_true = y_true.squeeze(-1)
-    if tuple(y_true.shape) != tuple(y_pred.shape[:-1]):
-        raise ValueError(
-            "sparse_categorical_crossentropy: y_true must have the shape of y_pred without its "
-            f"last (class) axis, received y_true.shape={tuple(y_true.shape)} and "
-            f"y_pred.shape={tuple(y_pred.shape)}"
-        )
-    y_true = y_true.long()
+    y_true, y_pred = _sparse_targets(y_true, y_pred)
     valid = None
     if ignore_class is not None:
         valid = y_true != ignore_class
@@ -172,6 +163,37 @@ def sparse_categorical_crossentropy(
     if valid is not None:
         values = values * valid.to(values.dtype)
     return values
+
+
+def _sparse_targets(y_true: Any, y_pred: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``y_true`` as int64 labels of shape ``y_pred.shape[:-1]`` (a trailing axis of size 1
+    dropped), both as tensors on ``y_pred``'s device."""
+    y_pred = _as_tensor(y_pred)
+    y_true = _as_tensor(y_true, device=y_pred.device)
+    if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
+        y_true = y_true.squeeze(-1)
+    if tuple(y_true.shape) != tuple(y_pred.shape[:-1]):
+        raise ValueError(
+            "sparse_categorical_crossentropy: y_true must have the shape of y_pred without its "
+            f"last (class) axis, received y_true.shape={tuple(y_true.shape)} and "
+            f"y_pred.shape={tuple(y_pred.shape)}"
+        )
+    return y_true.long(), y_pred
+
+
+def _sparse_categorical_crossentropy_mean(
+    y_true: Any, y_pred: Any, from_logits: bool = False, ignore_class: int | None = None
+) -> torch.Tensor | None:
+    """The batch mean of :func:`sparse_categorical_crossentropy` for logits of shape
+    ``(batch, classes)`` without ``ignore_class``, in torch's one fused op (the mean taken
+    inside ``nll_loss``, forward and backward); None for any other call."""
+    if not from_logits or ignore_class is not None:
+        return None
+    y_true, y_pred = _sparse_targets(y_true, y_pred)
+    if y_pred.ndim != 2 or not y_pred.shape[0]:
+        return None
+    _check_labels(y_true, y_pred.shape[-1])
+    return F.cross_entropy(y_pred, y_true)
 
 
 def _check_labels(y_true: torch.Tensor, classes: int) -> None:
@@ -227,7 +249,7 @@ def reduce_weighted_values(
         mask = _as_tensor(mask, device=values.device).bool()
         mask, _ = squeeze_or_expand_to_same_rank(mask, values)
         float_mask = mask.to(values.dtype)
-        if reduction in ("sum_over_batch_size", "mean"):
+        if reduction in _MEAN_REDUCTIONS:
             valid = float_mask.sum()
             scale = torch.where(valid > 0, float_mask.numel() / valid, torch.zeros_like(valid))
             float_mask = float_mask * scale
@@ -271,6 +293,10 @@ class Loss:
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
         mask = getattr(y_pred, "_keras_mask", None)
+        if sample_weight is None and mask is None and self.reduction in _MEAN_REDUCTIONS:
+            mean = self._batch_mean(y_true, y_pred)
+            if mean is not None:
+                return mean
         values = self.call(y_true, y_pred)
         if values.ndim == 0 and (sample_weight is not None or mask is not None):
             what = "sample_weight" if sample_weight is not None else "a mask on y_pred"
@@ -282,6 +308,11 @@ class Loss:
 
     def call(self, y_true: Any, y_pred: Any) -> torch.Tensor:
         raise NotImplementedError
+
+    def _batch_mean(self, y_true: Any, y_pred: Any) -> torch.Tensor | None:
+        """The unweighted, unmasked mean of ``call``'s values in fewer ops where the loss has
+        such a form (the reduction is then the loss's own); else None."""
+        return None
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "reduction": self.reduction}
@@ -310,6 +341,12 @@ class LossFunctionWrapper(Loss):
 
     def call(self, y_true: Any, y_pred: Any) -> torch.Tensor:
         return self.fn(y_true, y_pred, **self.fn_kwargs)
+
+    def _batch_mean(self, y_true: Any, y_pred: Any) -> torch.Tensor | None:
+        for fn, mean in _BATCH_MEANS:
+            if fn is self.fn:
+                return mean(y_true, y_pred, **self.fn_kwargs)
+        return None
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), **self.fn_kwargs}
@@ -426,6 +463,11 @@ _FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "categorical_crossentropy": categorical_crossentropy,
     "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
 }
+# Loss functions with a fused form of their unweighted batch mean (Loss._batch_mean); found by
+# identity, since a user's callable need not be hashable.
+_BATCH_MEANS: tuple[tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor | None]], ...] = (
+    (sparse_categorical_crossentropy, _sparse_categorical_crossentropy_mean),
+)
 _CLASSES: dict[str, type[Loss]] = {
     cls.__name__: cls
     for cls in (

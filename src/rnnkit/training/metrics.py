@@ -97,7 +97,12 @@ class Mean(Metric):
             and isinstance(sample_weight, (int, float))
             and values.is_floating_point()
         ):  # a batch's loss weighted by its size: the trainer's loss tracker, every step
-            self._total = self._total + values.detach() * sample_weight
+            values = values.detach() if values.requires_grad else values
+            total = self._total
+            if isinstance(total, torch.Tensor):  # total + weight * value in one op
+                self._total = torch.add(total, values, alpha=sample_weight)
+            else:
+                self._total = total + values * sample_weight
             self._count = self._count + sample_weight
             return
         values = _as_tensor(values).detach()

@@ -5,14 +5,18 @@ does not change the weights. Asking ``bool(torch.isfinite(loss))`` every step wo
 loss to the host every step (on a GPU, a synchronisation that stalls the queue of kernels).
 The guard decides on the device instead. For each training step:
 
-1. ``good = isfinite(loss) & good`` (a 0-d bool tensor; ``good`` stays False after a bad step
+1. ``bad = ~isfinite(loss) | bad`` (a 0-d bool tensor; ``bad`` stays True after a bad step
    until the host has seen it, so every later step is skipped too);
 2. the tensors the update writes in place (weights, optimizer slots) are copied into spare
    buffers (one ``torch._foreach_copy_``), the update runs, and each tensor is put back to
-   ``torch.where(good, new, old)``; metric states (replaced, not written in place) are kept
-   the same way, so the running loss and metrics leave the bad step out. A plain SGD update
-   (no momentum, weight decay, EMA or weight constraint) needs no copy: torch's fused SGD
-   kernel takes the flag and skips itself (``KerasRule.can_skip_on_device``).
+   ``torch.where(bad, old, new)``. A plain SGD update (no momentum, weight decay, EMA or
+   weight constraint) needs no copy: torch's fused SGD kernel takes the flag and skips itself
+   (``KerasRule.can_skip_on_device``).
+3. The metrics are updated as usual. Their states are replaced at each update, not written in
+   place, so the guard keeps the states each step started from (references, no copy); when
+   the host finds a bad step, the metrics go back to the states before it and the logs are
+   read again from them, so the running loss and metrics leave the bad step (and the steps
+   after it) out. Until that read-back a metric's state includes them.
 
 The spare buffers cost memory the size of the weights plus the optimizer's slots (they are
 allocated once and reused); ``nan_policy="ignore"`` runs without the guard.
@@ -39,10 +43,12 @@ import torch
 
 @dataclass
 class _Pending:
-    good: torch.Tensor  # after this step: no bad step since the last read-back
+    bad: torch.Tensor  # after this step: a bad step since the last read-back
     loss: torch.Tensor
     label: str
     applied: bool  # the update ran (and was kept or undone on the device)
+    step: int  # the guard's count of checked steps, this one included
+    metric_states: dict[int, list[Any]]  # the metrics' states before this step, by ``id``
 
 
 @dataclass(frozen=True)
@@ -52,32 +58,47 @@ class BadStep:
     label: str  # how the step is named in errors: "fit (epoch 1/3, batch 4/4)"
     loss: float
     skipped: int  # updates undone from it on (it included): the optimizer takes them back
+    step: int  # the guard's count of checked steps when it ran (:attr:`StepGuard.steps`)
+    metric_states: dict[int, list[Any]]  # the metrics' states before it, by ``id``
 
 
 class StepGuard:
     """The device-side half of the nan policy (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._good: torch.Tensor | None = None
+        self._bad: torch.Tensor | None = None
         self._pending: list[_Pending] = []
         self._buffers: list[torch.Tensor] = []
+        self.steps = 0  # steps checked so far
 
     def reset(self) -> None:
         """Forget pending steps (a new ``compile``, or after the policy was applied)."""
-        self._good = None
+        self._bad = None
         self._pending = []
 
-    def check(self, loss: torch.Tensor, label: str, applied: bool = True) -> torch.Tensor:
-        """The device flag of this step: its loss is finite and no earlier unread step was bad.
-        ``applied=False``: the caller reads the flag back before updating (no update to undo)."""
-        loss = loss.detach()
-        # ``loss * 0 == 0`` is False exactly for NaN and +-inf: two ops where isfinite is five
-        good = (loss * 0 == 0).all()
-        if self._good is not None:
-            good = good & self._good
-        self._good = good
-        self._pending.append(_Pending(good, loss, label, applied))
-        return good
+    def check(
+        self,
+        loss: torch.Tensor,
+        label: str,
+        metric_states: dict[int, list[Any]],
+        applied: bool = True,
+    ) -> torch.Tensor:
+        """The device flag of this step (True: skip it): its loss is not finite or an earlier
+        unread step was bad. ``metric_states``: the metrics' states before the step
+        (:meth:`metric_states`). ``applied=False``: the caller reads the flag back before
+        updating (no update to undo)."""
+        loss = loss.detach()  # kept until the read-back: without the step's graph
+        with torch.no_grad():
+            # ``loss * 0 != 0`` is True exactly for NaN and +-inf: two ops where isfinite is five
+            bad = loss * 0 != 0
+            if bad.ndim:
+                bad = bad.any()
+            if self._bad is not None:
+                bad = bad | self._bad
+        self._bad = bad
+        self.steps += 1
+        self._pending.append(_Pending(bad, loss, label, applied, self.steps, metric_states))
+        return bad
 
     @staticmethod
     def metric_states(metrics: Sequence[Any]) -> dict[int, list[Any]] | None:
@@ -91,30 +112,26 @@ class StepGuard:
             states[id(m)] = state
         return states
 
+    @staticmethod
+    def restore_metrics(metrics: Sequence[Any], states: dict[int, list[Any]]) -> None:
+        """Put the ``metrics`` back to ``states`` (from :meth:`metric_states`)."""
+        for m in metrics:
+            if id(m) in states:
+                m.set_state_tensors(states[id(m)])
+
     @torch.no_grad()
     def update(
-        self,
-        good: torch.Tensor,
-        tensors: Sequence[torch.Tensor],
-        states: dict[int, list[Any]],
-        metrics: Sequence[Any],
-        run: Callable[[], None],
+        self, bad: torch.Tensor, tensors: Sequence[torch.Tensor], run: Callable[[], None]
     ) -> None:
-        """Run ``run`` (the optimizer step and metric updates), then keep its writes to
-        ``tensors`` and the ``metrics``' states (as they were in ``states``) only where
-        ``good``."""
+        """Run ``run`` (the optimizer step), then keep its writes to ``tensors`` only where
+        not ``bad``."""
         tensors = list(tensors)
         backup = self._backup_for(tensors)
         if tensors:
             torch._foreach_copy_(backup, tensors)
         run()
         for t, old in zip(tensors, backup):
-            torch.where(good, t, old, out=t)
-        for m in metrics:
-            new_state = m.state_tensors()
-            m.set_state_tensors(
-                [torch.where(good, new, old) for new, old in zip(new_state, states[id(m)])]
-            )
+            torch.where(bad, old, t, out=t)
 
     def _backup_for(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         """Spare buffers shaped like ``tensors``, kept from step to step."""
@@ -132,19 +149,22 @@ class StepGuard:
         Returns the values as floats and the first bad step since the last read-back (None
         when all were good); the pending steps are cleared either way.
         """
-        pending, self._pending, self._good = self._pending, [], None
-        parts = [v.detach().reshape(1).to(torch.float64) for v in values]
-        if pending:
-            parts.append(torch.stack([p.good for p in pending]).to(torch.float64))
-            parts.append(torch.stack([p.loss.reshape(()) for p in pending]).to(torch.float64))
-        if not parts:
-            return [], None
-        device = parts[0].device
-        flat = torch.cat([p.to(device) for p in parts]).tolist()
+        pending, self._pending, self._bad = self._pending, [], None
+        with torch.no_grad():
+            parts = [*values, *(p.bad for p in pending), *(p.loss for p in pending)]
+            if not parts:
+                return [], None
+            device = parts[0].device
+            parts = [(t if t.ndim == 0 else t.reshape(())).to(device) for t in parts]
+            # one tensor in the dtype all parts promote to (the flags become 0.0 or 1.0)
+            flat = torch.stack(parts).tolist()
         n, k = len(values), len(pending)
-        floats, goods, losses = flat[:n], flat[n : n + k], flat[n + k :]
-        for index, flag in enumerate(goods):
-            if not flag:
+        floats, flags, losses = flat[:n], flat[n : n + k], flat[n + k :]
+        for index, flag in enumerate(flags):
+            if flag:
+                first = pending[index]
                 undone = sum(p.applied for p in pending[index:])
-                return floats, BadStep(pending[index].label, losses[index], undone)
+                return floats, BadStep(
+                    first.label, losses[index], undone, first.step, first.metric_states
+                )
         return floats, None

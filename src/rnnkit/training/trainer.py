@@ -236,19 +236,29 @@ class Trainer:
     def _step_logs(self) -> StepLogs:
         """The running logs, left on the device until something reads them."""
         metrics = self.metrics
-        return StepLogs([m.name for m in metrics], self._result_tensors(), self._read_back)
+        steps = self._guard.steps
+
+        def read_back(values: list[Any]) -> list[float]:
+            return self._read_back(values, as_of=steps)
+
+        return StepLogs([m.name for m in metrics], self._result_tensors(), read_back)
 
     @eager  # jit_compile compiles the model's computation, not this
-    def _read_back(self, values: list[Any]) -> list[float]:
-        """``values`` as floats, read back with the step guard's pending flags in one
-        transfer; a bad step among them gets the nan policy (raise, or warn and stop)."""
+    def _read_back(self, values: list[Any], as_of: int | None = None) -> list[float]:
+        """``values`` (the metrics' results, taken after the guard's step ``as_of``; None:
+        now) as floats, read back with the step guard's pending flags in one transfer; a bad
+        step among them gets the nan policy (raise, or warn and stop)."""
         floats, bad = self._guard.read_back(values)
         if bad is not None:
             self._apply_nan_policy(bad)
+            if as_of is None or as_of >= bad.step:  # the values counted the bad step: again
+                floats, _ = self._guard.read_back(self._result_tensors())
         return floats
 
     def _apply_nan_policy(self, bad: BadStep) -> None:
-        """Take back the optimizer's count of the undone steps, then raise or warn and stop."""
+        """Put the metrics back to their states before the bad step, take back the
+        optimizer's count of the undone steps, then raise or warn and stop."""
+        self._guard.restore_metrics(self.metrics, bad.metric_states)
         optimizer = self.optimizer
         if bad.skipped and isinstance(optimizer, optimizers_module.Optimizer) and optimizer.built:
             optimizer.torch_optimizer.rewind(bad.skipped)
@@ -331,19 +341,18 @@ class Trainer:
         tensors = [] if skips else self._optimizer_tensors()
         if tensors is None or not self._metrics_ready(states, y):
             # state the guard cannot copy yet (the first step): read the flag back now
-            guard.check(loss, self._batch_label, applied=False)
+            guard.check(loss, self._batch_label, states, applied=False)
             _, bad = guard.read_back([])
             if bad is None:
                 update()
             else:  # this step is bad (an earlier bad one makes every later one bad)
                 self._apply_nan_policy(bad)
             return
-        good = guard.check(loss, self._batch_label)
+        bad = guard.check(loss, self._batch_label, states)
         if skips:
-            bad = good.logical_not().to(torch.float32)
-            guard.update(good, [], states, self.metrics, lambda: update(bad))
+            update(bad.to(torch.float32))
         else:
-            guard.update(good, tensors, states, self.metrics, update)
+            guard.update(bad, tensors, update)
 
     def _optimizer_skips_on_device(self) -> bool:
         """Whether the optimizer step can skip itself on the device
