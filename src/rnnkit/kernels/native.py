@@ -269,7 +269,11 @@ def _prepare(
     assert lib is not None, "blocker() checked that the library loads"
     T, B = xp.shape[:2]
     M = None if M is None else M.to(xp.dtype).contiguous()
-    mask = None if m is None else m.reshape(T, B).to(torch.uint8).contiguous()
+    mask = (
+        None
+        if m is None
+        else m.reshape(T, B).to(torch.uint8, memory_format=torch.contiguous_format)
+    )
     return lib, xp.contiguous(), U.contiguous(), M, mask
 
 

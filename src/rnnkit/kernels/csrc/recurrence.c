@@ -15,7 +15,7 @@
  *   G   (T, B, 4u)  with a gradient: the gate activations (i, f, g, o) of every step;
  *                   without: one (B, 4u) scratch row (g_step = 0)
  *   TC  (T, B, u)   with a gradient: act(c_t) of every step; without: one (B, u) row
- *   W   (B, 4u)     scratch
+ *   W   (B, u)      scratch
  *
  * Step t, with h' = h_{t-1} * M and a / s the activation / recurrent activation:
  *   z = XP[t] + h' U;  i = s(z_i)  f = s(z_f)  g = a(z_g)  o = s(z_o)
@@ -25,22 +25,59 @@
  * NULL) and dc_T, it writes dZ (T, B, 4u), the gradient of the pre-activations z (zero at
  * masked steps), and dh_0, dc_0.  The caller forms dU = sum_t h'_{t-1}^T dZ_t and dXP = dZ.
  *
- * Threads: the per-row loops (gate maths, forward and backward) are OpenMP loops over the
- * batch when built with -fopenmp, on the calling thread's OpenMP team: torch's own (torch
- * ships libgomp.so.1 and has loaded it; the loader gives this library that copy, by soname,
- * so there is one runtime and one thread count, torch.get_num_threads()).  Each row writes
- * only its own slices.  Batches under 16 rows stay on one thread (the team costs more).
+ * Threads: every row's recurrence is independent of the others' (the caller forms the weight
+ * gradients), so each call splits the batch into row chunks, one per thread of the calling
+ * thread's OpenMP team when built with -fopenmp: torch's own (torch ships libgomp.so.1 and
+ * has loaded it; the loader gives this library that copy, by soname, so there is one runtime
+ * and one thread count, torch.get_num_threads()).  Each chunk runs the whole time loop, its
+ * gemm calls included, on its thread: one fork and join per call instead of one per step,
+ * and the BLAS sees no nested team (it runs each chunk's small products on that thread).
+ * The per-chunk functions (*_rows_*) keep the full batch's layout: arrays with a time axis
+ * have time strides of BT rows, and the caller offsets every pointer by the chunk's first row.
+ * Batches under 2 * MIN_CHUNK_ROWS rows stay in one chunk (a thread's start costs more).
  */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+/* Rows of a batch below which a call stays on one thread (a thread's share must be worth its
+ * start). */
+#define MIN_CHUNK_ROWS 16
+
 #ifdef _OPENMP
-#define ROWS_IN_PARALLEL _Pragma("omp parallel for schedule(static) if (B >= 16)")
+#include <omp.h>
+#define CHUNKS_IN_PARALLEL \
+    _Pragma("omp parallel for schedule(static) num_threads(n_) if (n_ > 1)")
 #else
-#define ROWS_IN_PARALLEL
+#define CHUNKS_IN_PARALLEL
 #endif
+
+/* How many row chunks a batch of B rows is split into: one per thread of the OpenMP team, each
+ * of MIN_CHUNK_ROWS rows at least; 1 without OpenMP. */
+static int row_chunks(int B) {
+#ifdef _OPENMP
+    int n = B / MIN_CHUNK_ROWS, threads = omp_get_max_threads();
+    n = n < threads ? n : threads;
+    return n > 1 ? n : 1;
+#else
+    (void)B;
+    return 1;
+#endif
+}
+
+/* Run CALL once per row chunk, side by side, with b0 (its first row) and nb (its row count) in
+ * scope; the chunks are near-equal. */
+#define IN_ROW_CHUNKS(B, CALL)                                                                 \
+    do {                                                                                       \
+        const int n_ = row_chunks(B);                                                          \
+        CHUNKS_IN_PARALLEL                                                                     \
+        for (int i_ = 0; i_ < n_; i_++) {                                                      \
+            const int b0 = (int)((long long)(B) * i_ / n_);                                    \
+            const int nb = (int)((long long)(B) * (i_ + 1) / n_) - b0;                         \
+            CALL;                                                                              \
+        }                                                                                      \
+    } while (0)
 
 enum { ACT_LINEAR = 0, ACT_TANH = 1, ACT_SIGMOID = 2, ACT_HARD_SIGMOID = 3, ACT_RELU = 4 };
 
@@ -151,24 +188,24 @@ static void mm_bt_##SUF(GEMM_T gemm, int m, int n, int k, const T_ *A, int lda, 
     gemm("T", "N", &n, &m, &k, &one, B, &ldb, A, &lda, &zero, C, &ldc);                        \
 }                                                                                              \
                                                                                                \
-void rnnkit_lstm_forward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *XP, const T_ *U,    \
-                               const T_ *M, const uint8_t *MASK, int act, int rec_act,         \
-                               T_ *H, T_ *C, T_ *G, ptrdiff_t g_step, T_ *TC,                  \
-                               ptrdiff_t tc_step, T_ *W) {                                     \
+static void lstm_forward_rows_##SUF(GEMM_T gemm, int T, int BT, int B, int u, const T_ *XP,    \
+                                    const T_ *U, const T_ *M, const uint8_t *MASK, int act,    \
+                                    int rec_act, T_ *H, T_ *C, T_ *G, ptrdiff_t g_step,        \
+                                    T_ *TC, ptrdiff_t tc_step, T_ *W) {                        \
     const int u4 = 4 * u;                                                                      \
     const ptrdiff_t bu = (ptrdiff_t)B * u, bu4 = (ptrdiff_t)B * u4;                            \
+    const ptrdiff_t tu = (ptrdiff_t)BT * u, tu4 = (ptrdiff_t)BT * u4;                          \
     for (int t = 0; t < T; t++) {                                                              \
-        const T_ *h = H + t * bu, *c = C + t * bu;                                             \
-        T_ *hn = H + (t + 1) * bu, *cn = C + (t + 1) * bu;                                     \
+        const T_ *h = H + t * tu, *c = C + t * tu;                                             \
+        T_ *hn = H + (t + 1) * tu, *cn = C + (t + 1) * tu;                                     \
         T_ *g = G + t * g_step, *tc = TC + t * tc_step;                                        \
         const T_ *hr = h;                                                                      \
         if (M) {                                                                               \
             for (ptrdiff_t k = 0; k < bu; k++) W[k] = h[k] * M[k];                             \
             hr = W;                                                                            \
         }                                                                                      \
-        memcpy(g, XP + t * bu4, (size_t)bu4 * sizeof(T_));                                     \
+        memcpy(g, XP + t * tu4, (size_t)bu4 * sizeof(T_));                                     \
         mm_##SUF(gemm, B, u4, u, hr, u, U, u4, (T_)1, g, u4);                                  \
-        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
             T_ *gi = g + (ptrdiff_t)b * u4, *gf = gi + u, *gg = gf + u, *go = gg + u;          \
             const T_ *cp = c + (ptrdiff_t)b * u, *hp = h + (ptrdiff_t)b * u;                   \
@@ -180,35 +217,46 @@ void rnnkit_lstm_forward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *XP, c
             for (int j = 0; j < u; j++) cb[j] = gf[j] * cp[j] + gi[j] * gg[j];                 \
             act_##SUF(act, u, cb, tcb);                                                        \
             for (int j = 0; j < u; j++) hb[j] = go[j] * tcb[j];                                \
-            if (MASK && !MASK[(ptrdiff_t)t * B + b]) {                                         \
+            if (MASK && !MASK[(ptrdiff_t)t * BT + b]) {                                        \
                 memcpy(cb, cp, (size_t)u * sizeof(T_));                                        \
                 memcpy(hb, hp, (size_t)u * sizeof(T_));                                        \
             }                                                                                  \
         }                                                                                      \
     }                                                                                          \
 }                                                                                              \
-                                                                                               \
-void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *U, const T_ *M,   \
-                                const uint8_t *MASK, int act, int rec_act, const T_ *C,        \
-                                const T_ *G, const T_ *TC, const T_ *dH, T_ *dh, T_ *dc,       \
-                                T_ *dZ, T_ *W) {                                               \
+void rnnkit_lstm_forward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *XP, const T_ *U,    \
+                               const T_ *M, const uint8_t *MASK, int act, int rec_act,         \
+                               T_ *H, T_ *C, T_ *G, ptrdiff_t g_step, T_ *TC,                  \
+                               ptrdiff_t tc_step, T_ *W) {                                     \
     const int u4 = 4 * u;                                                                      \
-    const ptrdiff_t bu = (ptrdiff_t)B * u, bu4 = (ptrdiff_t)B * u4;                            \
+    IN_ROW_CHUNKS(B, lstm_forward_rows_##SUF(                                                  \
+        gemm, T, B, nb, u, XP + (ptrdiff_t)b0 * u4, U, M ? M + (ptrdiff_t)b0 * u : NULL,       \
+        MASK ? MASK + b0 : NULL, act, rec_act, H + (ptrdiff_t)b0 * u, C + (ptrdiff_t)b0 * u,   \
+        G + (ptrdiff_t)b0 * u4, g_step, TC + (ptrdiff_t)b0 * u, tc_step,                       \
+        W + (ptrdiff_t)b0 * u));                                                               \
+}                                                                                              \
+                                                                                               \
+static void lstm_backward_rows_##SUF(GEMM_T gemm, int T, int BT, int B, int u, const T_ *U,    \
+                                     const T_ *M, const uint8_t *MASK, int act, int rec_act,   \
+                                     const T_ *C, const T_ *G, const T_ *TC, const T_ *dH,     \
+                                     T_ *dh, T_ *dc, T_ *dZ, T_ *W) {                          \
+    const int u4 = 4 * u;                                                                      \
+    const ptrdiff_t bu = (ptrdiff_t)B * u, tu = (ptrdiff_t)BT * u;                             \
+    const ptrdiff_t tu4 = (ptrdiff_t)BT * u4;                                                  \
     for (int t = T - 1; t >= 0; t--) {                                                         \
-        const T_ *c = C + t * bu, *g = G + t * bu4, *tc = TC + t * bu;                         \
-        T_ *dz = dZ + t * bu4;                                                                 \
+        const T_ *c = C + t * tu, *g = G + t * tu4, *tc = TC + t * tu;                         \
+        T_ *dz = dZ + t * tu4;                                                                 \
         if (dH) {                                                                              \
-            const T_ *dht = dH + t * bu;                                                       \
+            const T_ *dht = dH + t * tu;                                                       \
             for (ptrdiff_t k = 0; k < bu; k++) dh[k] += dht[k];                                \
         }                                                                                      \
-        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
             const ptrdiff_t r = (ptrdiff_t)b * u;                                              \
             const T_ *gi = g + (ptrdiff_t)b * u4, *gf = gi + u, *gg = gf + u, *go = gg + u;    \
             T_ *di = dz + (ptrdiff_t)b * u4, *df = di + u, *dg = df + u, *dout = dg + u;       \
             T_ *dhb = dh + r, *dcb = dc + r;                                                   \
             const T_ *cp = c + r, *tcb = tc + r;                                               \
-            if (MASK && !MASK[(ptrdiff_t)t * B + b]) {                                         \
+            if (MASK && !MASK[(ptrdiff_t)t * BT + b]) {                                        \
                 memset(di, 0, (size_t)u4 * sizeof(T_));                                        \
                 continue;                                                                      \
             }                                                                                  \
@@ -229,9 +277,8 @@ void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *U, c
         }                                                                                      \
         /* dh_{t-1} = (dZ_t U^T) M at valid rows, dh carried over at masked rows */           \
         mm_bt_##SUF(gemm, B, u, u4, dz, u4, U, u4, W, u);                                      \
-        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
-            if (MASK && !MASK[(ptrdiff_t)t * B + b]) continue;                                 \
+            if (MASK && !MASK[(ptrdiff_t)t * BT + b]) continue;                                \
             const ptrdiff_t r = (ptrdiff_t)b * u;                                              \
             if (M) {                                                                           \
                 for (int j = 0; j < u; j++) dh[r + j] = W[r + j] * M[r + j];                   \
@@ -241,6 +288,17 @@ void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *U, c
         }                                                                                      \
     }                                                                                          \
 }                                                                                              \
+void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *U, const T_ *M,    \
+                                const uint8_t *MASK, int act, int rec_act, const T_ *C,        \
+                                const T_ *G, const T_ *TC, const T_ *dH, T_ *dh, T_ *dc,       \
+                                T_ *dZ, T_ *W) {                                               \
+    const int u4 = 4 * u;                                                                      \
+    IN_ROW_CHUNKS(B, lstm_backward_rows_##SUF(                                                 \
+        gemm, T, B, nb, u, U, M ? M + (ptrdiff_t)b0 * u : NULL, MASK ? MASK + b0 : NULL, act,  \
+        rec_act, C + (ptrdiff_t)b0 * u, G + (ptrdiff_t)b0 * u4, TC + (ptrdiff_t)b0 * u,        \
+        dH ? dH + (ptrdiff_t)b0 * u : NULL, dh + (ptrdiff_t)b0 * u, dc + (ptrdiff_t)b0 * u,    \
+        dZ + (ptrdiff_t)b0 * u4, W + (ptrdiff_t)b0 * u));                                      \
+}                                                                                              \
                                                                                                \
 /* GRU, step t, with h' = h_{t-1} * M, x = XP[t] = [x_z, x_r, x_h] (input bias included):      \
  *   reset_after:      rec = h' U + b_rec;  z = s(x_z + rec_z)  r = s(x_r + rec_r)             \
@@ -249,22 +307,22 @@ void rnnkit_lstm_backward_##SUF(GEMM_T gemm, int T, int B, int u, const T_ *U, c
  *   h_t = z h_{t-1} + (1 - z) hh;  where MASK[t] is 0: h_t = h_{t-1}                          \
  * S (T, B, 4u) keeps [z, r, hh, rec_h] (reset_after) or [z, r, hh, r h'] per step (one row    \
  * without a gradient, s_step = 0); W (B, 3u) is scratch. */                                   \
-void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,               \
-                              const T_ *XP, const T_ *U, const T_ *BREC, const T_ *M,          \
-                              const uint8_t *MASK, int act, int rec_act, T_ *H, T_ *S,         \
-                              ptrdiff_t s_step, T_ *W, T_ *HR) {                               \
+static void gru_forward_rows_##SUF(GEMM_T gemm, int T, int BT, int B, int u, int reset_after,  \
+                                   const T_ *XP, const T_ *U, const T_ *BREC, const T_ *M,     \
+                                   const uint8_t *MASK, int act, int rec_act, T_ *H, T_ *S,    \
+                                   ptrdiff_t s_step, T_ *W, T_ *HR) {                          \
     const int u3 = 3 * u, u4 = 4 * u;                                                          \
-    const ptrdiff_t bu = (ptrdiff_t)B * u, bu3 = (ptrdiff_t)B * u3;                            \
+    const ptrdiff_t bu = (ptrdiff_t)B * u, tu = (ptrdiff_t)BT * u;                             \
+    const ptrdiff_t tu3 = (ptrdiff_t)BT * u3;                                                  \
     for (int t = 0; t < T; t++) {                                                              \
-        const T_ *h = H + t * bu, *x = XP + t * bu3;                                           \
-        T_ *hn = H + (t + 1) * bu, *st = S + t * s_step;                                       \
+        const T_ *h = H + t * tu, *x = XP + t * tu3;                                           \
+        T_ *hn = H + (t + 1) * tu, *st = S + t * s_step;                                       \
         const T_ *hr = h;                                                                      \
         if (M) {                                                                               \
             for (ptrdiff_t k = 0; k < bu; k++) HR[k] = h[k] * M[k];                            \
             hr = HR;                                                                           \
         }                                                                                      \
         if (reset_after) {                                                                     \
-            ROWS_IN_PARALLEL                                                                   \
             for (int b = 0; b < B; b++) {                                                      \
                 T_ *w = W + (ptrdiff_t)b * u3;                                                 \
                 if (BREC) memcpy(w, BREC, (size_t)u3 * sizeof(T_));                            \
@@ -274,7 +332,6 @@ void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,
         } else {                                                                               \
             mm_##SUF(gemm, B, 2 * u, u, hr, u, U, u3, (T_)0, W, u3);                           \
         }                                                                                      \
-        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
             const T_ *xb = x + (ptrdiff_t)b * u3, *w = W + (ptrdiff_t)b * u3;                  \
             T_ *z = st + (ptrdiff_t)b * u4;                                                    \
@@ -283,7 +340,6 @@ void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,
         }                                                                                      \
         if (!reset_after) {                                                                    \
             /* r h' into S's last slot, then (r h') U_h into W's h slot */                     \
-            ROWS_IN_PARALLEL                                                                   \
             for (int b = 0; b < B; b++) {                                                      \
                 const T_ *r = st + (ptrdiff_t)b * u4 + u, *hrb = hr + (ptrdiff_t)b * u;        \
                 T_ *rh = st + (ptrdiff_t)b * u4 + 3 * u;                                       \
@@ -291,7 +347,6 @@ void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,
             }                                                                                  \
             mm_##SUF(gemm, B, u, u, st + 3 * u, u4, U + 2 * u, u3, (T_)0, W + 2 * u, u3);      \
         }                                                                                      \
-        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
             const T_ *xh = x + (ptrdiff_t)b * u3 + 2 * u, *wh = W + (ptrdiff_t)b * u3 + 2 * u; \
             const T_ *hp = h + (ptrdiff_t)b * u;                                               \
@@ -307,34 +362,45 @@ void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,
             }                                                                                  \
             act_##SUF(act, u, hh, hh);                                                         \
             for (int j = 0; j < u; j++) hb[j] = z[j] * hp[j] + ((T_)1 - z[j]) * hh[j];         \
-            if (MASK && !MASK[(ptrdiff_t)t * B + b]) memcpy(hb, hp, (size_t)u * sizeof(T_));   \
+            if (MASK && !MASK[(ptrdiff_t)t * BT + b]) memcpy(hb, hp, (size_t)u * sizeof(T_));  \
         }                                                                                      \
     }                                                                                          \
+}                                                                                              \
+void rnnkit_gru_forward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,               \
+                              const T_ *XP, const T_ *U, const T_ *BREC, const T_ *M,          \
+                              const uint8_t *MASK, int act, int rec_act, T_ *H, T_ *S,         \
+                              ptrdiff_t s_step, T_ *W, T_ *HR) {                               \
+    const int u3 = 3 * u, u4 = 4 * u;                                                          \
+    IN_ROW_CHUNKS(B, gru_forward_rows_##SUF(                                                   \
+        gemm, T, B, nb, u, reset_after, XP + (ptrdiff_t)b0 * u3, U, BREC,                      \
+        M ? M + (ptrdiff_t)b0 * u : NULL, MASK ? MASK + b0 : NULL, act, rec_act,               \
+        H + (ptrdiff_t)b0 * u, S + (ptrdiff_t)b0 * u4, s_step, W + (ptrdiff_t)b0 * u3,         \
+        HR + (ptrdiff_t)b0 * u));                                                              \
 }                                                                                              \
                                                                                                \
 /* Backward of the GRU: writes DX (T, B, 3u), the gradient of XP (zero at masked steps), and,  \
  * with reset_after, DREC (T, B, 3u), the gradient of rec = h' U + b_rec; dh holds dh_T on     \
  * entry (zeros) and dh_0 on return.  The caller forms dU (and db_rec) from them. W1, W3:      \
  * (B, u) scratch. */                                                                          \
-void rnnkit_gru_backward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,              \
-                               const T_ *U, const T_ *M, const uint8_t *MASK, int act,         \
-                               int rec_act, const T_ *H, const T_ *S, const T_ *dH, T_ *dh,    \
-                               T_ *DX, T_ *DREC, T_ *W1, T_ *W3) {                              \
+static void gru_backward_rows_##SUF(GEMM_T gemm, int T, int BT, int B, int u, int reset_after, \
+                                    const T_ *U, const T_ *M, const uint8_t *MASK, int act,    \
+                                    int rec_act, const T_ *H, const T_ *S, const T_ *dH,       \
+                                    T_ *dh, T_ *DX, T_ *DREC, T_ *W1, T_ *W3) {                \
     const int u3 = 3 * u, u4 = 4 * u;                                                          \
-    const ptrdiff_t bu = (ptrdiff_t)B * u, bu3 = (ptrdiff_t)B * u3, bu4 = (ptrdiff_t)B * u4;   \
+    const ptrdiff_t bu = (ptrdiff_t)B * u, tu = (ptrdiff_t)BT * u;                             \
+    const ptrdiff_t tu3 = (ptrdiff_t)BT * u3, tu4 = (ptrdiff_t)BT * u4;                        \
     for (int t = T - 1; t >= 0; t--) {                                                         \
-        const T_ *h = H + t * bu, *st = S + t * bu4;                                           \
-        T_ *dx = DX + t * bu3, *drec = reset_after ? DREC + t * bu3 : NULL;                    \
+        const T_ *h = H + t * tu, *st = S + t * tu4;                                           \
+        T_ *dx = DX + t * tu3, *drec = reset_after ? DREC + t * tu3 : NULL;                    \
         if (dH) {                                                                              \
-            const T_ *dht = dH + t * bu;                                                       \
+            const T_ *dht = dH + t * tu;                                                       \
             for (ptrdiff_t k = 0; k < bu; k++) dh[k] += dht[k];                                \
         }                                                                                      \
-        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
             const T_ *z = st + (ptrdiff_t)b * u4, *r = z + u, *hh = r + u, *last = hh + u;     \
             const T_ *hp = h + (ptrdiff_t)b * u, *dhb = dh + (ptrdiff_t)b * u;                 \
             T_ *dz = dx + (ptrdiff_t)b * u3, *dr = dz + u, *dph = dr + u;                      \
-            if (MASK && !MASK[(ptrdiff_t)t * B + b]) {                                         \
+            if (MASK && !MASK[(ptrdiff_t)t * BT + b]) {                                        \
                 memset(dz, 0, (size_t)u3 * sizeof(T_));                                        \
                 if (drec) memset(drec + (ptrdiff_t)b * u3, 0, (size_t)u3 * sizeof(T_));        \
                 continue;                                                                      \
@@ -360,9 +426,8 @@ void rnnkit_gru_backward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after
         } else {                                                                               \
             /* d(r h') = dph U_h^T; dr = d(r h') h' s'(r); dh' = [dz, dr] U_zr^T + d(r h') r */\
             mm_bt_##SUF(gemm, B, u, u, dx + 2 * u, u3, U + 2 * u, u3, W3, u);                  \
-            ROWS_IN_PARALLEL                                                                   \
             for (int b = 0; b < B; b++) {                                                      \
-                if (MASK && !MASK[(ptrdiff_t)t * B + b]) continue;                             \
+                if (MASK && !MASK[(ptrdiff_t)t * BT + b]) continue;                            \
                 const ptrdiff_t o = (ptrdiff_t)b * u;                                          \
                 const T_ *r = st + (ptrdiff_t)b * u4 + u, *hp = h + o;                         \
                 T_ *dr = dx + (ptrdiff_t)b * u3 + u;                                           \
@@ -375,15 +440,26 @@ void rnnkit_gru_backward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after
             mm_bt_##SUF(gemm, B, u, 2 * u, dx, u3, U, u3, W1, u);                              \
             for (ptrdiff_t k = 0; k < bu; k++) W1[k] += W3[k];                                 \
         }                                                                                      \
-        ROWS_IN_PARALLEL                                                                       \
         for (int b = 0; b < B; b++) {                                                          \
-            if (MASK && !MASK[(ptrdiff_t)t * B + b]) continue;                                 \
+            if (MASK && !MASK[(ptrdiff_t)t * BT + b]) continue;                                \
             const ptrdiff_t o = (ptrdiff_t)b * u;                                              \
             const T_ *z = st + (ptrdiff_t)b * u4;                                              \
             for (int j = 0; j < u; j++)                                                        \
                 dh[o + j] = dh[o + j] * z[j] + W1[o + j] * (M ? M[o + j] : (T_)1);             \
         }                                                                                      \
     }                                                                                          \
+}                                                                                              \
+void rnnkit_gru_backward_##SUF(GEMM_T gemm, int T, int B, int u, int reset_after,              \
+                               const T_ *U, const T_ *M, const uint8_t *MASK, int act,         \
+                               int rec_act, const T_ *H, const T_ *S, const T_ *dH, T_ *dh,    \
+                               T_ *DX, T_ *DREC, T_ *W1, T_ *W3) {                             \
+    const int u3 = 3 * u, u4 = 4 * u;                                                          \
+    IN_ROW_CHUNKS(B, gru_backward_rows_##SUF(                                                  \
+        gemm, T, B, nb, u, reset_after, U, M ? M + (ptrdiff_t)b0 * u : NULL,                   \
+        MASK ? MASK + b0 : NULL, act, rec_act, H + (ptrdiff_t)b0 * u, S + (ptrdiff_t)b0 * u4,  \
+        dH ? dH + (ptrdiff_t)b0 * u : NULL, dh + (ptrdiff_t)b0 * u, DX + (ptrdiff_t)b0 * u3,   \
+        DREC ? DREC + (ptrdiff_t)b0 * u3 : NULL, W1 + (ptrdiff_t)b0 * u,                       \
+        W3 + (ptrdiff_t)b0 * u));                                                              \
 }
 
 
