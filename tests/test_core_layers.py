@@ -197,6 +197,48 @@ def test_batch_normalization_training_matches_keras(shape, axis):
         )
 
 
+def test_batch_normalization_training_on_the_cpu_takes_its_statistics_from_the_op(monkeypatch):
+    """In training on the CPU, torch.native_batch_norm normalizes and returns the batch's
+    mean and inverse standard deviation, from which the moving statistics are updated (no
+    separate var_mean). It gets running statistics it leaves alone (momentum 0), not None:
+    without them its CPU kernel takes a path that can stall on small batches when the other
+    cores are busy. They are the layer's own spare pair (reused, not saved). The output, the
+    gradients and the moving statistics are those of F.batch_norm and var_mean."""
+    layer = layers.BatchNormalization(momentum=0.9)
+    x = torch.tensor(RNG.standard_normal((8, 3)) * 2 + 1, dtype=torch.float32)
+    x.requires_grad_(True)
+    layer.build((None, 3))
+    seen = []
+    original = torch.native_batch_norm
+
+    def spy(inputs, weight, bias, running_mean, running_var, *args):
+        seen.append((running_mean, running_var))
+        return original(inputs, weight, bias, running_mean, running_var, *args)
+
+    monkeypatch.setattr(torch, "native_batch_norm", spy)
+    monkeypatch.setattr(torch, "var_mean", None)  # not called
+    start = [w.copy() for w in layer.get_weights()]
+    out = layer(x, training=True)
+    variance, mean = np.var(x.detach().numpy(), 0), x.detach().numpy().mean(0)
+    np.testing.assert_allclose(layer.get_weights()[2], start[2] * 0.9 + mean * 0.1, atol=1e-6)
+    np.testing.assert_allclose(layer.get_weights()[3], start[3] * 0.9 + variance * 0.1, atol=1e-6)
+    layer(x * 2, training=True)
+    (first_mean, first_var), (second_mean, second_var) = seen
+    assert first_mean is second_mean and first_var is second_var  # kept between calls
+    assert first_mean.tolist() == [0.0] * 3 and first_var.tolist() == [1.0] * 3  # untouched
+    assert set(layer.state_dict()) == {"gamma", "beta", "moving_mean", "moving_variance"}
+    (grad,) = torch.autograd.grad(out.square().sum(), x)
+    reference = torch.nn.functional.batch_norm(
+        x, None, None, layer.gamma, layer.beta, True, 0.0, layer.epsilon
+    )
+    (expected,) = torch.autograd.grad(reference.square().sum(), x)
+    torch.testing.assert_close(out, reference)
+    torch.testing.assert_close(grad, expected)
+    layer.double()  # another dtype: a new pair
+    layer(x.double(), training=True)
+    assert seen[-1][0].dtype == torch.float64 and seen[-1][0] is not first_mean
+
+
 def test_batch_normalization_inference_matches_keras():
     x = RNG.standard_normal((4, 5, 3)).astype("float32")
     ours, theirs = _bn_pair(x)

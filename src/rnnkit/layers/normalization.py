@@ -227,22 +227,55 @@ class BatchNormalization(Layer):
         as one in-place ``lerp`` of both statistics (``moving + (1 - momentum) * (batch -
         moving)``: the same value up to rounding, one op instead of eight)."""
         moving = [self.moving_mean, self.moving_variance]
-        batch = [s.detach().to(m.dtype) for s, m in zip((mean, variance), moving)]
+        batch = [s.to(m.dtype) for s, m in zip((mean, variance), moving)]  # under no_grad
         torch._foreach_lerp_(moving, batch, 1.0 - self.momentum)
 
     def _fused(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         """Features on axis 1, no mask: torch's batch-norm op (one node forward and backward)
         normalizes, with the batch's biased variance in training as Keras does; the moving
-        statistics get Keras' update (torch's own would use the unbiased variance)."""
-        if training:
-            if not in_symbolic_call():
+        statistics get Keras' update (torch's own would use the unbiased variance).
+
+        In training on the CPU, ``torch.native_batch_norm`` also returns the batch's mean
+        and ``1 / sqrt(variance + epsilon)``, from which the update takes its statistics (a
+        separate ``torch.var_mean`` costs twice the op itself there). The op is given running
+        statistics it leaves as they are (momentum 0): spare ones, not the layer's. Without
+        any, torch's CPU kernel takes another path, which on small batches can wait tens of
+        milliseconds for a second thread when the other cores are busy (a (8, 3) batch:
+        45 ms against 12 us); the outputs are the same. Other devices, and traced code
+        (torch.compile, torch.export: nothing to mutate), take ``F.batch_norm`` and
+        ``torch.var_mean``."""
+        if not training:
+            return F.batch_norm(
+                x, self.moving_mean, self.moving_variance, self.gamma, self.beta, False, 0.0,
+                self.epsilon,
+            )  # fmt: skip
+        update = not in_symbolic_call()
+        if x.device.type != "cpu" or torch.compiler.is_compiling():
+            if update:
                 with torch.no_grad():
                     self._update_moving_statistics(*self._moments(x, 1, None))
             return F.batch_norm(x, None, None, self.gamma, self.beta, True, 0.0, self.epsilon)
-        return F.batch_norm(
-            x, self.moving_mean, self.moving_variance, self.gamma, self.beta, False, 0.0,
-            self.epsilon,
-        )  # fmt: skip
+        spare_mean, spare_variance = self._spare_statistics(x)
+        out, mean, inverse_std = torch.native_batch_norm(
+            x, self.gamma, self.beta, spare_mean, spare_variance, True, 0.0, self.epsilon
+        )
+        if update:
+            with torch.no_grad():
+                variance = inverse_std.pow(-2).sub_(self.epsilon)
+                self._update_moving_statistics(mean, variance)
+        return out
+
+    def _spare_statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Running mean and variance for torch's batch-norm op to update with momentum 0
+        (see :meth:`_fused`), kept from call to call; not weights, not saved."""
+        spare = self.__dict__.get("_spare")
+        features, dtype = x.shape[1], self.moving_mean.dtype  # the weights' dtype, as torch's
+        wanted = (features, dtype, x.device)
+        if spare is None or (spare[0].shape[0], spare[0].dtype, spare[0].device) != wanted:
+            options = {"dtype": dtype, "device": x.device}
+            spare = (torch.zeros(features, **options), torch.ones(features, **options))
+            self.__dict__["_spare"] = spare
+        return spare
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         self._check_axis(len(input_shape))
