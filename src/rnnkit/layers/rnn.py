@@ -621,7 +621,9 @@ class RNN(Layer):
             lambda: self._run_kernel(plan, cell, weights, sequences, states, None, training),
         )
         if self.stateful:  # plain values: written past Module.__setattr__ (per call)
-            self.__dict__["_stored_states"] = [s.detach() for s in final_states]
+            # detached where autograd recorded them (no op under no_grad)
+            kept = [s.detach() if s.requires_grad else s for s in final_states]
+            self.__dict__["_stored_states"] = kept
             self.__dict__["_expected_batch_size"] = batch
         output = outputs if self.return_sequences else last_output
         if self.return_state:
