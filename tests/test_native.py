@@ -322,7 +322,7 @@ def test_a_compiler_without_openmp_builds_the_one_thread_loop_and_says_so(
         x = torch.randn(32, 4, 3)
         layer(x, training=True)
     reason = layer.last_kernel_choice.reason
-    assert "its time loop in C, kernels.native; its gate maths on one thread:" in reason
+    assert "its time loop in C, kernels.native; all its rows on one thread:" in reason
     assert "-fno-such-openmp-flag" in reason
     (built,) = fresh_library.glob("rnnkit_recurrence_*.so")  # the one-thread build only
 

@@ -15,10 +15,12 @@ How it is built. At first use the C file is compiled with the system C compiler
 (``$RNNKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/rnnkit``, else ``~/.cache/rnnkit``), under a
 name that hashes the source, the flags and the CPU, and loaded with ``ctypes``. The matrix
 products call the BLAS ``sgemm_``/``dgemm_`` that torch's CPU library exports (MKL on x86-64
-builds), so the C file needs no torch header. With ``-fopenmp`` the gate maths of each step
-are split over the batch rows on torch's own OpenMP threads (torch's ``libgomp.so.1`` is
-already loaded, and the loader hands this library that copy); a compiler without OpenMP
-builds the same loops for one thread, and the kernel report says so.
+builds), so the C file needs no torch header. With ``-fopenmp`` each call splits the batch
+into one chunk of rows per thread of torch's own OpenMP team (torch's ``libgomp.so.1`` is
+already loaded, and the loader hands this library that copy), and each thread runs the
+whole time loop, its matrix products included, on its rows (the rows' recurrences are
+independent; batches under 32 rows stay in one chunk); a compiler without OpenMP builds the
+same loops for one thread, and the kernel report says so.
 
 When it runs: :func:`blocker` is the one capability check. It returns why the native loop
 cannot run a call (or None): not an LSTM, a device other than the CPU, a dtype other than
@@ -54,7 +56,7 @@ ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "hard_sigmoid": 3, "relu": 
 
 _SOURCE = Path(__file__).with_name("csrc") / "recurrence.c"
 _FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared")
-_OPENMP = "-fopenmp"  # the per-row loops on torch's OpenMP threads (see csrc/recurrence.c)
+_OPENMP = "-fopenmp"  # row chunks on torch's OpenMP threads (see csrc/recurrence.c)
 _DISABLE_ENV = "RNNKIT_NATIVE"
 
 
@@ -151,7 +153,7 @@ def _build(compiler: str, flags: tuple[str, ...] = _FLAGS) -> Path:
 
 class _Library:
     """The loaded C functions and torch's BLAS gemm pointers; ``one_thread`` says why the
-    per-row loops run on one thread (None: on torch's OpenMP threads)."""
+    loops run on one thread (None: in row chunks on torch's OpenMP threads)."""
 
     def __init__(self, path: Path, blas: ctypes.CDLL, one_thread: str | None = None) -> None:
         self.one_thread = one_thread
@@ -241,12 +243,12 @@ def _load() -> tuple[_Library | None, str | None]:
 
 
 def threads_note() -> str:
-    """How the loaded C loop runs its per-row loops, for the kernel report: empty when on
+    """How the loaded C loop runs its rows, for the kernel report: empty when in chunks on
     torch's OpenMP threads, else why on one thread."""
     lib = _library()[0]
     if lib is None or lib.one_thread is None:
         return ""
-    return f"; its gate maths on one thread: {lib.one_thread}"
+    return f"; all its rows on one thread: {lib.one_thread}"
 
 
 def _ptr(t: Tensor | None) -> int | None:
