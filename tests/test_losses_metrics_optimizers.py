@@ -143,6 +143,13 @@ def test_sparse_crossentropy_batch_mean_equals_the_reduced_values(kwargs, y_true
     assert (fast is not None) == (kwargs == {"from_logits": True})
     with pytest.raises(ValueError, match="y_true holds the label 7"):
         loss(np.array([0, 7, 1, 2, 0, 1]), fused)
+
+    class Halved(losses.SparseCategoricalCrossentropy):  # its own call: no fused mean
+        def call(self, y_true, y_pred):
+            return super().call(y_true, y_pred) / 2
+
+    halved = Halved(reduction=reduction, **kwargs)(y_true, fused.detach())
+    assert halved.item() == pytest.approx(expected.item() / 2, rel=1e-6)
     weighted = loss(y_true, fused.detach(), sample_weight=WEIGHTS)
     per_sample = loss.call(y_true, fused.detach())
     assert weighted.item() == pytest.approx(

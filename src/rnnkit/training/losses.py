@@ -343,6 +343,8 @@ class LossFunctionWrapper(Loss):
         return self.fn(y_true, y_pred, **self.fn_kwargs)
 
     def _batch_mean(self, y_true: Any, y_pred: Any) -> torch.Tensor | None:
+        if type(self).call is not LossFunctionWrapper.call:  # a subclass computes its own
+            return None
         for fn, mean in _BATCH_MEANS:
             if fn is self.fn:
                 return mean(y_true, y_pred, **self.fn_kwargs)
