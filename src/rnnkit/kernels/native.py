@@ -284,8 +284,8 @@ class LSTM:
     time loop in C (same ``forward``/``backward`` interface, used by its ``Recurrence``).
 
     Saved for the backward: ``H (T+1, B, u)`` and ``C (T+1, B, u)`` (the states entering and
-    leaving every step), ``G (T, B, 4u)`` (the gate activations) and ``TC (T, B, u)``
-    (``act(c_t)``)."""
+    leaving every step), ``G (T, B, 4u)`` (the gate activations, written over ``xp``) and
+    ``TC (T, B, u)`` (``act(c_t)``)."""
 
     n_states = 2
 
@@ -298,9 +298,13 @@ class LSTM:
         h0, c0 = states0
         H, C = xp.new_empty(T + 1, B, u), xp.new_empty(T + 1, B, u)
         H[0], C[0] = h0, c0
-        rows = T if need_grad else 1
-        G, TC, W = xp.new_empty(rows, B, 4 * u), xp.new_empty(rows, B, u), xp.new_empty(B, u)
-        g_step, tc_step = (B * 4 * u, B * u) if need_grad else (0, 0)
+        # The gates of step t are written over xp[t], that step's projected inputs, which
+        # nothing reads afterwards (the projection's backward needs its inputs, not its
+        # output; this backward reads xp's shape only), so the C loop adds h U to them in
+        # place instead of copying them first.
+        G, g_step = xp, B * 4 * u
+        TC, W = xp.new_empty(T if need_grad else 1, B, u), xp.new_empty(B, u)
+        tc_step = B * u if need_grad else 0
         lib.forward[xp.dtype](
             lib.gemm[xp.dtype], T, B, u, xp.data_ptr(), U.data_ptr(), _ptr(M), _ptr(mask),
             self.act, self.rec_act, H.data_ptr(), C.data_ptr(), G.data_ptr(), g_step,

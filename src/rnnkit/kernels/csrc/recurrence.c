@@ -6,14 +6,15 @@
  * function pointer), so this file needs no header but the C library's.
  *
  * Layouts (row-major, batch B, units u, time T; gates in Keras' order i, f, c, o):
- *   XP  (T, B, 4u)  input projection x_t W + b of every step (read only)
+ *   XP  (T, B, 4u)  input projection x_t W + b of every step (read only, unless G is XP)
  *   U   (u, 4u)     recurrent kernel
  *   M   (B, u)      recurrent dropout mask (already scaled) or NULL
  *   MASK (T, B)     1 = the step is valid for that row, 0 = carry the states over; or NULL
  *   H   (T+1, B, u) H[0] = h_0 on entry; H[t+1] = h after step t on return
  *   C   (T+1, B, u) C[0] = c_0 on entry; C[t+1] = c after step t on return
  *   G   (T, B, 4u)  with a gradient: the gate activations (i, f, g, o) of every step;
- *                   without: one (B, 4u) scratch row (g_step = 0)
+ *                   without: one (B, 4u) scratch row (g_step = 0); or XP itself (g_step =
+ *                   B 4u), the gates then written over the inputs step by step
  *   TC  (T, B, u)   with a gradient: act(c_t) of every step; without: one (B, u) row
  *   W   (B, u)      scratch
  *
@@ -204,7 +205,7 @@ static void lstm_forward_rows_##SUF(GEMM_T gemm, int T, int BT, int B, int u, co
             for (ptrdiff_t k = 0; k < bu; k++) W[k] = h[k] * M[k];                             \
             hr = W;                                                                            \
         }                                                                                      \
-        memcpy(g, XP + t * tu4, (size_t)bu4 * sizeof(T_));                                     \
+        if (g != XP + t * tu4) memcpy(g, XP + t * tu4, (size_t)bu4 * sizeof(T_));              \
         mm_##SUF(gemm, B, u4, u, hr, u, U, u4, (T_)1, g, u4);                                  \
         for (int b = 0; b < B; b++) {                                                          \
             T_ *gi = g + (ptrdiff_t)b * u4, *gf = gi + u, *gg = gf + u, *go = gg + u;          \
