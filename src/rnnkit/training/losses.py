@@ -187,11 +187,10 @@ def _sparse_categorical_crossentropy_mean(
     """The batch mean of :func:`sparse_categorical_crossentropy` for logits of shape
     ``(batch, classes)`` without ``ignore_class``, in torch's one fused op (the mean taken
     inside ``nll_loss``, forward and backward); None for any other call."""
-    if not from_logits or ignore_class is not None:
-        return None
+    shape = tuple(getattr(y_pred, "shape", ()))
+    if not from_logits or ignore_class is not None or len(shape) != 2 or not shape[0]:
+        return None  # before any conversion: the general path converts the targets itself
     y_true, y_pred = _sparse_targets(y_true, y_pred)
-    if y_pred.ndim != 2 or not y_pred.shape[0]:
-        return None
     _check_labels(y_true, y_pred.shape[-1])
     return F.cross_entropy(y_pred, y_true)
 
