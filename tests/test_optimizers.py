@@ -8,11 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import rnnkit
 from rnnkit import layers
 from rnnkit.training import optimizers
-from rnnkit.training.optimizers import rules
+from rnnkit.training.optimizers import keras_named, rules
 
 STEPS = 20
 
@@ -121,6 +122,47 @@ def test_rules_are_torch_optimizers_and_skip_missing_gradients():
     assert rule.param_groups[0]["iterations"] == 1
     scheduler.step()
     assert rule.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_step_hooks_and_profiler_range_still_work_when_the_wrapper_is_skipped():
+    """Optimizer.step calls the rule's step past torch's wrapper only when the wrapper would
+    do nothing: a step hook (the optimizer's or a global one) and a profiler still see it."""
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = optimizers.SGD(learning_rate=0.5)
+    opt.build([w])
+    rule = opt.torch_optimizer
+    w.grad = torch.ones(3)
+    opt.step()  # no hook, no profiler: the unwrapped step, the same update
+    assert torch.equal(w.detach(), torch.full((3,), 0.5))
+    assert rule.param_groups[0]["iterations"] == 1
+
+    assert keras_named._unwrapped_step(rule) is not None  # the wrapper is skipped
+
+    seen = []
+    pre = rule.register_step_pre_hook(lambda o, args, kwargs: seen.append("pre"))
+    post = rule.register_step_post_hook(lambda o, args, kwargs: seen.append("post"))
+    assert keras_named._unwrapped_step(rule) is None
+    opt.step()
+    assert seen == ["pre", "post"]
+    pre.remove(), post.remove()
+
+    glob = register_optimizer_step_pre_hook(
+        lambda o, args, kwargs: seen.append("global")
+    )
+    try:
+        opt.step()
+    finally:
+        glob.remove()
+    assert seen == ["pre", "post", "global"]
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        opt.step()
+    names = {e.key for e in prof.key_averages()}
+    assert f"Optimizer.step#{type(rule).__name__}.step" in names
+    opt.step()
+    assert seen == ["pre", "post", "global"]  # removed hooks stay removed
+    assert torch.allclose(w.detach(), torch.full((3,), 0.5 - 4 * 0.5))
+    assert rule.param_groups[0]["iterations"] == 5
 
 
 @pytest.mark.parametrize(
