@@ -201,8 +201,8 @@ def _check_labels(y_true: torch.Tensor, classes: int) -> None:
     labels on another device with an asynchronous device assert (no read-back per step)."""
     if not y_true.numel():
         return
-    if y_true.device.type == "cpu" and not torch.compiler.is_compiling():
-        labels = y_true.detach().numpy()
+    if y_true.is_cpu and not torch.compiler.is_compiling():
+        labels = (y_true.detach() if y_true.requires_grad else y_true).numpy()
         out = (labels < 0) | (labels >= classes)
         if out.any():
             raise ValueError(

@@ -167,6 +167,13 @@ class MeanMetricWrapper(Mean):
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         mask = getattr(y_pred, "_keras_mask", None)
+        if mask is None and sample_weight is None and self._fn in _BATCH_SUMS:
+            with torch.no_grad():
+                counted = _BATCH_SUMS[self._fn](y_true, y_pred, **self._fn_kwargs)
+            if counted is not None:  # the sum of the batch's values, and their number
+                self._total = self._total + counted[0]
+                self._count = self._count + counted[1]
+                return
         with torch.no_grad():
             values = self._fn(y_true, y_pred, **self._fn_kwargs)
         if mask is not None:
@@ -208,6 +215,34 @@ def sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
         y_true = y_true.squeeze(-1)
     predicted = torch.argmax(y_pred, dim=-1)
     return (predicted == y_true.to(predicted.dtype)).to(torch.float32)
+
+
+def _sparse_categorical_accuracy_sum(y_true: Any, y_pred: Any) -> tuple[torch.Tensor, int] | None:
+    """``(number of rows where y_true == argmax(y_pred), rows)`` for ``y_pred`` of shape
+    ``(batch, classes)`` and int64 targets ``(batch,)`` or ``(batch, 1)`` on its device: the
+    sum :func:`sparse_categorical_accuracy`'s values would give, in three ops instead of five.
+    None for any other call."""
+    if not (
+        isinstance(y_true, torch.Tensor)
+        and isinstance(y_pred, torch.Tensor)
+        and y_pred.ndim == 2
+        and y_true.dtype == torch.int64
+        and y_true.device == y_pred.device
+    ):
+        return None
+    rows = y_pred.shape[0]
+    if y_true.shape not in ((rows,), (rows, 1)):
+        return None
+    if y_true.ndim == 2:
+        y_true = y_true.squeeze(-1)
+    return (torch.argmax(y_pred, dim=-1) == y_true).sum(), rows
+
+
+# The value functions whose batch sum has a shorter form (MeanMetricWrapper, unweighted and
+# unmasked): fn -> fn_sum(y_true, y_pred, **kwargs) giving (sum, number of values) or None.
+_BATCH_SUMS: dict[Callable[..., torch.Tensor], Callable[..., Any]] = {
+    sparse_categorical_accuracy: _sparse_categorical_accuracy_sum,
+}
 
 
 # ---------------------------------------------------------------------------------- classes

@@ -41,9 +41,10 @@ def _is_finite(a: Any) -> bool:
     if isinstance(a, torch.Tensor):
         if not a.is_floating_point():
             return True
-        if a.device.type != "cpu":
+        if not a.is_cpu:
             return bool(torch.isfinite(a).all())
-        a = a.detach()
+        if a.requires_grad:
+            a = a.detach()
         if a.dtype in (torch.float16, torch.bfloat16):
             a = a.to(torch.float32)
         a = a.numpy()

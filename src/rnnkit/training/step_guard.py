@@ -87,14 +87,14 @@ class StepGuard:
         unread step was bad. ``metric_states``: the metrics' states before the step
         (:meth:`metric_states`). ``applied=False``: the caller reads the flag back before
         updating (no update to undo)."""
-        loss = loss.detach()  # kept until the read-back: without the step's graph
-        with torch.no_grad():
-            # ``loss * 0 != 0`` is True exactly for NaN and +-inf: two ops where isfinite is five
-            bad = loss * 0 != 0
-            if bad.ndim:
-                bad = bad.any()
-            if self._bad is not None:
-                bad = bad | self._bad
+        loss = loss.detach()  # kept until the read-back: without the step's graph (so the
+        # ops below record none either)
+        # ``loss * 0 != 0`` is True exactly for NaN and +-inf: two ops where isfinite is five
+        bad = loss * 0 != 0
+        if bad.ndim:
+            bad = bad.any()
+        if self._bad is not None:
+            bad = bad | self._bad
         self._bad = bad
         self.steps += 1
         self._pending.append(_Pending(bad, loss, label, applied, self.steps, metric_states))

@@ -209,12 +209,19 @@ class Trainer:
         guide's log order (``loss - rnn_1_loss - rnn_1_1_loss - rnn_1_accuracy - ...``)."""
         if not self.compiled:
             return []
-        out: list[Any] = [self._loss_tracker]
-        if self._compiled_loss is not None:
-            out += self._compiled_loss.metrics
-        out += self._compiled_metrics.metrics
-        out += self._compiled_weighted_metrics.metrics
-        return out
+        compiled = (self._compiled_loss, self._compiled_metrics, self._compiled_weighted_metrics)
+        # the list changes only with a new compile or when the containers are built (the
+        # first batch): kept until then (asked several times per training step)
+        key = (self._loss_tracker, *compiled, *(c is not None and c.built for c in compiled))
+        cached = self.__dict__.get("_metrics_list")
+        if cached is None or cached[0] != key:
+            out: list[Any] = [self._loss_tracker]
+            if self._compiled_loss is not None:
+                out += self._compiled_loss.metrics
+            out += self._compiled_metrics.metrics
+            out += self._compiled_weighted_metrics.metrics
+            cached = self.__dict__["_metrics_list"] = (key, out)
+        return list(cached[1])
 
     @property
     def metrics_names(self) -> list[str]:
@@ -894,7 +901,11 @@ class Trainer:
     def _check_inputs(self, x: Any, method: str) -> None:
         """A functional model's inputs: the number of arrays must match."""
         expected = self._symbolic_inputs()
-        if expected is None or isinstance(x, dict) or not data_module.is_array_data(x):
+        if expected is None or isinstance(x, dict):
+            return
+        if isinstance(x, torch.Tensor) and len(expected) == 1:
+            return  # one array for one input
+        if not data_module.is_array_data(x):
             return
         received = [a for a in tree.flatten(x) if a is not None]
         if len(received) != len(expected):
