@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import torch
+import torch.utils._python_dispatch
 from harness import run_layer_test
 
 import rnnkit
@@ -317,6 +318,46 @@ def test_masking_with_other_value_zeroes_masked_steps():
     out = layers.Masking(mask_value=7.0)(x)
     np.testing.assert_array_equal(_ours(out), [[[1.0, 7.0], [0.0, 0.0], [0.0, 0.0]]])
     np.testing.assert_array_equal(_ours(out._keras_mask), [[True, False, False]])
+
+
+def test_masking_computes_its_mask_once_and_subclasses_keep_their_own():
+    x = torch.ones(2, 3, 4)
+    x[0, 1] = 0.0
+    calls = []
+
+    class Counted(layers.Masking):
+        def compute_mask(self, inputs, mask=None):
+            calls.append(1)
+            return super().compute_mask(inputs, mask) & False  # their own mask
+
+    out = Counted()(x)
+    assert calls and not out._keras_mask.any()  # a subclass's compute_mask is used
+
+    class Passthrough(layers.Masking):
+        def call(self, inputs):
+            return inputs  # carries the upstream mask below
+
+    upstream = torch.ones(2, 3, 4)
+    upstream._keras_mask = torch.zeros(2, 3, dtype=torch.bool)
+    out = Passthrough()(upstream)
+    np.testing.assert_array_equal(out._keras_mask.numpy(), [[True] * 3] * 2)  # recomputed
+
+    layer = layers.Masking()
+    ops = []
+    with _CountOps(ops):
+        out = layer(x)
+    assert ops.count("ne") == 1 and ops.count("any") == 1  # the mask: one comparison
+    np.testing.assert_array_equal(out._keras_mask.numpy(), [[True, False, True], [True] * 3])
+
+
+class _CountOps(torch.utils._python_dispatch.TorchDispatchMode):
+    def __init__(self, names):
+        super().__init__()
+        self.names = names
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func._schema.name.split("::")[-1])
+        return func(*args, **(kwargs or {}))
 
 
 def test_dropout_training_only_and_scaling():

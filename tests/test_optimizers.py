@@ -146,9 +146,7 @@ def test_step_hooks_and_profiler_range_still_work_when_the_wrapper_is_skipped():
     assert seen == ["pre", "post"]
     pre.remove(), post.remove()
 
-    glob = register_optimizer_step_pre_hook(
-        lambda o, args, kwargs: seen.append("global")
-    )
+    glob = register_optimizer_step_pre_hook(lambda o, args, kwargs: seen.append("global"))
     try:
         opt.step()
     finally:

@@ -497,7 +497,20 @@ class Masking(Layer):
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
         check_input_shape(self, inputs.shape, min_rank=2, legend="(batch, ..., features)")
         keep = torch.any(inputs != self.mask_value, dim=-1, keepdim=True)
-        return torch.where(keep, inputs, torch.zeros((), dtype=inputs.dtype))
+        outputs = torch.where(keep, inputs, torch.zeros((), dtype=inputs.dtype))
+        outputs._keras_mask = keep.squeeze(-1)  # compute_mask's value, computed once
+        return outputs
+
+    def _attach_output_masks(self, inputs: Any, mask: Any, outputs: Any) -> None:
+        """The mask ``call`` attached is ``compute_mask``'s (unless a subclass has its own
+        ``call`` or ``compute_mask``); only other outputs get theirs computed."""
+        if (
+            type(self).call is Masking.call
+            and type(self).compute_mask is Masking.compute_mask
+            and getattr(outputs, "_keras_mask", None) is not None
+        ):
+            return
+        super()._attach_output_masks(inputs, mask, outputs)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape

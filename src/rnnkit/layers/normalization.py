@@ -164,10 +164,13 @@ class BatchNormalization(Layer):
 
     def call(self, inputs: torch.Tensor, training: bool = False, mask: Any = None) -> torch.Tensor:
         features = self.moving_mean.shape[0]
-        legend = f"(axis {self.axis} holds the {features} features the layer was built for)"
-        check_input_shape(self, inputs.shape, rank=self._input_rank, legend="(as built)")
-        axis = self._check_axis(inputs.ndim)
-        check_input_shape(self, inputs.shape, axes={axis: features}, legend=legend)
+        rank = inputs.ndim
+        if rank != self._input_rank or not -rank <= self.axis < rank:
+            check_input_shape(self, inputs.shape, rank=self._input_rank, legend="(as built)")
+        axis = self._check_axis(rank)
+        if inputs.shape[axis] != features:
+            legend = f"(axis {self.axis} holds the {features} features the layer was built for)"
+            check_input_shape(self, inputs.shape, axes={axis: features}, legend=legend)
         if mask is not None:
             if not isinstance(mask, torch.Tensor):
                 mask = torch.as_tensor(np.asarray(mask), device=inputs.device)
@@ -181,7 +184,9 @@ class BatchNormalization(Layer):
             )
         out_dtype = inputs.dtype
         # Statistics in at least float32, as Keras does for float16/bfloat16 inputs.
-        x = inputs.to(torch.promote_types(inputs.dtype, torch.float32))
+        x = inputs
+        if inputs.dtype not in (torch.float32, torch.float64):
+            x = inputs.to(torch.promote_types(inputs.dtype, torch.float32))
         train = bool(training and self.trainable)
         one_value = x.numel() == x.shape[1]  # torch's op refuses to train on that; Keras does
         if (
@@ -227,7 +232,9 @@ class BatchNormalization(Layer):
         as one in-place ``lerp`` of both statistics (``moving + (1 - momentum) * (batch -
         moving)``: the same value up to rounding, one op instead of eight)."""
         moving = [self.moving_mean, self.moving_variance]
-        batch = [s.to(m.dtype) for s, m in zip((mean, variance), moving)]  # under no_grad
+        batch = [
+            s if s.dtype == m.dtype else s.to(m.dtype) for s, m in zip((mean, variance), moving)
+        ]
         torch._foreach_lerp_(moving, batch, 1.0 - self.momentum)
 
     def _fused(self, x: torch.Tensor, training: bool) -> torch.Tensor:
@@ -259,10 +266,9 @@ class BatchNormalization(Layer):
         out, mean, inverse_std = torch.native_batch_norm(
             x, self.gamma, self.beta, spare_mean, spare_variance, True, 0.0, self.epsilon
         )
-        if update:
-            with torch.no_grad():
-                variance = inverse_std.pow(-2).sub_(self.epsilon)
-                self._update_moving_statistics(mean, variance)
+        if update:  # the op's statistics do not require grad: no graph is recorded here
+            variance = inverse_std.pow(-2).sub_(self.epsilon)
+            self._update_moving_statistics(mean, variance)
         return out
 
     def _spare_statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -413,7 +419,9 @@ class LayerNormalization(Layer):
         expected = {a: self._built_shape[a] for a in axes}
         check_input_shape(self, shape, axes=expected, legend=f"(axis={self.axis} as built)")
         out_dtype = inputs.dtype
-        x = inputs.to(torch.promote_types(inputs.dtype, torch.float32))
+        x = inputs
+        if inputs.dtype not in (torch.float32, torch.float64):
+            x = inputs.to(torch.promote_types(inputs.dtype, torch.float32))
         variance, mean = torch.var_mean(x, dim=axes, keepdim=True, correction=0)
         factor = torch.rsqrt(variance + self.epsilon)
         broadcast = [shape[d] if d in axes else 1 for d in range(len(shape))]
