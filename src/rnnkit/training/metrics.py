@@ -54,6 +54,12 @@ class Metric:
         when it shows them). Metrics that only implement ``result()`` give a host tensor."""
         return torch.as_tensor(self.result(), dtype=torch.float32)
 
+    def result_parts(self) -> tuple[torch.Tensor, float | None]:
+        """``(value, None)``: the result as :meth:`result_tensor` gives it; a mean may give
+        ``(total, count)`` instead, to be divided once read back (``0.0`` when ``count`` is
+        0)."""
+        return self.result_tensor(), None
+
     def state_tensors(self) -> list[Any] | None:
         """The values the metric accumulates, or None when it does not say (then the nan
         policy's step guard reads the step's flag back before updating it)."""
@@ -135,6 +141,17 @@ class Mean(Metric):
         if type(self).result is not Mean.result:  # a subclass's own result(): ask it
             return torch.as_tensor(self.result(), dtype=torch.float32)
         return self._mean_tensor()
+
+    def result_parts(self) -> tuple[torch.Tensor, float | None]:
+        count = self._count
+        if (
+            type(self).result is Mean.result
+            and isinstance(self._total, torch.Tensor)
+            and self._total.ndim == 0
+            and isinstance(count, (int, float))
+        ):  # the total, divided by the host count once read back
+            return self._total, float(count)
+        return self.result_tensor(), None
 
     def _mean_tensor(self) -> torch.Tensor:
         if not isinstance(self._total, torch.Tensor):

@@ -241,26 +241,43 @@ class Trainer:
         return [m.result_tensor() for m in self.metrics]
 
     def _step_logs(self) -> StepLogs:
-        """The running logs, left on the device until something reads them."""
+        """The running logs, left on the device until something reads them. A mean whose
+        count is a host number is read back as its total and divided on the host (no
+        division op per metric and step)."""
         metrics = self.metrics
         steps = self._guard.steps
+        parts = [m.result_parts() for m in metrics]
+        divisors = [count for _, count in parts]
 
         def read_back(values: list[Any]) -> list[float]:
-            return self._read_back(values, as_of=steps)
+            return self._read_back(values, as_of=steps, divisors=divisors)
 
-        return StepLogs([m.name for m in metrics], self._result_tensors(), read_back)
+        return StepLogs([m.name for m in metrics], [value for value, _ in parts], read_back)
 
     @eager  # jit_compile compiles the model's computation, not this
-    def _read_back(self, values: list[Any], as_of: int | None = None) -> list[float]:
-        """``values`` (the metrics' results, taken after the guard's step ``as_of``; None:
-        now) as floats, read back with the step guard's pending flags in one transfer; a bad
-        step among them gets the nan policy (raise, or warn and stop)."""
+    def _read_back(
+        self,
+        values: list[Any],
+        as_of: int | None = None,
+        divisors: list[float | None] | None = None,
+    ) -> list[float]:
+        """``values`` (the metrics' results, or totals to divide by ``divisors`` where one is
+        given, see :meth:`rnnkit.training.metrics.Mean.result_parts`; taken after the guard's
+        step ``as_of``, None: now) as floats, read back with the step guard's pending flags
+        in one transfer; a bad step among them gets the nan policy (raise, or warn and
+        stop)."""
         floats, bad = self._guard.read_back(values)
         if bad is not None:
             self._apply_nan_policy(bad)
             if as_of is None or as_of >= bad.step:  # the values counted the bad step: again
                 floats, _ = self._guard.read_back(self._result_tensors())
-        return floats
+                return floats
+        if divisors is None:
+            return floats
+        return [
+            v if count is None else (v / count if count else 0.0)
+            for v, count in zip(floats, divisors)
+        ]
 
     def _apply_nan_policy(self, bad: BadStep) -> None:
         """Put the metrics back to their states before the bad step, take back the
