@@ -1,0 +1,126 @@
+"""Where a ``train_on_batch`` of the guide's model spends its time, measured inside the step.
+
+Timing a piece of the training step on its own understates it: the step's LSTM and its
+backward push the Python code and data of the framework out of the caches, so the same
+function costs two to five times more inside the step than in a loop by itself (the
+optimizer's step wrapper: about 6 us alone, 40-100 us in the step). This script wraps the
+named functions with a timer, runs ``train_on_batch`` (the guide's MNIST model with
+``LSTM(64)``, as ``bench_fit.py``) ``--steps`` times, and prints the median time of each piece
+per call, inclusive of what it calls (the timers add about 1 us each). Then the same for the
+hand-written PyTorch step of ``bench_fit.py``, cut into its statements.
+
+Wall clock, torch's default threads. A diagnostic: the ratios to report come from
+``bench_fit.py``.
+
+    python benchmarks/step_parts.py [--steps 1500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_fit as bf  # noqa: E402
+
+import rnnkit as keras  # noqa: E402
+
+# (module, attribute path, label): the pieces timed, in the order the step runs them
+PIECES = [
+    ("rnnkit.training.trainer", "Trainer.train_on_batch", "train_on_batch"),
+    ("rnnkit.training.trainer", "Trainer._inputs_finite", "  input nan check"),
+    ("rnnkit.training.trainer", "Trainer.train_step", "  train_step"),
+    ("rnnkit.models.model", "Model.__call__", "    model call"),
+    ("rnnkit.kernels.fused", "_call_vf", "      torch LSTM op"),
+    ("rnnkit.layers.normalization", "BatchNormalization.call", "      BatchNormalization"),
+    ("rnnkit.layers.core", "Dense.call", "      Dense"),
+    ("rnnkit.training.trainer", "Trainer.compute_loss", "    compute_loss"),
+    ("torch", "Tensor.backward", "    backward"),
+    ("rnnkit.training.trainer", "Trainer._guarded_update", "    guarded update"),
+    ("rnnkit.training.step_guard", "StepGuard.check", "      guard flag"),
+    ("rnnkit.training.optimizers.keras_named", "Optimizer.step", "      optimizer step"),
+    ("rnnkit.training.trainer", "Trainer._update_metrics", "      metrics"),
+    ("rnnkit.training.trainer", "Trainer._step_logs", "    logs"),
+    ("rnnkit.training.trainer", "Trainer._read_back", "  read-back"),
+]
+
+
+def _wrap(times: dict[str, list[float]], module: str, path: str, label: str) -> None:
+    owner: Any = importlib.import_module(module)
+    *parents, name = path.split(".")
+    for parent in parents:
+        owner = getattr(owner, parent)
+    original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+    record = times.setdefault(label, [])
+
+    @functools.wraps(original)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            record.append(time.perf_counter() - start)
+
+    setattr(owner, name, timed)
+
+
+def _table(title: str, times: dict[str, list[float]], steps: int) -> None:
+    print(f"\n{title}")
+    print(f"{'piece':34s} {'median us':>10s} {'calls/step':>11s}")
+    for label, values in times.items():
+        kept = values[len(values) // 7 :] or [0.0]  # the first seventh is warm-up
+        print(f"{label:34s} {statistics.median(kept) * 1e6:10.1f} {len(values) / steps:11.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=1500)
+    args = parser.parse_args()
+    x, y = torch.randn(bf.B, bf.T, bf.D), torch.randint(0, bf.CLASSES, (bf.B,))
+
+    times: dict[str, list[float]] = {}
+    model = bf.guide_model(keras.layers.LSTM(bf.U))
+    for piece in PIECES:
+        _wrap(times, *piece)
+    for _ in range(args.steps):
+        model.train_on_batch(x, y)
+
+    net = bf.PlainGuide("lstm")
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    plain: dict[str, list[float]] = {}
+    clock = time.perf_counter
+    for _ in range(args.steps):
+        t0 = t = clock()
+        parts = []
+        opt.zero_grad(set_to_none=True)
+        parts.append(("  zero_grad", clock()))
+        logits = net(x)
+        parts.append(("  model call", clock()))
+        loss = F.cross_entropy(logits, y)
+        parts.append(("  loss", clock()))
+        loss.backward()
+        parts.append(("  backward", clock()))
+        opt.step()
+        parts.append(("  optimizer step", clock()))
+        loss.item()
+        parts.append(("  read-back", clock()))
+        plain.setdefault("step", []).append(clock() - t0)
+        for label, end in parts:
+            plain.setdefault(label, []).append(end - t)
+            t = end
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, wall clock, medians")
+    _table("rnnkit train_on_batch (pieces inclusive)", times, args.steps)
+    _table("hand-written PyTorch step", plain, args.steps)
+
+
+if __name__ == "__main__":
+    main()
