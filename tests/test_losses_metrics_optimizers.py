@@ -143,6 +143,8 @@ def test_sparse_crossentropy_batch_mean_equals_the_reduced_values(kwargs, y_true
     assert (fast is not None) == (kwargs == {"from_logits": True})
     with pytest.raises(ValueError, match="y_true holds the label 7"):
         loss(np.array([0, 7, 1, 2, 0, 1]), fused)
+    with pytest.raises(ValueError, match="y_true holds the label -1"):  # one check, both ends
+        loss(np.array([0, 1, 1, -1, 0, 1], dtype="int32"), fused)
 
     class Halved(losses.SparseCategoricalCrossentropy):  # its own call: no fused mean
         def call(self, y_true, y_pred):

@@ -90,6 +90,20 @@ def test_non_finite_loss_raises_before_the_optimizer_step():
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), expected))
 
 
+def test_float64_model_skips_a_non_finite_step_with_the_fused_sgd_kernel():
+    """The guard's flag takes the loss's dtype; the SGD kernel that skips on it reads float32."""
+    x, y = (a.astype("float64") for a in _data())
+    y[26] = 1e300  # finite, but its squared error overflows float64: the loss is inf
+    model = rnnkit.Sequential([layers.Input(shape=(3,)), layers.Dense(2, dtype="float64")])
+    model.compile(rnnkit.optimizers.SGD(learning_rate=0.05), "mse")
+    assert model.weights[0].dtype == torch.float64
+    model.train_on_batch(x[:8], y[:8])
+    w1 = model.get_weights()
+    with pytest.raises(FloatingPointError, match="train_on_batch: the loss is inf"):
+        model.train_on_batch(x[24:], y[24:])
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), w1))
+
+
 def test_warn_policy_warns_and_stops_training_with_finite_weights():
     x, y = _data()
     y[26] = 1e30

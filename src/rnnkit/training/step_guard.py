@@ -5,11 +5,11 @@ does not change the weights. Asking ``bool(torch.isfinite(loss))`` every step wo
 loss to the host every step (on a GPU, a synchronisation that stalls the queue of kernels).
 The guard decides on the device instead. For each training step:
 
-1. ``bad = ~isfinite(loss) | bad`` (a 0-d bool tensor; ``bad`` stays True after a bad step
-   until the host has seen it, so every later step is skipped too);
+1. ``bad = max(~isfinite(loss), bad)`` (a 0-d float tensor holding 0 or 1; ``bad`` stays 1
+   after a bad step until the host has seen it, so every later step is skipped too);
 2. the tensors the update writes in place (weights, optimizer slots) are copied into spare
    buffers (one ``torch._foreach_copy_``), the update runs, and each tensor is put back to
-   ``torch.where(bad, old, new)``. A plain SGD update (no momentum, weight decay, EMA or
+   ``torch.where(bad != 0, old, new)``. A plain SGD update (no momentum, weight decay, EMA or
    weight constraint) needs no copy: torch's fused SGD kernel takes the flag and skips itself
    (``KerasRule.can_skip_on_device``).
 3. The metrics are updated as usual. Their states are replaced at each update, not written in
@@ -43,7 +43,7 @@ import torch
 
 @dataclass
 class _Pending:
-    bad: torch.Tensor  # after this step: a bad step since the last read-back
+    bad: torch.Tensor  # after this step: 1.0 if a bad step since the last read-back, else 0
     loss: torch.Tensor
     label: str
     applied: bool  # the update ran (and was kept or undone on the device)
@@ -83,18 +83,19 @@ class StepGuard:
         metric_states: dict[int, list[Any]],
         applied: bool = True,
     ) -> torch.Tensor:
-        """The device flag of this step (True: skip it): its loss is not finite or an earlier
-        unread step was bad. ``metric_states``: the metrics' states before the step
+        """The device flag of this step, a 0-d float (1: skip it, 0: keep it): its loss is not
+        finite or an earlier unread step was bad. A float because torch's fused SGD kernel
+        takes its skip flag as one. ``metric_states``: the metrics' states before the step
         (:meth:`metric_states`). ``applied=False``: the caller reads the flag back before
         updating (no update to undo)."""
         loss = loss.detach()  # kept until the read-back: without the step's graph (so the
         # ops below record none either)
-        # ``loss * 0 != 0`` is True exactly for NaN and +-inf: two ops where isfinite is five
-        bad = loss * 0 != 0
+        # ``loss * 0`` is NaN exactly for NaN and +-inf (else +-0): the flag in two ops
+        bad = torch.nan_to_num(loss * 0, nan=1.0)
         if bad.ndim:
-            bad = bad.any()
+            bad = bad.amax()
         if self._bad is not None:
-            bad = bad | self._bad
+            bad = torch.maximum(bad, self._bad)
         self._bad = bad
         self.steps += 1
         self._pending.append(_Pending(bad, loss, label, applied, self.steps, metric_states))
@@ -124,14 +125,15 @@ class StepGuard:
         self, bad: torch.Tensor, tensors: Sequence[torch.Tensor], run: Callable[[], None]
     ) -> None:
         """Run ``run`` (the optimizer step), then keep its writes to ``tensors`` only where
-        not ``bad``."""
+        not ``bad`` (:meth:`check`'s flag)."""
         tensors = list(tensors)
         backup = self._backup_for(tensors)
         if tensors:
             torch._foreach_copy_(backup, tensors)
         run()
+        skip = bad != 0
         for t, old in zip(tensors, backup):
-            torch.where(bad, old, t, out=t)
+            torch.where(skip, old, t, out=t)
 
     def _backup_for(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         """Spare buffers shaped like ``tensors``, kept from step to step."""

@@ -374,7 +374,7 @@ class Trainer:
             return
         bad = guard.check(loss, self._batch_label, states)
         if skips:
-            update(bad.to(torch.float32))
+            update(bad)  # the guard's flag is the float the fused SGD kernel takes
         else:
             guard.update(bad, tensors, update)
 
@@ -652,7 +652,7 @@ class Trainer:
             raise
         finally:
             self._train_iterator = None
-            self._batch_label = "train_step"
+            self.__dict__["_batch_label"] = "train_step"
         if isinstance(self.optimizer, optimizers_module.Optimizer):
             self.optimizer.finalize_variable_values()  # use_ema: the averages replace weights
         callback_list.call("on_train_end", epoch_logs)
@@ -679,7 +679,8 @@ class Trainer:
                 callback_list.call("on_epoch_begin", epoch, None)
                 logs: dict[str, float] = self.get_metrics_result() if first_step else {}
                 for step, batch in iterator.epoch(first_step):
-                    self._batch_label = (
+                    # a plain value, set past Module.__setattr__ (per batch)
+                    self.__dict__["_batch_label"] = (
                         f"fit (epoch {epoch + 1}/{epochs}, batch {step + 1}/{num_steps})"
                     )
                     if not self._inputs_finite(batch):
@@ -828,7 +829,7 @@ class Trainer:
         data_module.num_samples(x, y, sample_weight)
         self._check_inputs(x, "train_on_batch")
         self.reset_metrics()
-        self._batch_label = "train_on_batch"
+        self.__dict__["_batch_label"] = "train_on_batch"  # past Module.__setattr__
         with self._mode(training=True):
             if self._inputs_finite((x, y, sample_weight)):
                 logs = self._step("train_step")(

@@ -316,6 +316,8 @@ def _skippable_sgd(
         g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
         for p, g in zip(params, grads)
     ]
+    if skip_if.dtype != torch.float32:  # the kernel reads its flag as a float32
+        skip_if = skip_if.to(torch.float32)
     torch._fused_sgd_(
         params,
         grads,
