@@ -105,6 +105,27 @@ def test_the_lean_path_still_refuses_bad_inputs():
         stateful(_x(3, 3, 5))
 
 
+def test_the_fused_lean_call_keeps_its_zero_states_per_batch_dtype_and_inference_mode():
+    layer = layers.LSTM(4, return_state=True)
+    x = _x(2, 3, 5)
+    layer(x)  # the general path (the lean one runs from the second call)
+    first = layer(x)
+    zeros = layer.__dict__["_zero_states"][1]
+    assert layer.last_kernel == "fused" and all(not z.any() for z in zeros)
+    layer(x)
+    assert layer.__dict__["_zero_states"][1][0] is zeros[0]  # kept, not made again
+    with torch.inference_mode():  # inference tensors cannot be saved for a backward
+        layer(x)
+    assert layer.__dict__["_zero_states"][1][0] is not zeros[0]
+    out, h, c = layer(x.requires_grad_(), training=True)
+    (out.sum() + c.sum()).backward()  # zeros made outside inference mode again
+    assert x.grad is not None and all(not z.any() for z in layer.__dict__["_zero_states"][1])
+    for a, b in zip(first, layer(x.detach())):
+        torch.testing.assert_close(a, b)
+    layer(_x(3, 3, 5))
+    assert layer.__dict__["_zero_states"][0][0] == 3  # a new batch size: new zeros
+
+
 def test_batch_normalization_fused_path_matches_the_keras_formula():
     """Features on axis 1 without a mask go through torch's batch-norm op; a mask of ones
     goes through the written-out formula: the two agree, and so do the moving statistics."""

@@ -613,7 +613,7 @@ class RNN(Layer):
         else:
             if self.stateful and self._expected_batch_size not in (None, batch):
                 return None
-            states = self._initial_states(sequences, batch, sequences)
+            states = self._lean_initial_states(plan, cell, sequences, batch)
         weights = (cell.kernel, cell.recurrent_kernel, cell.bias)
         last_output, outputs, final_states = self._run_planned(
             plan,
@@ -629,6 +629,22 @@ class RNN(Layer):
         if self.return_state:
             return (output, *final_states)
         return output
+
+    def _lean_initial_states(
+        self, plan: KernelPlan, cell: Any, sequences: Tensor, batch: int
+    ) -> list[Any]:
+        """The initial states of a lean call. The fused kernel only reads them: a built-in
+        cell's zeros are kept from call to call for the same batch size, dtype, device and
+        inference mode (two allocations less per call; tensors made under inference mode
+        cannot be saved for a backward, hence the key)."""
+        if plan.name != FUSED or not has_zero_initial_state(cell):
+            return self._initial_states(sequences, batch, sequences)
+        key = (batch, sequences.dtype, sequences.device, torch.is_inference_mode_enabled())
+        cached = self.__dict__.get("_zero_states")
+        if cached is None or cached[0] != key:
+            zeros = self._initial_states(sequences, batch, sequences)
+            cached = self.__dict__["_zero_states"] = (key, zeros)  # past Module.__setattr__
+        return list(cached[1])
 
     def _given_analysis(
         self, mask_info: Any, mask: Tensor | None, batch: int, timesteps: int

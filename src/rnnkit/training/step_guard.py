@@ -152,14 +152,15 @@ class StepGuard:
         when all were good); the pending steps are cleared either way.
         """
         pending, self._pending, self._bad = self._pending, [], None
-        with torch.no_grad():
-            parts = [*values, *(p.bad for p in pending), *(p.loss for p in pending)]
-            if not parts:
-                return [], None
-            device = parts[0].device
-            parts = [(t if t.ndim == 0 else t.reshape(())).to(device) for t in parts]
-            # one tensor in the dtype all parts promote to (the flags become 0.0 or 1.0)
-            flat = torch.stack(parts).tolist()
+        parts = [*values, *(p.bad for p in pending), *(p.loss for p in pending)]
+        if not parts:
+            return [], None
+        device = parts[0].device
+        parts = [
+            t if t.ndim == 0 and t.device == device else t.reshape(()).to(device) for t in parts
+        ]
+        # one tensor in the dtype all parts promote to (the flags are 0.0 or 1.0)
+        flat = torch.stack(parts).tolist()
         n, k = len(values), len(pending)
         floats, flags, losses = flat[:n], flat[n : n + k], flat[n + k :]
         for index, flag in enumerate(flags):

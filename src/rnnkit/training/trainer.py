@@ -300,7 +300,10 @@ class Trainer:
         """The total loss of a batch: the weighted compiled losses plus ``self.losses``."""
         total = None
         # Low-precision outputs (mixed policies) are compared with the targets in float32.
-        y_pred = tree.map_structure(_to_float32_if_low_precision, y_pred)
+        if isinstance(y_pred, torch.Tensor):
+            y_pred = _to_float32_if_low_precision(y_pred)
+        else:
+            y_pred = tree.map_structure(_to_float32_if_low_precision, y_pred)
         if self._compiled_loss is not None:
             flat_true, flat_pred = self._match_targets(y, y_pred)
             if not self._compiled_loss.built:
@@ -960,6 +963,8 @@ class Trainer:
 
     def _match_targets(self, y: Any, y_pred: Any) -> tuple[list[Any], list[Any]]:
         """Flat targets aligned with the flat outputs (dict targets matched by output name)."""
+        if isinstance(y_pred, torch.Tensor) and isinstance(y, torch.Tensor):
+            return [y], [y_pred]  # one output, one target array
         flat_pred = tree.flatten(y_pred)
         names = self._output_names(y_pred)
         if isinstance(y, dict):
@@ -982,10 +987,13 @@ class Trainer:
     def _update_metrics(
         self, x: Any, y: Any, y_pred: Any, loss: torch.Tensor, sample_weight: Any = None
     ) -> None:
-        batch = next(
-            (int(a.shape[0]) for a in tree.flatten(x) if hasattr(a, "shape") and len(a.shape)),
-            1,
-        )
+        if isinstance(x, torch.Tensor) and x.ndim:
+            batch = int(x.shape[0])
+        else:
+            batch = next(
+                (int(a.shape[0]) for a in tree.flatten(x) if hasattr(a, "shape") and len(a.shape)),
+                1,
+            )
         self._loss_tracker.update_state(loss.detach(), sample_weight=batch)
         compiled = [m for m in (self._compiled_metrics, self._compiled_weighted_metrics) if m.spec]
         if not compiled or y is None:

@@ -263,14 +263,14 @@ class SGDRule(KerasRule):
     def can_skip_on_device(self) -> bool:
         if self.use_ema:  # the moving average would take in the skipped step's weights
             return False
+        # A gradient always has its weight's dtype and device (torch refuses any other,
+        # from backward or assigned): only a sparse one (an Embedding(sparse=True)) cannot.
         for group in self.param_groups:
             if group["momentum"] or group["weight_decay"]:
                 return False
             for p in group["params"]:
                 g = p.grad
-                if g is not None and (
-                    g.dtype != p.dtype or g.device != p.device or g.layout != torch.strided
-                ):
+                if g is not None and g.layout != torch.strided:
                     return False
         return True
 
