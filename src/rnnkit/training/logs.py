@@ -49,6 +49,11 @@ class StepLogs(MutableMapping[str, Any]):
             self._values = {**dict(zip(self._names, values)), **self._values}
         return self._values
 
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of the values (read back first if not yet): ``dict(logs)`` without the
+        mapping protocol's call per key."""
+        return dict(self._materialize())
+
     @property
     def on_host(self) -> bool:
         """True once the values were read back."""

@@ -88,8 +88,8 @@ class StepGuard:
         takes its skip flag as one. ``metric_states``: the metrics' states before the step
         (:meth:`metric_states`). ``applied=False``: the caller reads the flag back before
         updating (no update to undo)."""
-        loss = loss.detach()  # kept until the read-back: without the step's graph (so the
-        # ops below record none either)
+        if loss.requires_grad:  # kept until the read-back: without the step's graph (so
+            loss = loss.detach()  # the ops below record none either)
         # ``loss * 0`` is NaN exactly for NaN and +-inf (else +-0): the flag in two ops
         bad = torch.nan_to_num(loss * 0, nan=1.0)
         if bad.ndim:

@@ -340,13 +340,15 @@ class Trainer:
             if scaler is not None and not self._unscale_gradients(scaler):
                 return self._step_logs()
 
+        value = loss.detach()  # for the guard and the loss tracker: one detach
+
         def update(skip_if: torch.Tensor | None = None) -> None:
             self._apply_gradients(skip_if)
-            self._update_metrics(x, y, y_pred, loss, sample_weight)
+            self._update_metrics(x, y, y_pred, value, sample_weight)
 
         if guard is not None and states is not None:
-            self._guarded_update(guard, loss, states, y, update)
-        elif self._gradients_ready(loss):
+            self._guarded_update(guard, value, states, y, update)
+        elif self._gradients_ready(value):
             update()
         if scaler is not None:
             scaler.update()
@@ -498,9 +500,10 @@ class Trainer:
         """Apply the nan policy to a training batch; False when it stopped training."""
         if self._nan_policy == "ignore":
             return True
-        return nan_policy_module.check_inputs(
-            self, batch, lambda: [t.name for t in self._symbolic_inputs() or []]
-        )
+        return nan_policy_module.check_inputs(self, batch, self._input_names)
+
+    def _input_names(self) -> list[str]:
+        return [t.name for t in self._symbolic_inputs() or []]
 
     def _fit_batch(self, batch: tuple[Any, Any, Any]) -> Mapping[str, float]:
         """Train on a batch, or under data parallelism on this rank's slice of it."""
@@ -840,7 +843,7 @@ class Trainer:
                 )
             else:  # nan_policy="warn": the batch is not trained on
                 logs = self.get_metrics_result()
-        logs = dict(logs)  # one read-back
+        logs = logs.to_dict() if isinstance(logs, StepLogs) else dict(logs)  # one read-back
         return logs if return_dict else _flatten_logs(logs)
 
     def test_on_batch(
@@ -994,7 +997,9 @@ class Trainer:
                 (int(a.shape[0]) for a in tree.flatten(x) if hasattr(a, "shape") and len(a.shape)),
                 1,
             )
-        self._loss_tracker.update_state(loss.detach(), sample_weight=batch)
+        self._loss_tracker.update_state(
+            loss.detach() if loss.requires_grad else loss, sample_weight=batch
+        )
         compiled = [m for m in (self._compiled_metrics, self._compiled_weighted_metrics) if m.spec]
         if not compiled or y is None:
             return
