@@ -54,6 +54,9 @@ PIECES = [
 ]
 
 
+_RESTORE: list[tuple[Any, str, Any]] = []
+
+
 def _wrap(times: dict[str, list[float]], module: str, path: str, label: str) -> None:
     owner: Any = importlib.import_module(module)
     *parents, name = path.split(".")
@@ -71,6 +74,7 @@ def _wrap(times: dict[str, list[float]], module: str, path: str, label: str) -> 
             record.append(time.perf_counter() - start)
 
     setattr(owner, name, timed)
+    _RESTORE.append((owner, name, original))
 
 
 def _table(title: str, times: dict[str, list[float]], steps: int) -> None:
@@ -93,6 +97,9 @@ def main() -> None:
         _wrap(times, *piece)
     for _ in range(args.steps):
         model.train_on_batch(x, y)
+
+    for owner, name, original in reversed(_RESTORE):
+        setattr(owner, name, original)
 
     net = bf.PlainGuide("lstm")
     opt = torch.optim.SGD(net.parameters(), lr=0.01)

@@ -11,7 +11,7 @@ import torch
 
 import rnnkit
 from rnnkit import layers
-from rnnkit.kernels import choose
+from rnnkit.kernels import choose, dispatch
 
 RNG = np.random.default_rng(1)
 X = RNG.standard_normal((3, 5, 4)).astype("float32")
@@ -435,6 +435,29 @@ def test_overridden_initial_state_of_a_builtin_cell_is_used():
     assert not torch.allclose(h, h_zero)
 
 
+def test_a_masked_training_call_on_cpu_decides_without_analysing_the_mask(monkeypatch):
+    """Padding or holes, a CPU training call with a masked step runs the manual-backward
+    kernel: one reduction of the mask decides; the analysis (nine ops) is not run. A mask
+    that keeps every step still runs the fused kernel."""
+    fast, generic = _pair("lstm", fused=False, return_sequences=True)
+    states = [np.zeros((3, 3), "float32")] * 2
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("the mask was analysed")
+
+    for mask in (MASKS["right"], HOLES):
+        with monkeypatch.context() as patch:
+            patch.setattr(dispatch, "analyze_mask", no_analysis)
+            out_f, grads_f = _run_with_grads(fast, X, states, mask, training=True)
+        assert fast.last_kernel == "manual_backward"
+        assert "masked steps" in fast.last_kernel_choice.reason
+        out_g, grads_g = _run_with_grads(generic, X, states, mask, training=True)
+        _assert_close_lists(out_f, out_g)
+        _assert_close_lists(grads_f, grads_g)
+    _run_with_grads(fast, X, states, np.ones((3, 5), bool), training=True)
+    assert fast.last_kernel == "fused"
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru", "simple_rnn"])
 def test_padded_batch_in_training_on_cpu_runs_manual_backward(kind):
     """The fused kernel would pack the sequence, whose CPU backward is slow (RESULTS.md):
@@ -445,7 +468,7 @@ def test_padded_batch_in_training_on_cpu_runs_manual_backward(kind):
     for mask in (MASKS["right"], MASKS["left"]):
         out_f, grads_f = _run_with_grads(fast, X, states, mask, training=True)
         assert fast.last_kernel == "manual_backward"
-        assert "packed sequence" in fast.last_kernel_choice.reason
+        assert "packed sequence" in fast.last_kernel_choice.reason  # and holes: one check
         out_g, grads_g = _run_with_grads(generic, X, states, mask, training=True)
         _assert_close_lists(out_f, out_g)
         _assert_close_lists(grads_f, grads_g)

@@ -47,6 +47,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch._subclasses.fake_tensor import is_fake
 
 from rnnkit.kernels import compiled_loop, export, fused, manual_backward, native
 from rnnkit.kernels.masks import MaskInfo, analyze_mask
@@ -259,6 +260,8 @@ def _choose_uncompiled(
     if blocker is None:
         assert spec is not None
         config = spec.config(training)
+        if _masked_training_on_cpu(config, use_cudnn, inputs, mask, training):
+            return _manual_plan(f"use_cudnn='auto': {_MASKED_ON_CPU}", spec, config, inputs)
         info = _analysis(mask, request.go_backwards)
         ok, reason = fused.can_fuse(config, info, inputs.device)
         packed_training = (
@@ -291,6 +294,32 @@ def _choose_uncompiled(
             "the generic loop for such calls, or use_cudnn=False."
         )
     return KernelPlan(GENERIC, f"use_cudnn='auto': {blocker}", spec)
+
+
+_MASKED_ON_CPU = (
+    "training on CPU with masked steps: the manual-backward kernel runs it (the fused kernel "
+    "cannot run a mask with holes, and would run a padded batch as a packed sequence, whose "
+    "backward has no oneDNN kernel on CPU)"
+)
+
+
+def _masked_training_on_cpu(
+    config: dict[str, Any], use_cudnn: Any, inputs: Any, mask: Any, training: bool
+) -> bool:
+    """A training call on CPU, with ``"auto"``, of a configuration both kernels could run, and
+    a mask with at least one masked step: whatever the mask's shape (one run per row or
+    holes), the manual-backward kernel runs it, so one reduction of the mask decides instead
+    of its analysis (nine ops)."""
+    return (
+        bool(training)
+        and use_cudnn == "auto"
+        and isinstance(mask, torch.Tensor)
+        and not is_fake(mask)
+        and inputs.device.type == "cpu"
+        and _manual_backward_blocker(config) is None
+        and fused.can_fuse(config, None, inputs.device)[0]
+        and not bool(mask.all())
+    )
 
 
 def _manual_plan(
