@@ -312,14 +312,14 @@ class LSTM:
         )  # fmt: skip
         if not need_grad:
             return H[1:], [C[T]], ()
-        return H[1:], [C[T].clone()], (H, C, G, TC, mask)
+        # U as C reads it (a copy of the column-major weight) is kept for the backward
+        return H[1:], [C[T].clone()], (H, C, G, TC, mask, U)
 
     def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):
         lib = _library()[0]
         assert lib is not None
-        H, C, G, TC, mask = saved
+        H, C, G, TC, mask, U = saved
         T, B, u = xp.shape[0], xp.shape[1], U.shape[0]
-        U = U.contiguous()
         M = None if M is None else M.to(xp.dtype).contiguous()
         dh = xp.new_zeros(B, u)
         dc = xp.new_zeros(B, u) if dfinals[0] is None else dfinals[0].to(xp.dtype).clone()
@@ -361,14 +361,13 @@ class GRU:
             _ptr(b_rec), _ptr(M), _ptr(mask), self.act, self.rec_act, H.data_ptr(),
             S.data_ptr(), B * 4 * u if need_grad else 0, W.data_ptr(), HR.data_ptr(),
         )  # fmt: skip
-        return H[1:], [], ((H, S, mask) if need_grad else ())
+        return H[1:], [], ((H, S, mask, U) if need_grad else ())  # U: as for the LSTM
 
     def backward(self, xp, U, b_rec, m, M, states0, Hs, saved, dHs, dfinals):
         lib = _library()[0]
         assert lib is not None
-        H, S, mask = saved
+        H, S, mask, U = saved
         T, B, u = xp.shape[0], xp.shape[1], U.shape[0]
-        U = U.contiguous()
         M = None if M is None else M.to(xp.dtype).contiguous()
         dh = xp.new_zeros(B, u)
         dH = None if dHs is None else dHs.contiguous()
