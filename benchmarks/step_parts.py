@@ -12,7 +12,14 @@ hand-written PyTorch step of ``bench_fit.py``, cut into its statements.
 Wall clock, torch's default threads. A diagnostic: the ratios to report come from
 ``bench_fit.py``.
 
-    python benchmarks/step_parts.py [--steps 1500]
+``--headroom`` instead times, interleaved as ``bench_fit.py`` does (median of the per-round
+ratios to the hand-written step), ``train_on_batch`` against a sketch of the same step with
+as little Python as it can have: the same rnnkit model call, ``F.cross_entropy``, the guard's
+flag, the rule's update that skips on it, the loss and accuracy totals and one read-back, but
+none of the trainer's objects (metrics, step guard, logs). Its ratio bounds what slimming the
+trainer's Python could still gain.
+
+    python benchmarks/step_parts.py [--steps 1500] [--headroom --rounds 30]
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -85,11 +93,68 @@ def _table(title: str, times: dict[str, list[float]], steps: int) -> None:
         print(f"{label:34s} {statistics.median(kept) * 1e6:10.1f} {len(values) / steps:11.1f}")
 
 
+def _headroom(x: torch.Tensor, y: torch.Tensor, rounds: int) -> None:
+    model = bf.guide_model(keras.layers.LSTM(bf.U))
+    lean_model = bf.guide_model(keras.layers.LSTM(bf.U))
+    for m in (model, lean_model):
+        m.train_on_batch(x, y)  # builds the model, the optimizer and the metrics
+    params = lean_model._parameters_list()
+    rule = lean_model.optimizer.torch_optimizer
+    rule_step = type(rule).step.__wrapped__  # torch.optim's wrapper is skipped as rnnkit does
+    totals = [torch.zeros(()), torch.zeros(())]
+
+    def sketch() -> tuple[float, float]:
+        if not np.isfinite(x.numpy()).all():
+            raise ValueError("x holds NaN or infinite values")
+        for p in params:
+            p.grad = None
+        logits = lean_model(x, training=True)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        value = loss.detach()
+        bad = torch.nan_to_num(value * 0, nan=1.0)
+        rule_step(rule, skip_if=bad)
+        loss_total = torch.add(totals[0], value, alpha=len(y))
+        correct = totals[1] + (logits.detach().argmax(-1) == y).sum()
+        values = torch.stack([loss_total, correct, bad, value]).tolist()
+        return values[0] / len(y), values[1] / len(y)
+
+    rows = {
+        "hand-written PyTorch step": bf.plain_step(bf.PlainGuide("lstm"), x, y),
+        "train_on_batch": lambda: model.train_on_batch(x, y),
+        "the same work, least Python": sketch,
+    }
+    for fn in rows.values():
+        for _ in range(10):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in rows}
+    for r in range(rounds):
+        items = list(rows.items())
+        for name, fn in items if r % 2 == 0 else items[::-1]:
+            start = time.perf_counter()
+            for _ in range(20):
+                fn()
+            times[name].append(time.perf_counter() - start)
+    base = times["hand-written PyTorch step"]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, wall clock, {rounds} "
+          "interleaved rounds of 20 calls; ratio: median over rounds of the time / the "
+          "hand-written step's in the same round")  # fmt: skip
+    print(f"{'what':32s} {'ms per call':>12s} {'ratio':>7s}")
+    for name, values in times.items():
+        ratio = statistics.median(a / b for a, b in zip(values, base))
+        print(f"{name:32s} {statistics.median(values) / 20 * 1e3:12.3f} {ratio:7.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--headroom", action="store_true")
+    parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     x, y = torch.randn(bf.B, bf.T, bf.D), torch.randint(0, bf.CLASSES, (bf.B,))
+    if args.headroom:
+        _headroom(x, y, args.rounds)
+        return
 
     times: dict[str, list[float]] = {}
     model = bf.guide_model(keras.layers.LSTM(bf.U))
