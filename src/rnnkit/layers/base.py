@@ -682,8 +682,27 @@ class Layer(nn.Module):
     def _forward_in_plan(self, inputs: torch.Tensor, training: bool) -> Any:
         """``self.forward(inputs, training=training)`` as a model's call plan runs it, with
         ``training`` already on the call stack (:mod:`rnnkit.models.call_plan`); a layer
-        with a shorter way to the same result overrides it (``RNN``)."""
-        return self.forward(inputs, training=training)
+        with a shorter way to the same result overrides it (``RNN``).
+
+        For a built layer without a mixed policy, called on a tensor without a mask, the
+        steps of ``forward`` that change nothing there are left out: the mask lookup, the
+        build, a second push of ``training`` on the stack."""
+        if (
+            not self.built
+            or self._autocast_dtype is not None
+            or getattr(inputs, "_keras_mask", None) is not None
+            or type(self).forward is not Layer.forward
+        ):
+            return self.forward(inputs, training=training)
+        inputs = self._convert_inputs(inputs)
+        if self._call_losses:
+            self._call_losses = []  # the losses of the previous call
+        if "training" in type(self)._call_arguments:
+            outputs = self.call(inputs, training=training)
+        else:
+            outputs = self.call(inputs)
+        self._attach_output_masks(inputs, None, outputs)
+        return outputs
 
     def _attach_output_masks(self, inputs: Any, mask: Any, outputs: Any) -> None:
         if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
