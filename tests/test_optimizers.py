@@ -5,6 +5,8 @@ torch rules on their own, bad arguments, save/resume of the new state."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -161,6 +163,15 @@ def test_step_hooks_and_profiler_range_still_work_when_the_wrapper_is_skipped():
     assert seen == ["pre", "post", "global"]  # removed hooks stay removed
     assert torch.allclose(w.detach(), torch.full((3,), 0.5 - 4 * 0.5))
     assert rule.param_groups[0]["iterations"] == 5
+
+    # a torch LR scheduler wraps the instance's step to see that it ran: it is called
+    scheduler = torch.optim.lr_scheduler.StepLR(rule, step_size=1, gamma=0.5)
+    assert keras_named._unwrapped_step(rule) is None
+    opt.step()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "lr_scheduler.step() before optimizer.step()"
+        scheduler.step()
+    assert rule.param_groups[0]["lr"] == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize(

@@ -39,13 +39,15 @@ def _check_number(owner: str, arg: str, value: Any, low: float, high: float | No
 
 def _unwrapped_step(optimizer: torch.optim.Optimizer) -> Any:
     """The optimizer's ``step`` without the wrapper ``torch.optim.Optimizer`` puts around it,
-    when that wrapper would do nothing: no step hook (global or the optimizer's) and no
-    profiler recording its named range; None otherwise (then ``step`` is called as it is).
+    when that wrapper would do nothing: no step hook (global or the optimizer's), no profiler
+    recording its named range, and no ``step`` set on the instance (a torch LR scheduler wraps
+    it there to see that it ran); None otherwise (then ``step`` is called as it is).
 
     The wrapper's profiler range and hook walks cost 40-100 us per step in a training step on
     the 2-core CPU (measured in context; about 6 us alone), as much as the update itself."""
     if (
-        optimizer._optimizer_step_pre_hooks
+        "step" in optimizer.__dict__
+        or optimizer._optimizer_step_pre_hooks
         or optimizer._optimizer_step_post_hooks
         or torch_optimizer_module._global_optimizer_pre_hooks
         or torch_optimizer_module._global_optimizer_post_hooks
