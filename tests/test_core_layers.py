@@ -199,12 +199,12 @@ def test_batch_normalization_training_matches_keras(shape, axis):
 
 
 def test_batch_normalization_training_on_the_cpu_takes_its_statistics_from_the_op(monkeypatch):
-    """In training on the CPU, torch.native_batch_norm normalizes and returns the batch's
-    mean and inverse standard deviation, from which the moving statistics are updated (no
-    separate var_mean). It gets running statistics it leaves alone (momentum 0), not None:
-    without them its CPU kernel takes a path that can stall on small batches when the other
-    cores are busy. They are the layer's own spare pair (reused, not saved). The output, the
-    gradients and the moving statistics are those of F.batch_norm and var_mean."""
+    """In training on the CPU, torch.native_batch_norm normalizes and updates the moving
+    statistics itself (no separate var_mean): the layer's moving mean, and a copy of the moving
+    variance scaled by n / (n - 1), which one division turns into Keras' moving variance. The
+    copy is kept between calls while nothing else writes the moving variance and the batch
+    size stays; the outputs, gradients and moving statistics are Keras' formulas, whatever
+    happens between calls."""
     layer = layers.BatchNormalization(momentum=0.9)
     x = torch.tensor(RNG.standard_normal((8, 3)) * 2 + 1, dtype=torch.float32)
     x.requires_grad_(True)
@@ -218,16 +218,22 @@ def test_batch_normalization_training_on_the_cpu_takes_its_statistics_from_the_o
 
     monkeypatch.setattr(torch, "native_batch_norm", spy)
     monkeypatch.setattr(torch, "var_mean", None)  # not called
-    start = [w.copy() for w in layer.get_weights()]
-    out = layer(x, training=True)
-    variance, mean = np.var(x.detach().numpy(), 0), x.detach().numpy().mean(0)
-    np.testing.assert_allclose(layer.get_weights()[2], start[2] * 0.9 + mean * 0.1, atol=1e-6)
-    np.testing.assert_allclose(layer.get_weights()[3], start[3] * 0.9 + variance * 0.1, atol=1e-6)
-    layer(x * 2, training=True)
-    (first_mean, first_var), (second_mean, second_var) = seen
-    assert first_mean is second_mean and first_var is second_var  # kept between calls
-    assert first_mean.tolist() == [0.0] * 3 and first_var.tolist() == [1.0] * 3  # untouched
-    assert set(layer.state_dict()) == {"gamma", "beta", "moving_mean", "moving_variance"}
+
+    def keras_update(weights, batch):
+        data = batch.detach().numpy()
+        mean = weights[2] * 0.9 + data.mean(0) * 0.1
+        return mean, weights[3] * 0.9 + np.var(data, 0) * 0.1
+
+    def check(batch):
+        before = [w.copy() for w in layer.get_weights()]
+        out = layer(batch, training=True)
+        mean, variance = keras_update(before, batch)
+        np.testing.assert_allclose(layer.get_weights()[2], mean, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(layer.get_weights()[3], variance, rtol=1e-6, atol=1e-6)
+        return out
+
+    out = check(x)
+    assert seen[0][0] is layer.moving_mean  # the op updates the moving mean itself
     (grad,) = torch.autograd.grad(out.square().sum(), x)
     reference = torch.nn.functional.batch_norm(
         x, None, None, layer.gamma, layer.beta, True, 0.0, layer.epsilon
@@ -235,9 +241,28 @@ def test_batch_normalization_training_on_the_cpu_takes_its_statistics_from_the_o
     (expected,) = torch.autograd.grad(reference.square().sum(), x)
     torch.testing.assert_close(out, reference)
     torch.testing.assert_close(grad, expected)
-    layer.double()  # another dtype: a new pair
+    check(x * 2)
+    assert seen[1][1] is seen[0][1]  # the scaled variance is kept between calls
+    weights = layer.get_weights()
+    weights[3] = weights[3] + 5.0
+    layer.set_weights(weights)  # a write to the moving variance: a new scaled copy
+    check(x)
+    assert seen[2][1] is not seen[1][1]
+    check(x[:5])  # another batch size: another scale
+    assert seen[3][1] is not seen[2][1]
+    assert set(layer.state_dict()) == {"gamma", "beta", "moving_mean", "moving_variance"}
+    layer.double()  # another dtype: the buffers are new, so is the copy
+    before = layer.get_weights()
     layer(x.double(), training=True)
-    assert seen[-1][0].dtype == torch.float64 and seen[-1][0] is not first_mean
+    assert seen[-1][1].dtype == torch.float64
+    np.testing.assert_allclose(layer.get_weights()[3], keras_update(before, x)[1], rtol=1e-6)
+    with torch.inference_mode():  # a copy made in inference mode stays there
+        layer(x.double().detach(), training=True)
+    layer(x.double(), training=True)
+    assert not seen[-1][1].is_inference()
+    shared = layers.BatchNormalization()  # two calls, one backward (a shared layer)
+    first, second = shared(x, training=True), shared(x * 2, training=True)
+    (first.square().sum() + second.square().sum()).backward()
 
 
 def test_batch_normalization_inference_matches_keras():

@@ -242,14 +242,17 @@ class BatchNormalization(Layer):
         normalizes, with the batch's biased variance in training as Keras does; the moving
         statistics get Keras' update (torch's own would use the unbiased variance).
 
-        In training on the CPU, ``torch.native_batch_norm`` also returns the batch's mean
-        and ``1 / sqrt(variance + epsilon)``, from which the update takes its statistics (a
-        separate ``torch.var_mean`` costs twice the op itself there). The op is given running
-        statistics it leaves as they are (momentum 0): spare ones, not the layer's. Without
-        any, torch's CPU kernel takes another path, which on small batches can wait tens of
-        milliseconds for a second thread when the other cores are busy (a (8, 3) batch:
-        45 ms against 12 us); the outputs are the same. Other devices, and traced code
-        (torch.compile, torch.export: nothing to mutate), take ``F.batch_norm`` and
+        In training on the CPU, ``torch.native_batch_norm`` updates the statistics itself,
+        with momentum ``1 - self.momentum``: the moving mean as Keras does, and, for the
+        variance, a spare copy of the moving variance scaled by ``n / (n - 1)`` (``n`` values
+        per feature). torch's op adds the batch's unbiased variance, ``n / (n - 1)`` times the
+        biased one Keras uses, so the copy stays ``n / (n - 1)`` times Keras' moving variance,
+        and one division writes that into the layer's (:meth:`_scaled_variance`). One op after
+        the kernel instead of three (a separate ``torch.var_mean`` would cost twice the
+        kernel). Given no running statistics at all, torch's CPU kernel takes another path,
+        which on small batches can wait tens of milliseconds for a second thread when the
+        other cores are busy (a (8, 3) batch: 45 ms against 12 us). Other devices, and traced
+        code (torch.compile, torch.export: nothing to mutate), take ``F.batch_norm`` and
         ``torch.var_mean``."""
         if not training:
             return F.batch_norm(
@@ -262,14 +265,43 @@ class BatchNormalization(Layer):
                 with torch.no_grad():
                     self._update_moving_statistics(*self._moments(x, 1, None))
             return F.batch_norm(x, None, None, self.gamma, self.beta, True, 0.0, self.epsilon)
-        spare_mean, spare_variance = self._spare_statistics(x)
-        out, mean, inverse_std = torch.native_batch_norm(
-            x, self.gamma, self.beta, spare_mean, spare_variance, True, 0.0, self.epsilon
-        )
-        if update:  # the op's statistics do not require grad: no graph is recorded here
-            variance = inverse_std.pow(-2).sub_(self.epsilon)
-            self._update_moving_statistics(mean, variance)
+        if not update:  # a placeholder run: statistics the op leaves as they are
+            spare_mean, spare_variance = self._spare_statistics(x)
+            return torch.native_batch_norm(
+                x, self.gamma, self.beta, spare_mean, spare_variance, True, 0.0, self.epsilon
+            )[0]
+        values = x.numel() // x.shape[1]
+        scale = values / (values - 1)
+        scaled = self._scaled_variance(scale)
+        out = torch.native_batch_norm(
+            x, self.gamma, self.beta, self.moving_mean, scaled, True, 1.0 - self.momentum,
+            self.epsilon,
+        )[0]  # fmt: skip
+        moving_variance = self.moving_variance
+        torch.div(scaled, scale, out=moving_variance)
+        inference = torch.is_inference_mode_enabled()
+        # kept while nothing else writes the moving variance (its version says so)
+        self.__dict__["_scaled"] = (
+            moving_variance, moving_variance._version, scale, inference, scaled
+        )  # fmt: skip
         return out
+
+    def _scaled_variance(self, scale: float) -> torch.Tensor:
+        """``scale`` times the moving variance, for torch's op to update (see :meth:`_fused`):
+        the copy the last call left, unless the moving variance was written since (a
+        ``set_weights``, a ``load_state_dict``, another buffer), the batch size changed, or
+        inference mode did (tensors made in it cannot be written outside it)."""
+        moving_variance = self.moving_variance
+        kept = self.__dict__.get("_scaled")
+        if (
+            kept is not None
+            and kept[0] is moving_variance
+            and kept[1] == moving_variance._version
+            and kept[2] == scale
+            and kept[3] == torch.is_inference_mode_enabled()
+        ):
+            return kept[4]
+        return moving_variance * scale
 
     def _spare_statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Running mean and variance for torch's batch-norm op to update with momentum 0
