@@ -924,6 +924,10 @@ class Trainer:
 
     def _check_inputs(self, x: Any, method: str) -> None:
         """A functional model's inputs: the number of arrays must match."""
+        if isinstance(x, torch.Tensor):  # one array: right for a model of one input
+            inputs = getattr(self, "inputs", None)
+            if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
+                return
         expected = self._symbolic_inputs()
         if expected is None or isinstance(x, dict):
             return
@@ -1004,8 +1008,9 @@ class Trainer:
         if not compiled or y is None:
             return
         flat_true, flat_pred = self._match_targets(y, y_pred)
+        originals = flat_pred if isinstance(y_pred, torch.Tensor) else tree.flatten(y_pred)
         flat_pred = [p.detach() if isinstance(p, torch.Tensor) else p for p in flat_pred]
-        for p, orig in zip(flat_pred, tree.flatten(y_pred)):
+        for p, orig in zip(flat_pred, originals):
             mask = getattr(orig, "_keras_mask", None)
             if mask is not None:
                 p._keras_mask = mask
