@@ -202,6 +202,20 @@ def test_accuracy_resolved_by_shapes_like_keras(y_true, y_pred, expected):
     assert metrics.get_metric("acc", torch.as_tensor(y_true), torch.as_tensor(y_pred)).name == "acc"
 
 
+def test_a_metric_of_an_unhashable_callable():
+    """The shorter batch sums are found by identity: a value function need not be hashable."""
+
+    class Matches:
+        __hash__ = None  # not hashable: cannot be a dict key
+
+        def __call__(self, y_true, y_pred):
+            return (y_true == y_pred).float()
+
+    metric = metrics.MeanMetricWrapper(Matches(), name="matches")
+    metric.update_state(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 0.0, 3.0]))
+    assert metric.result() == pytest.approx(2 / 3)
+
+
 def test_metric_names_and_custom_objects():
     assert metrics.get("mae").name == "mean_absolute_error"
     assert metrics.get_metric("mae", torch.zeros(2, 1), torch.zeros(2, 1)).name == "mae"

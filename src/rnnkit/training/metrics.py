@@ -184,9 +184,10 @@ class MeanMetricWrapper(Mean):
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         mask = getattr(y_pred, "_keras_mask", None)
-        if mask is None and sample_weight is None and self._fn in _BATCH_SUMS:
+        batch_sum = _batch_sum_of(self._fn)
+        if mask is None and sample_weight is None and batch_sum is not None:
             with torch.no_grad():
-                counted = _BATCH_SUMS[self._fn](y_true, y_pred, **self._fn_kwargs)
+                counted = batch_sum(y_true, y_pred, **self._fn_kwargs)
             if counted is not None:  # the sum of the batch's values, and their number
                 self._total = self._total + counted[0]
                 self._count = self._count + counted[1]
@@ -256,10 +257,15 @@ def _sparse_categorical_accuracy_sum(y_true: Any, y_pred: Any) -> tuple[torch.Te
 
 
 # The value functions whose batch sum has a shorter form (MeanMetricWrapper, unweighted and
-# unmasked): fn -> fn_sum(y_true, y_pred, **kwargs) giving (sum, number of values) or None.
-_BATCH_SUMS: dict[Callable[..., torch.Tensor], Callable[..., Any]] = {
-    sparse_categorical_accuracy: _sparse_categorical_accuracy_sum,
-}
+# unmasked): (fn, fn_sum) with fn_sum(y_true, y_pred, **kwargs) giving (sum, number of values)
+# or None. Found by identity, as losses' _BATCH_MEANS: a user's callable need not be hashable.
+_BATCH_SUMS: tuple[tuple[Callable[..., torch.Tensor], Callable[..., Any]], ...] = (
+    (sparse_categorical_accuracy, _sparse_categorical_accuracy_sum),
+)
+
+
+def _batch_sum_of(fn: Any) -> Callable[..., Any] | None:
+    return next((batch_sum for f, batch_sum in _BATCH_SUMS if f is fn), None)
 
 
 # ---------------------------------------------------------------------------------- classes
