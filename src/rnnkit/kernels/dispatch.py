@@ -103,13 +103,6 @@ def _manual_backward_blocker(config: dict[str, Any]) -> str | None:
     return None if ok else reason
 
 
-_PACKED_ON_CPU = (
-    "training on CPU with a padded batch: the fused kernel would run it as a packed sequence, "
-    "whose backward has no oneDNN kernel on CPU (its cost grows faster than the sequence: "
-    "3.6x nn.LSTM at 100 steps, 17x at 500), so the manual-backward kernel runs it"
-)
-
-
 _GRU_ON_CPU = (
     "a GRU on CPU: torch has no oneDNN GRU kernel, and its fused GRU (ATen's step loop) "
     "measured about 2x slower than the manual-backward kernel's native loop, training and "
@@ -261,18 +254,10 @@ def _choose_uncompiled(
         assert spec is not None
         config = spec.config(training)
         if _masked_training_on_cpu(config, use_cudnn, inputs, mask, training):
-            return _manual_plan(f"use_cudnn='auto': {_MASKED_ON_CPU}", spec, config, inputs)
+            given = mask if isinstance(mask, MaskInfo) else None
+            return _manual_plan(f"use_cudnn='auto': {_MASKED_ON_CPU}", spec, config, inputs, given)
         info = _analysis(mask, request.go_backwards)
         ok, reason = fused.can_fuse(config, info, inputs.device)
-        packed_training = (
-            ok
-            and bool(training)
-            and inputs.device.type == "cpu"
-            and info is not None
-            and info.kind != "none"
-        )
-        if packed_training and use_cudnn == "auto" and _manual_backward_blocker(config) is None:
-            return _manual_plan(f"use_cudnn='auto': {_PACKED_ON_CPU}", spec, config, inputs, info)
         if ok and use_cudnn == "auto" and _native_gru_on_cpu(spec, config, inputs):
             return _manual_plan(f"use_cudnn='auto': {_GRU_ON_CPU}", spec, config, inputs, info)
         if ok:
@@ -299,7 +284,8 @@ def _choose_uncompiled(
 _MASKED_ON_CPU = (
     "training on CPU with masked steps: the manual-backward kernel runs it (the fused kernel "
     "cannot run a mask with holes, and would run a padded batch as a packed sequence, whose "
-    "backward has no oneDNN kernel on CPU)"
+    "backward has no oneDNN kernel on CPU: its cost grows faster than the sequence, 3.6x "
+    "nn.LSTM at 100 steps, 17x at 500)"
 )
 
 
@@ -307,19 +293,21 @@ def _masked_training_on_cpu(
     config: dict[str, Any], use_cudnn: Any, inputs: Any, mask: Any, training: bool
 ) -> bool:
     """A training call on CPU, with ``"auto"``, of a configuration both kernels could run, and
-    a mask with at least one masked step: whatever the mask's shape (one run per row or
-    holes), the manual-backward kernel runs it, so one reduction of the mask decides instead
-    of its analysis (nine ops)."""
-    return (
+    a mask (or a caller's analysis of it) with at least one masked step: whatever the mask's
+    shape (one run per row or holes), the manual-backward kernel runs it, so one reduction of
+    the mask decides instead of its analysis (nine ops). The one place that makes this
+    choice."""
+    if not (
         bool(training)
         and use_cudnn == "auto"
-        and isinstance(mask, torch.Tensor)
-        and not is_fake(mask)
         and inputs.device.type == "cpu"
         and _manual_backward_blocker(config) is None
         and fused.can_fuse(config, None, inputs.device)[0]
-        and not bool(mask.all())
-    )
+    ):
+        return False
+    if isinstance(mask, MaskInfo):
+        return mask.kind != "none"
+    return isinstance(mask, torch.Tensor) and not is_fake(mask) and not bool(mask.all())
 
 
 def _manual_plan(
