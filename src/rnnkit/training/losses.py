@@ -203,14 +203,12 @@ def _check_labels(y_true: torch.Tensor, classes: int) -> None:
         return
     if y_true.is_cpu and not torch.compiler.is_compiling():
         labels = (y_true.detach() if y_true.requires_grad else y_true).numpy()
-        out = None
         if labels.dtype.kind == "i":  # one reduction: as unsigned, a negative label is huge
             outside = labels.view(f"u{labels.itemsize}").max() >= classes
         else:
-            out = (labels < 0) | (labels >= classes)
-            outside = out.any()
+            outside = ((labels < 0) | (labels >= classes)).any()
         if outside:
-            out = (labels < 0) | (labels >= classes) if out is None else out
+            out = (labels < 0) | (labels >= classes)
             raise ValueError(
                 f"sparse_categorical_crossentropy: y_true holds the label {labels[out][0]}, "
                 f"expected labels in [0, {classes}) (y_pred has {classes} classes on its last "

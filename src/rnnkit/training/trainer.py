@@ -929,11 +929,7 @@ class Trainer:
             if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
                 return
         expected = self._symbolic_inputs()
-        if expected is None or isinstance(x, dict):
-            return
-        if isinstance(x, torch.Tensor) and len(expected) == 1:
-            return  # one array for one input
-        if not data_module.is_array_data(x):
+        if expected is None or isinstance(x, dict) or not data_module.is_array_data(x):
             return
         received = [a for a in tree.flatten(x) if a is not None]
         if len(received) != len(expected):
@@ -1001,9 +997,7 @@ class Trainer:
                 (int(a.shape[0]) for a in tree.flatten(x) if hasattr(a, "shape") and len(a.shape)),
                 1,
             )
-        self._loss_tracker.update_state(
-            loss.detach() if loss.requires_grad else loss, sample_weight=batch
-        )
+        self._loss_tracker.update_state(loss, sample_weight=batch)  # it detaches what needs it
         compiled = [m for m in (self._compiled_metrics, self._compiled_weighted_metrics) if m.spec]
         if not compiled or y is None:
             return
