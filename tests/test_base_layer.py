@@ -131,6 +131,16 @@ def test_losses_from_regularizers():
     assert loss.item() == pytest.approx(0.01 * 3)
 
 
+def test_losses_include_regularizers_of_weights_added_later():
+    """The regularized weights are kept with the layer structure: a weight added after a
+    ``losses`` read (a layer built later) has its penalty in the next read."""
+    layer = Scale()
+    layer(np.ones((2, 3), np.float32))
+    assert len(layer.losses) == 1
+    layer.extra = layer.add_weight(shape=(2,), initializer="ones", name="extra", regularizer="l1")
+    assert [round(loss.item(), 6) for loss in layer.losses] == [0.03, 0.02]
+
+
 def test_training_flag_resolution():
     layer = Scale(factor=10.0)
     x = np.ones((1, 3), np.float32)

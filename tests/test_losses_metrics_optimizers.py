@@ -216,6 +216,24 @@ def test_a_metric_of_an_unhashable_callable():
     assert metric.result() == pytest.approx(2 / 3)
 
 
+def test_metrics_record_no_graph_of_outputs_that_require_grad():
+    """A metric's state never holds an autograd graph: the batch sums run without
+    ``no_grad`` (their ops are not differentiable), the other value functions under it."""
+    logits = torch.tensor(LOGITS, requires_grad=True)
+    targets = (torch.as_tensor(LABELS), torch.zeros(6, 4))
+    for metric, y_true in zip(
+        (metrics.SparseCategoricalAccuracy(), metrics.MeanSquaredError()), targets
+    ):
+        metric.update_state(y_true, logits)
+        assert all(
+            not (isinstance(t, torch.Tensor) and t.requires_grad) for t in metric.state_tensors()
+        )
+    accuracy = metrics.SparseCategoricalAccuracy()
+    accuracy.update_state(torch.as_tensor(LABELS), logits)
+    expected = float((LOGITS.argmax(-1) == LABELS).mean())
+    assert accuracy.result() == pytest.approx(expected)
+
+
 def test_metric_names_and_custom_objects():
     assert metrics.get("mae").name == "mean_absolute_error"
     assert metrics.get_metric("mae", torch.zeros(2, 1), torch.zeros(2, 1)).name == "mae"

@@ -126,6 +126,38 @@ def test_rules_are_torch_optimizers_and_skip_missing_gradients():
     assert rule.param_groups[0]["lr"] == pytest.approx(0.05)
 
 
+class _Recording(rules.SGDRule):
+    """SGD that records the grad mode of its update, and raises when asked to."""
+
+    modes: list[bool] = []
+    fail = False
+
+    def _update_all(self, params, grads, group):
+        self.modes.append(torch.is_grad_enabled())
+        if self.fail:
+            raise RuntimeError("the update failed")
+        return super()._update_all(params, grads, group)
+
+
+@pytest.mark.parametrize("grad_enabled", [True, False])
+def test_a_rule_steps_without_autograd_and_gives_the_grad_mode_back(grad_enabled):
+    """The rule's update runs with autograd off (in-place updates of leaf weights would raise
+    in grad mode), and the caller's mode comes back, also when the update raises."""
+    w = torch.nn.Parameter(torch.ones(3))
+    rule = _Recording([w], lr=0.5)
+    rule.modes = []
+    w.grad = torch.ones(3)
+    with torch.set_grad_enabled(grad_enabled):
+        rule.step()
+        assert torch.is_grad_enabled() is grad_enabled
+        assert torch.equal(w.detach(), torch.full((3,), 0.5))
+        rule.fail = True
+        with pytest.raises(RuntimeError, match="the update failed"):
+            rule.step()
+        assert torch.is_grad_enabled() is grad_enabled
+    assert rule.modes == [False, False]
+
+
 def test_step_hooks_and_profiler_range_still_work_when_the_wrapper_is_skipped():
     """Optimizer.step calls the rule's step past torch's wrapper only when the wrapper would
     do nothing: a step hook (the optimizer's or a global one) and a profiler still see it."""

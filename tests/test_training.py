@@ -454,3 +454,39 @@ def test_public_modules_are_importable():
     assert rnnkit.callbacks.EarlyStopping.__module__ == "rnnkit.training.callbacks"
     assert rnnkit.optimizers.get("sgd").learning_rate == 0.01
     assert rnnkit.metrics.get("mse").name == "mean_squared_error"
+
+
+class _OwnTrain(Lin):
+    """A layer with its own ``train()``: the trainer then switches modes through ``train``."""
+
+    def train(self, mode=True):
+        self.train_calls = getattr(self, "train_calls", 0) + 1
+        return super().train(mode)
+
+
+@pytest.mark.parametrize("own_train", [False, True])
+def test_each_module_gets_its_own_mode_back_after_a_step(own_train):
+    """``train_on_batch`` runs every module in training mode and then puts each back in the
+    mode it had, a mix of train and eval included, whether the modules keep
+    ``nn.Module.train`` (flags written directly) or one has its own."""
+    x, y = _data()
+    model = Net()
+    if own_train:
+        model.out = _OwnTrain(model.out.units)
+    model.compile("sgd", "mse")
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    during = []
+    model.out.register_forward_pre_hook(
+        lambda module, args: during.append([m.training for m in model.modules()])
+    )
+    model.eval()
+    model.hidden.train()  # a mix: one sublayer in training mode
+    before = {name: m.training for name, m in model.named_modules()}
+    model.train_on_batch(x[:8], y[:8])
+    assert during == [[True] * len(before)]  # every module trained
+    assert {name: m.training for name, m in model.named_modules()} == before
+    if own_train:
+        assert model.out.train_calls >= 1
+    model.test_on_batch(x[:8], y[:8])
+    assert during[-1] == [False] * len(before)
+    assert {name: m.training for name, m in model.named_modules()} == before

@@ -560,12 +560,19 @@ class Layer(nn.Module):
     @property
     def losses(self) -> list[torch.Tensor]:
         """Regularization penalties of all weights, plus losses added by the last call."""
-        out: list[torch.Tensor] = []
-        for layer in self._all_layers():
-            out.extend(layer._call_losses)
-            for key, reg in layer._regularizers.items():
-                out.append(reg(layer._parameters[key]))
+        out = [loss for layer in self._all_layers() for loss in layer._call_losses]
+        for layer, key, reg in self._cached("regularizers", self._weight_regularizers):
+            out.append(reg(layer._parameters[key]))
         return out
+
+    def _weight_regularizers(self) -> list[tuple[Layer, str, Any]]:
+        """``(layer, weight name, regularizer)`` of every regularized weight (``add_weight``
+        sets them, with the weight, so they change with the structure)."""
+        return [
+            (layer, key, reg)
+            for layer in self._all_layers()
+            for key, reg in layer._regularizers.items()
+        ]
 
     def add_loss(self, loss: torch.Tensor) -> None:
         self._call_losses.append(loss)

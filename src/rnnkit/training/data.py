@@ -340,10 +340,12 @@ class EpochIterator:
 
 def to_device(structure: Any, device: torch.device) -> Any:
     """numpy arrays (float64 as float32) and tensors, moved to ``device``; None stays None."""
-    if type(structure) is tuple and all(
-        a is None or (isinstance(a, torch.Tensor) and a.device == device) for a in structure
-    ):  # the common batch, already there
-        return structure
+    if type(structure) is tuple:  # the common batch: tensors already there, returned as is
+        for a in structure:
+            if a is not None and not (isinstance(a, torch.Tensor) and a.device == device):
+                break
+        else:
+            return structure
 
     def convert(a: Any) -> Any:
         if a is None:

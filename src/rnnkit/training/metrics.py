@@ -186,8 +186,7 @@ class MeanMetricWrapper(Mean):
         mask = getattr(y_pred, "_keras_mask", None)
         batch_sum = _batch_sum_of(self._fn)
         if mask is None and sample_weight is None and batch_sum is not None:
-            with torch.no_grad():
-                counted = batch_sum(y_true, y_pred, **self._fn_kwargs)
+            counted = batch_sum(y_true, y_pred, **self._fn_kwargs)  # records no graph
             if counted is not None:  # the sum of the batch's values, and their number
                 self._total = self._total + counted[0]
                 self._count = self._count + counted[1]
@@ -259,13 +258,19 @@ def _sparse_categorical_accuracy_sum(y_true: Any, y_pred: Any) -> tuple[torch.Te
 # The value functions whose batch sum has a shorter form (MeanMetricWrapper, unweighted and
 # unmasked): (fn, fn_sum) with fn_sum(y_true, y_pred, **kwargs) giving (sum, number of values)
 # or None. Found by identity, as losses' _BATCH_MEANS: a user's callable need not be hashable.
+# A fn_sum's ops are not differentiable (argmax, comparisons, integer sums), so autograd
+# records nothing for them: it runs without ``torch.no_grad()`` (whose context costs more
+# Python than the sum).
 _BATCH_SUMS: tuple[tuple[Callable[..., torch.Tensor], Callable[..., Any]], ...] = (
     (sparse_categorical_accuracy, _sparse_categorical_accuracy_sum),
 )
 
 
 def _batch_sum_of(fn: Any) -> Callable[..., Any] | None:
-    return next((batch_sum for f, batch_sum in _BATCH_SUMS if f is fn), None)
+    for f, batch_sum in _BATCH_SUMS:
+        if f is fn:
+            return batch_sum
+    return None
 
 
 # ---------------------------------------------------------------------------------- classes

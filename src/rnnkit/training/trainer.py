@@ -31,9 +31,8 @@ process group exists (:mod:`rnnkit.distributed`), and resumes interrupted traini
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -209,10 +208,22 @@ class Trainer:
         guide's log order (``loss - rnn_1_loss - rnn_1_1_loss - rnn_1_accuracy - ...``)."""
         if not self.compiled:
             return []
-        compiled = (self._compiled_loss, self._compiled_metrics, self._compiled_weighted_metrics)
+        loss, metrics, weighted = (
+            self._compiled_loss,
+            self._compiled_metrics,
+            self._compiled_weighted_metrics,
+        )
         # the list changes only with a new compile or when the containers are built (the
         # first batch): kept until then (asked several times per training step)
-        key = (self._loss_tracker, *compiled, *(c is not None and c.built for c in compiled))
+        key = (
+            self._loss_tracker,
+            loss,
+            metrics,
+            weighted,
+            loss is not None and loss.built,
+            metrics.built,
+            weighted.built,
+        )
         cached = self.__dict__.get("_metrics_list")
         if cached is None or cached[0] != key:
             out: list[Any] = [self._loss_tracker]
@@ -409,9 +420,14 @@ class Trainer:
     def _metrics_ready(self, states: dict[int, list[Any]], y: Any) -> bool:
         """Every metric exists and its state was taken (the compiled metrics are created
         by the first batch with targets)."""
-        compiled = (self._compiled_metrics, self._compiled_weighted_metrics)
-        built = y is None or all(m.built for m in compiled if m is not None and m.spec)
-        return built and all(id(m) in states for m in self.metrics)
+        metrics, weighted = self._compiled_metrics, self._compiled_weighted_metrics
+        assert metrics is not None and weighted is not None  # compiled
+        built = y is None or (
+            (metrics.built or not metrics.spec) and (weighted.built or not weighted.spec)
+        )
+        # metrics are only ever added to the list (a compiled container built, the per-output
+        # loss trackers with the compiled loss): the same number means the same metrics
+        return built and len(states) == len(self.metrics)
 
     def _optimizer_tensors(self) -> list[torch.Tensor] | None:
         """The tensors the optimizer step writes in place: the weights with a gradient and
@@ -884,31 +900,11 @@ class Trainer:
         seen = {id(p) for p in self.weights}
         return weights, [p for p in self.parameters() if id(p) not in seen]
 
-    @contextlib.contextmanager
-    def _mode(self, training: bool) -> Iterator[None]:
-        """Put every submodule in train/eval mode, restoring the previous modes afterwards.
-
-        Where every module keeps ``nn.Module``'s own ``train()`` (which only sets the plain
-        ``training`` attribute of each), the flags are written straight into the modules'
-        dicts: ``Module.__setattr__`` and the recursive ``train()`` cost about as much as the
-        rest of this method, twice per ``train_on_batch``."""
+    def _mode(self, training: bool) -> _TrainingModes:
+        """A context that puts every submodule in train/eval mode and restores the previous
+        modes afterwards (see :class:`_TrainingModes`)."""
         modules, plain = self._cached("modules", self._modules_and_plain_train)
-        previous = [m.training for m in modules]
-        if any(mode != training for mode in previous):
-            if plain:
-                for module in modules:
-                    module.__dict__["training"] = training
-            else:
-                self.train(training)
-        try:
-            yield
-        finally:
-            for module, mode in zip(modules, previous):
-                if module.training != mode:
-                    if plain:
-                        module.__dict__["training"] = mode
-                    else:
-                        module.training = mode
+        return _TrainingModes(self, modules, plain, training)
 
     def _modules_and_plain_train(self) -> tuple[list[torch.nn.Module], bool]:
         """Every submodule, and whether all of them keep ``nn.Module.train``."""
@@ -1002,18 +998,62 @@ class Trainer:
         if not compiled or y is None:
             return
         flat_true, flat_pred = self._match_targets(y, y_pred)
-        originals = flat_pred if isinstance(y_pred, torch.Tensor) else tree.flatten(y_pred)
-        flat_pred = [p.detach() if isinstance(p, torch.Tensor) else p for p in flat_pred]
-        for p, orig in zip(flat_pred, originals):
-            mask = getattr(orig, "_keras_mask", None)
+        if isinstance(y_pred, torch.Tensor):  # one output: no walks
+            mask = getattr(y_pred, "_keras_mask", None)
+            flat_pred = [y_pred.detach()]
             if mask is not None:
-                p._keras_mask = mask
+                flat_pred[0]._keras_mask = mask
+        else:
+            originals = tree.flatten(y_pred)
+            flat_pred = [p.detach() if isinstance(p, torch.Tensor) else p for p in flat_pred]
+            for p, orig in zip(flat_pred, originals):
+                mask = getattr(orig, "_keras_mask", None)
+                if mask is not None:
+                    p._keras_mask = mask
         if not all(m.built for m in compiled):
             taken = {m.name for m in self.metrics}
             for m in compiled:
                 m.build(self._output_names(y_pred), flat_true, flat_pred, taken)
         for m in compiled:
             m.update_state(flat_true, flat_pred, sample_weight)
+
+
+class _TrainingModes:
+    """Every submodule of ``owner`` in train (``training=True``) or eval mode while the context
+    runs, each back in its previous mode afterwards.
+
+    Where every module keeps ``nn.Module``'s own ``train()`` (``plain``: it only sets the
+    plain ``training`` attribute of each), the flags are written straight into the modules'
+    dicts: ``Module.__setattr__`` and the recursive ``train()`` cost about as much as the rest
+    of a small training step's Python. A class rather than a ``contextlib`` generator: half
+    the Python calls, twice per ``train_on_batch``."""
+
+    __slots__ = ("owner", "modules", "plain", "training", "previous")
+
+    def __init__(
+        self, owner: torch.nn.Module, modules: list[torch.nn.Module], plain: bool, training: bool
+    ) -> None:
+        self.owner, self.modules, self.plain, self.training = owner, modules, plain, training
+        self.previous: list[bool] = []
+
+    def __enter__(self) -> None:
+        modules, training = self.modules, self.training
+        self.previous = [m.training for m in modules]
+        if (not training) in self.previous:
+            if self.plain:
+                for module in modules:
+                    module.__dict__["training"] = training
+            else:
+                self.owner.train(training)
+
+    def __exit__(self, *exc: object) -> None:
+        plain = self.plain
+        for module, mode in zip(self.modules, self.previous):
+            if module.training != mode:
+                if plain:
+                    module.__dict__["training"] = mode
+                else:
+                    module.training = mode
 
 
 def _to_float32_if_low_precision(x: Any) -> Any:

@@ -171,7 +171,8 @@ class Optimizer:
         """After ``model.to(device or dtype)`` (say a loaded model moved to the GPU), move the
         state tensors (moments, accumulators) to their weights' device and dtype, with torch's
         own rules (``load_state_dict``), before the next update."""
-        placement = self._param_placement()
+        groups = self.torch_optimizer.param_groups  # the placement, in one comprehension
+        placement = [(p.device, p.dtype) for g in groups for p in g["params"]]
         if placement != self._placement:
             if self.torch_optimizer.state:
                 self.torch_optimizer.load_state_dict(self.torch_optimizer.state_dict())
