@@ -560,17 +560,19 @@ class RNN(Layer):
             and getattr(inputs, "_keras_mask", None) is None
             and self._convert_inputs(inputs) is inputs
         ):
-            outputs = self._lean_call(inputs, training)
+            outputs = self._lean_call(inputs, training, traced_checked=True)
             if outputs is not None:
                 return outputs
         return super()._forward_in_plan(inputs, training)
 
-    def _lean_call(self, sequences: Any, training: bool) -> Any:
+    def _lean_call(self, sequences: Any, training: bool, traced_checked: bool = False) -> Any:
         """The common call, without the general path's walks: one batch-major 3-D tensor, no
         mask, initial state or constants, a fused or manual-backward plan kept from an
         earlier call with the same spec, request, training flag, device and dtype (see
-        :meth:`_plan`). Returns None when the call is not one of those (or its shapes are not
-        as built): the general path then runs it, with its checks and errors."""
+        :meth:`_plan`), not in a symbolic call, ``torch.compile`` or a JIT trace
+        (``traced_checked``: the caller, a model's call plan, found so already). Returns None
+        when the call is not one of those (or its shapes are not as built): the general path
+        then runs it, with its checks and errors."""
         cached = self.__dict__.get("_plan_cache")
         if (
             cached is None
@@ -581,9 +583,10 @@ class RNN(Layer):
             or self._feature_shapes is None
             or (sequences.shape[2],) != self._feature_shapes[0]
             or sequences.shape[1] == 0
-            or in_symbolic_call()
-            or torch.compiler.is_compiling()
-            or torch.jit.is_tracing()
+        ):
+            return None
+        if not traced_checked and (
+            in_symbolic_call() or torch.compiler.is_compiling() or torch.jit.is_tracing()
         ):
             return None
         key, plan = cached
@@ -598,7 +601,9 @@ class RNN(Layer):
             False,
         ):
             return None
-        cell = self.cell  # read once: a submodule is found by Module.__getattr__
+        # Submodules and weights are found by Module.__getattr__, a Python call per read:
+        # the cell and its weights are read from torch's registries instead
+        cell = self._modules["cell"]
         if key[:2] != (_cell_spec(cell), self.kernel_request()):
             return None
         batch = sequences.shape[0]
@@ -614,7 +619,12 @@ class RNN(Layer):
             if self.stateful and self._expected_batch_size not in (None, batch):
                 return None
             states = self._lean_initial_states(plan, cell, sequences, batch)
-        weights = (cell.kernel, cell.recurrent_kernel, cell.bias)
+        registered = cell._parameters  # a built-in cell's (the plan's spec says so)
+        weights = (
+            registered["kernel"],
+            registered["recurrent_kernel"],
+            registered.get("bias"),  # None, or not registered, without a bias
+        )
         last_output, outputs, final_states = self._run_planned(
             plan,
             cell,

@@ -63,10 +63,22 @@ class CallPlan:
     def runnable(self, model: nn.Module) -> bool:
         """Whether nothing that the plan skips would act now: hooks and ``nn.Module.compile``
         on the model or a layer run through ``forward``, a global hook, a ``forward``
-        replaced on an instance."""
-        if _global_hooks() or _acts_in_call(model):
+        replaced on an instance. For each module, the test ``nn.Module.__call__`` makes
+        itself, plus a compiled call or an instance's own ``forward``; one loop with no helper
+        per module (asked at every call)."""
+        if _global_hooks():
             return False
-        return not any(_acts_in_call(module) for module in self.skipped_calls)
+        for module in (model, *self.skipped_calls):
+            if (
+                module._forward_hooks
+                or module._forward_pre_hooks
+                or module._backward_hooks
+                or module._backward_pre_hooks
+                or module._compiled_call_impl is not None
+                or "forward" in module.__dict__
+            ):
+                return False
+        return True
 
     def run(self, model: Layer, x: torch.Tensor, training: Any) -> Any:
         """``model(x, training=training)``, as the general path computes it."""
@@ -89,19 +101,6 @@ class CallPlan:
             stack.pop()
         model._attach_output_masks(x, None, value)
         return value
-
-
-def _acts_in_call(module: nn.Module) -> bool:
-    """Whether ``nn.Module.__call__`` would do more than call ``forward`` (the test it makes
-    itself, plus a compiled call or an instance's own ``forward``)."""
-    return bool(
-        module._forward_hooks
-        or module._forward_pre_hooks
-        or module._backward_hooks
-        or module._backward_pre_hooks
-        or module._compiled_call_impl is not None
-        or "forward" in module.__dict__
-    )
 
 
 def _global_hooks() -> bool:
