@@ -586,3 +586,29 @@ def test_bad_call_inputs():
     bn(torch.ones(2, 3))
     with pytest.raises(ValueError, match=r"inputs has shape \(2, 4\), expected \(None, 3\)"):
         bn(torch.ones(2, 4))
+
+
+class _WeightNormDense(layers.Dense):
+    """A Dense whose kernel is computed (weight normalisation), not a registered weight."""
+
+    def build(self, input_shape):
+        self.v = self.add_weight(shape=(input_shape[-1], self.units), name="v")
+        self.g = self.add_weight(shape=(self.units,), initializer="ones", name="g")
+        self.bias = None
+
+    @property
+    def kernel(self):
+        return self.v * (self.g / self.v.norm(dim=0))
+
+
+def test_dense_subclass_with_a_computed_kernel_calls_with_it():
+    """Dense.call reads its weights from torch's registry when they are registered there and
+    falls back to the attributes otherwise (a subclass's computed kernel)."""
+    layer = _WeightNormDense(2)
+    x = torch.randn(3, 4)
+    out = layer(x)
+    kernel = layer.v * (layer.g / layer.v.norm(dim=0))
+    torch.testing.assert_close(out, x @ kernel)
+    dense = layers.Dense(2, activation="relu")
+    out = dense(x)
+    torch.testing.assert_close(out, torch.relu(x @ dense.kernel + dense.bias))

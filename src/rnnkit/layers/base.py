@@ -708,7 +708,8 @@ class Layer(nn.Module):
             outputs = self.call(inputs, training=training)
         else:
             outputs = self.call(inputs)
-        self._attach_output_masks(inputs, None, outputs)
+        if type(self).compute_mask is not Layer.compute_mask:  # the default passes no mask on
+            self._attach_output_masks(inputs, None, outputs)
         return outputs
 
     def _attach_output_masks(self, inputs: Any, mask: Any, outputs: Any) -> None:

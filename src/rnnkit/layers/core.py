@@ -142,7 +142,14 @@ class Dense(Layer):
             self.bias = None
 
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
-        kernel, bias = self.kernel, self.bias
+        # from torch's registry where they are there (Module.__getattr__ is a Python call
+        # per read); a subclass may keep them otherwise
+        registered = self._parameters
+        kernel, bias = registered.get("kernel"), registered.get("bias")
+        if kernel is None:
+            kernel = self.kernel
+        if bias is None:
+            bias = self.bias
         if inputs.ndim < 2 or inputs.shape[-1] != kernel.shape[0]:  # the check names both
             check_input_shape(
                 self, inputs.shape, min_rank=2, axes={-1: kernel.shape[0]},
@@ -156,8 +163,11 @@ class Dense(Layer):
             outputs = torch.matmul(inputs, kernel)
             if bias is not None:
                 outputs = outputs + bias
-        outputs = self.activation(outputs)
-        add_activity_loss(self, self.activity_regularizer, outputs)
+        activation = self._activation
+        if activation is not activations.linear:  # the identity: no call
+            outputs = activation(outputs)
+        if self.activity_regularizer is not None:
+            add_activity_loss(self, self.activity_regularizer, outputs)
         return outputs
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:

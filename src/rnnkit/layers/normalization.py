@@ -162,8 +162,24 @@ class BatchNormalization(Layer):
         variance = centered.square().sum(dim=dims) / total
         return mean, variance
 
+    def _tensors(self) -> tuple[Any, Any, torch.Tensor, torch.Tensor]:
+        """``(gamma, beta, moving_mean, moving_variance)`` (gamma, beta: None without
+        ``scale``, ``center``), read from torch's registry where they are there:
+        ``Module.__getattr__`` costs a Python call per read, six per call otherwise."""
+        registered = self._parameters
+        gamma, beta = registered.get("gamma"), registered.get("beta")
+        mean, variance = registered.get("moving_mean"), registered.get("moving_variance")
+        return (
+            self.gamma if gamma is None else gamma,
+            self.beta if beta is None else beta,
+            self.moving_mean if mean is None else mean,
+            self.moving_variance if variance is None else variance,
+        )
+
     def call(self, inputs: torch.Tensor, training: bool = False, mask: Any = None) -> torch.Tensor:
-        features = self.moving_mean.shape[0]
+        tensors = self._tensors()
+        moving_mean = tensors[2]
+        features = moving_mean.shape[0]
         rank = inputs.ndim
         if rank != self._input_rank or not -rank <= self.axis < rank:
             check_input_shape(self, inputs.shape, rank=self._input_rank, legend="(as built)")
@@ -192,10 +208,10 @@ class BatchNormalization(Layer):
         if (
             mask is None
             and axis == 1
-            and x.dtype == self.moving_mean.dtype
+            and x.dtype == moving_mean.dtype
             and not (train and one_value)
         ):
-            return self._fused(x, train).to(out_dtype)
+            return self._fused(x, train, tensors).to(out_dtype)
         if training and self.trainable:
             mean, variance = self._moments(x, axis, mask)
             if not in_symbolic_call():
@@ -237,7 +253,9 @@ class BatchNormalization(Layer):
         ]
         torch._foreach_lerp_(moving, batch, 1.0 - self.momentum)
 
-    def _fused(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+    def _fused(
+        self, x: torch.Tensor, training: bool, tensors: tuple[Any, Any, torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
         """Features on axis 1, no mask: torch's batch-norm op (one node forward and backward)
         normalizes, with the batch's biased variance in training as Keras does; the moving
         statistics get Keras' update (torch's own would use the unbiased variance).
@@ -253,31 +271,29 @@ class BatchNormalization(Layer):
         which on small batches can wait tens of milliseconds for a second thread when the
         other cores are busy (a (8, 3) batch: 45 ms against 12 us). Other devices, and traced
         code (torch.compile, torch.export: nothing to mutate), take ``F.batch_norm`` and
-        ``torch.var_mean``."""
+        ``torch.var_mean``. ``tensors``: :meth:`_tensors`."""
+        gamma, beta, moving_mean, moving_variance = tensors
         if not training:
             return F.batch_norm(
-                x, self.moving_mean, self.moving_variance, self.gamma, self.beta, False, 0.0,
-                self.epsilon,
-            )  # fmt: skip
+                x, moving_mean, moving_variance, gamma, beta, False, 0.0, self.epsilon
+            )
         update = not in_symbolic_call()
         if x.device.type != "cpu" or torch.compiler.is_compiling():
             if update:
                 with torch.no_grad():
                     self._update_moving_statistics(*self._moments(x, 1, None))
-            return F.batch_norm(x, None, None, self.gamma, self.beta, True, 0.0, self.epsilon)
+            return F.batch_norm(x, None, None, gamma, beta, True, 0.0, self.epsilon)
         if not update:  # a placeholder run: statistics the op leaves as they are
             spare_mean, spare_variance = self._spare_statistics(x)
             return torch.native_batch_norm(
-                x, self.gamma, self.beta, spare_mean, spare_variance, True, 0.0, self.epsilon
+                x, gamma, beta, spare_mean, spare_variance, True, 0.0, self.epsilon
             )[0]
         values = x.numel() // x.shape[1]
         scale = values / (values - 1)
-        scaled = self._scaled_variance(scale)
+        scaled = self._scaled_variance(moving_variance, scale)
         out = torch.native_batch_norm(
-            x, self.gamma, self.beta, self.moving_mean, scaled, True, 1.0 - self.momentum,
-            self.epsilon,
-        )[0]  # fmt: skip
-        moving_variance = self.moving_variance
+            x, gamma, beta, moving_mean, scaled, True, 1.0 - self.momentum, self.epsilon
+        )[0]
         torch.div(scaled, scale, out=moving_variance)
         inference = torch.is_inference_mode_enabled()
         # kept while nothing else writes the moving variance (its version says so)
@@ -286,12 +302,11 @@ class BatchNormalization(Layer):
         )  # fmt: skip
         return out
 
-    def _scaled_variance(self, scale: float) -> torch.Tensor:
+    def _scaled_variance(self, moving_variance: torch.Tensor, scale: float) -> torch.Tensor:
         """``scale`` times the moving variance, for torch's op to update (see :meth:`_fused`):
         the copy the last call left, unless the moving variance was written since (a
         ``set_weights``, a ``load_state_dict``, another buffer), the batch size changed, or
         inference mode did (tensors made in it cannot be written outside it)."""
-        moving_variance = self.moving_variance
         kept = self.__dict__.get("_scaled")
         if (
             kept is not None
