@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.utils._python_dispatch
 
 import rnnkit
 from rnnkit.training import losses, metrics, optimizers
@@ -232,6 +233,37 @@ def test_metrics_record_no_graph_of_outputs_that_require_grad():
     accuracy.update_state(torch.as_tensor(LABELS), logits)
     expected = float((LOGITS.argmax(-1) == LABELS).mean())
     assert accuracy.result() == pytest.approx(expected)
+
+
+class _Ops(torch.utils._python_dispatch.TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_first_update_after_a_reset_adds_nothing():
+    """The running totals start from the first batch's values themselves (no addition to
+    zero, one op less per metric and train_on_batch); the means are those of all batches."""
+    tracker, accuracy = metrics.Mean(name="loss"), metrics.SparseCategoricalAccuracy()
+    labels, logits = torch.as_tensor(LABELS), torch.as_tensor(LOGITS)
+    hits = (LOGITS.argmax(-1) == LABELS).astype("float64")
+    for _ in range(2):
+        tracker.reset_state()
+        accuracy.reset_state()
+        loss = torch.tensor(2.0)
+        with _Ops() as ops:
+            tracker.update_state(loss, sample_weight=6)
+            accuracy.update_state(labels, logits)
+        assert ops.names == ["mul.Tensor", "argmax.default", "eq.Tensor", "sum.default"]
+        tracker.update_state(torch.tensor(4.0), sample_weight=2)
+        accuracy.update_state(labels[:2], logits[:2])
+        assert tracker.result() == pytest.approx((2.0 * 6 + 4.0 * 2) / 8)
+        expected = (hits.sum() + hits[:2].sum()) / 8
+        assert accuracy.result() == pytest.approx(expected)
 
 
 def test_metric_names_and_custom_objects():

@@ -107,6 +107,8 @@ class Mean(Metric):
             total = self._total
             if isinstance(total, torch.Tensor):  # total + weight * value in one op
                 self._total = torch.add(total, values, alpha=sample_weight)
+            elif total == 0:  # the first update since a reset: no addition op
+                self._total = values * sample_weight
             else:
                 self._total = total + values * sample_weight
             self._count = self._count + sample_weight
@@ -188,7 +190,10 @@ class MeanMetricWrapper(Mean):
         if mask is None and sample_weight is None and batch_sum is not None:
             counted = batch_sum(y_true, y_pred, **self._fn_kwargs)  # records no graph
             if counted is not None:  # the sum of the batch's values, and their number
-                self._total = self._total + counted[0]
+                total = self._total
+                # the first update since a reset takes the sum as it is (no addition op)
+                is_zero = not isinstance(total, torch.Tensor) and total == 0
+                self._total = counted[0] if is_zero else total + counted[0]
                 self._count = self._count + counted[1]
                 return
         with torch.no_grad():
