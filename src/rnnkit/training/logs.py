@@ -44,9 +44,13 @@ class StepLogs(MutableMapping[str, Any]):
         if self._pending is not None:
             pending, self._pending = self._pending, None
             tensors = [v for v in pending if isinstance(v, torch.Tensor)]
-            floats = iter(self._read_back(tensors) if tensors else [])
-            values = [next(floats) if isinstance(v, torch.Tensor) else v for v in pending]
-            self._values = {**dict(zip(self._names, values)), **self._values}
+            if len(tensors) == len(pending):  # the common logs: all tensors
+                values = self._read_back(tensors)
+            else:
+                floats = iter(self._read_back(tensors) if tensors else [])
+                values = [next(floats) if isinstance(v, torch.Tensor) else v for v in pending]
+            read = dict(zip(self._names, values))
+            self._values = {**read, **self._values} if self._values else read
         return self._values
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,7 +11,8 @@ A mask on ``y_pred`` (``y_pred._keras_mask``, set by masking layers) weights val
 by ``total / valid`` so that masked positions do not count and the result is the mean over the
 valid ones.
 
->>> import torch
+>>> import numpy as np
+import torch
 >>> MeanSquaredError()(torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 1.0]])).item()
 0.5
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -190,9 +192,22 @@ def _sparse_categorical_crossentropy_mean(
     shape = tuple(getattr(y_pred, "shape", ()))
     if not from_logits or ignore_class is not None or len(shape) != 2 or not shape[0]:
         return None  # before any conversion: the general path converts the targets itself
-    y_true, y_pred = _sparse_targets(y_true, y_pred)
-    _check_labels(y_true, y_pred.shape[-1])
+    if not (  # the common targets, int64 labels (batch,) beside y_pred, need no conversion
+        isinstance(y_true, torch.Tensor)
+        and isinstance(y_pred, torch.Tensor)
+        and y_true.dtype == torch.int64
+        and y_true.shape == shape[:1]
+        and y_true.device == y_pred.device
+    ):
+        y_true, y_pred = _sparse_targets(y_true, y_pred)
+    _check_labels(y_true, shape[1])
     return F.cross_entropy(y_pred, y_true)
+
+
+# numpy's unsigned integer of each size, and its reduction without ndarray.max()'s Python
+# wrapper (the label check runs at every training step)
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_MAXIMUM = np.maximum.reduce
 
 
 def _check_labels(y_true: torch.Tensor, classes: int) -> None:
@@ -204,7 +219,7 @@ def _check_labels(y_true: torch.Tensor, classes: int) -> None:
     if y_true.is_cpu and not torch.compiler.is_compiling():
         labels = (y_true.detach() if y_true.requires_grad else y_true).numpy()
         if labels.dtype.kind == "i":  # one reduction: as unsigned, a negative label is huge
-            outside = labels.view(f"u{labels.itemsize}").max() >= classes
+            outside = _MAXIMUM(labels.view(_UNSIGNED[labels.itemsize])) >= classes
         else:
             outside = ((labels < 0) | (labels >= classes)).any()
         if outside:

@@ -152,13 +152,17 @@ class StepGuard:
         when all were good); the pending steps are cleared either way.
         """
         pending, self._pending, self._bad = self._pending, [], None
-        parts = [*values, *(p.bad for p in pending), *(p.loss for p in pending)]
+        parts = list(values)  # loops, not generators: every step
+        for p in pending:
+            parts.append(p.bad)
+        for p in pending:
+            parts.append(p.loss)
         if not parts:
             return [], None
         device = parts[0].device
-        parts = [
-            t if t.ndim == 0 and t.device == device else t.reshape(()).to(device) for t in parts
-        ]
+        for i, t in enumerate(parts):
+            if t.ndim != 0 or t.device != device:
+                parts[i] = t.reshape(()).to(device)
         # one tensor in the dtype all parts promote to (the flags are 0.0 or 1.0)
         flat = torch.stack(parts).tolist()
         n, k = len(values), len(pending)
