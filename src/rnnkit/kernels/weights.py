@@ -31,6 +31,7 @@ Autograd flows through every map back to the Keras-layout parameters. Without a 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import torch
 from torch._subclasses.fake_tensor import unset_fake_temporarily
@@ -75,6 +76,24 @@ def _units(recurrent_kernel: Tensor, gates: int, where: str) -> int:
     return units
 
 
+def _checked_units(kernel: Any, recurrent_kernel: Any, gates: int, where: str) -> int:
+    """``u`` of ``kernel (d, G u)`` and ``recurrent_kernel (u, G u)``; ``ValueError`` naming
+    the weight otherwise. The weights of every call pass one expression; :func:`_units` and
+    :func:`_check_2d` say what is wrong."""
+    if (
+        isinstance(kernel, torch.Tensor)
+        and isinstance(recurrent_kernel, torch.Tensor)
+        and kernel.dim() == 2
+        and recurrent_kernel.dim() == 2
+        and recurrent_kernel.shape[1] == gates * recurrent_kernel.shape[0]
+        and kernel.shape[1] == recurrent_kernel.shape[1]
+    ):
+        return int(recurrent_kernel.shape[0])
+    units = _units(recurrent_kernel, gates, where)
+    _check_2d("kernel", kernel, None, gates * units, where)
+    return units
+
+
 def lstm_weights(kernel: Tensor, recurrent_kernel: Tensor, bias: Tensor | None) -> list[Tensor]:
     """Keras LSTM weights -> ``[w_ih, w_hh(, b_ih, b_hh)]`` for ``torch._VF.lstm``.
 
@@ -82,8 +101,7 @@ def lstm_weights(kernel: Tensor, recurrent_kernel: Tensor, bias: Tensor | None) 
     transposed views and the bias itself plus a cached zero ``b_hh``; no copies.
     """
     where = "lstm_weights"
-    units = _units(recurrent_kernel, 4, where)
-    _check_2d("kernel", kernel, None, 4 * units, where)
+    units = _checked_units(kernel, recurrent_kernel, 4, where)
     weights = [kernel.t(), recurrent_kernel.t()]
     if bias is not None:
         if tuple(bias.shape) != (4 * units,):
@@ -99,8 +117,7 @@ def simple_rnn_weights(
 ) -> list[Tensor]:
     """Keras SimpleRNN weights -> ``[w_ih, w_hh(, b_ih, b_hh)]`` for ``torch._VF.rnn_tanh/relu``."""
     where = "simple_rnn_weights"
-    units = _units(recurrent_kernel, 1, where)
-    _check_2d("kernel", kernel, None, units, where)
+    units = _checked_units(kernel, recurrent_kernel, 1, where)
     weights = [kernel.t(), recurrent_kernel.t()]
     if bias is not None:
         if tuple(bias.shape) != (units,):
@@ -120,8 +137,7 @@ def gru_weights(kernel: Tensor, recurrent_kernel: Tensor, bias: Tensor | None) -
     """Keras GRU (``reset_after=True``) weights -> ``[w_ih, w_hh(, b_ih, b_hh)]`` for
     ``torch._VF.gru``: transpose, gates z,r,h -> r,z,n, bias rows into ``b_ih`` / ``b_hh``."""
     where = "gru_weights"
-    units = _units(recurrent_kernel, 3, where)
-    _check_2d("kernel", kernel, None, 3 * units, where)
+    units = _checked_units(kernel, recurrent_kernel, 3, where)
     weights = [_zrh_to_rzn(kernel.t(), units), _zrh_to_rzn(recurrent_kernel.t(), units)]
     if bias is not None:
         if tuple(bias.shape) != (2, 3 * units):

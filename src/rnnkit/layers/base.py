@@ -718,6 +718,12 @@ class Layer(nn.Module):
 
     def _convert_inputs(self, inputs: Any) -> Any:
         has_weights, device, compute_dtype = self._call_facts()
+        if (
+            isinstance(inputs, torch.Tensor)
+            and inputs.dtype == compute_dtype
+            and inputs.device == device
+        ):  # already the dtype and on the device of the weights: nothing to convert
+            return inputs
         dtype = compute_dtype if (has_weights or self._dtype_explicit) else None
         cast_all = self._casts_non_floating_inputs
         if isinstance(inputs, torch.Tensor):

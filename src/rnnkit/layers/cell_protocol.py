@@ -108,7 +108,8 @@ def has_dropout(cell: Any) -> bool:
         or cell.__dict__.get("_recurrent_dropout_mask") is not None
     ):
         return True
-    if any(has_dropout(inner) for inner in _member(cell, "cells") or ()):
+    cells = _member(cell, "cells")
+    if cells and any(has_dropout(inner) for inner in cells):
         return True
     inner = _member(cell, "cell")
     return inner is not None and inner is not cell and has_dropout(inner)

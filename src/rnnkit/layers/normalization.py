@@ -183,7 +183,9 @@ class BatchNormalization(Layer):
         rank = inputs.ndim
         if rank != self._input_rank or not -rank <= self.axis < rank:
             check_input_shape(self, inputs.shape, rank=self._input_rank, legend="(as built)")
-        axis = self._check_axis(rank)
+            axis = self._check_axis(rank)  # raises for an axis out of range
+        else:
+            axis = self.axis % rank
         if inputs.shape[axis] != features:
             legend = f"(axis {self.axis} holds the {features} features the layer was built for)"
             check_input_shape(self, inputs.shape, axes={axis: features}, legend=legend)

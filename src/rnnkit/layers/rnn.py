@@ -505,7 +505,7 @@ class RNN(Layer):
             sequences, mask if analysis is None else analysis, bool(training), symbolic
         )
         last_output, outputs, final_states = self._run_planned(
-            plan, self.cell, lambda: self._run(plan, sequences, states, mask, cell_kwargs)
+            plan, self.cell, self._run, plan, sequences, states, mask, cell_kwargs
         )
         if torch.is_autocast_enabled(first.device.type):  # states stay in the inputs' dtype
             final_states = tree.map_structure(
@@ -532,9 +532,9 @@ class RNN(Layer):
             return (output, *final_states)
         return output
 
-    def _run_planned(self, plan: KernelPlan, cell: Any, run: Any) -> Any:
-        """Record ``plan`` as the last kernel and return ``run()``, run between two resets of
-        the cached dropout masks of ``cell`` (the masks are drawn once per call)."""
+    def _run_planned(self, plan: KernelPlan, cell: Any, run: Any, *args: Any) -> Any:
+        """Record ``plan`` as the last kernel and return ``run(*args)``, run between two
+        resets of the cached dropout masks of ``cell`` (the masks are drawn once per call)."""
         # plain values: written to the instance dict, past Module.__setattr__ (per call)
         self.__dict__["last_kernel_choice"] = plan
         self.__dict__["last_kernel"] = plan.name
@@ -542,7 +542,7 @@ class RNN(Layer):
         if dropout:
             reset_dropout_masks(cell)
         try:
-            return run()
+            return run(*args)
         finally:
             if dropout:
                 reset_dropout_masks(cell)
@@ -626,9 +626,7 @@ class RNN(Layer):
             registered.get("bias"),  # None, or not registered, without a bias
         )
         last_output, outputs, final_states = self._run_planned(
-            plan,
-            cell,
-            lambda: self._run_kernel(plan, cell, weights, sequences, states, None, training),
+            plan, cell, self._run_kernel, plan, cell, weights, sequences, states, None, training
         )
         if self.stateful:  # plain values: written past Module.__setattr__ (per call)
             # detached where autograd recorded them (no op under no_grad)
@@ -718,7 +716,8 @@ class RNN(Layer):
     def _kernel_request(self, use_cudnn: bool | str | None) -> KernelRequest:
         """The request, kept while the attributes it is made of are the same (asked at every
         call; a compiled loop's request also names the cells with dropout, so is made anew)."""
-        key = (use_cudnn, self.name, type(self.cell), self.unroll, self.go_backwards)
+        cell = self._modules["cell"]  # past Module.__getattr__ (asked at every call)
+        key = (use_cudnn, self.name, type(cell), self.unroll, self.go_backwards)
         cached = self.__dict__.get("_request_cache")
         if cached is not None and cached[0] == key and self.compile_options is None:
             return cached[1]
