@@ -34,6 +34,9 @@ def check_policy(policy: Any) -> str:
     return policy
 
 
+_ALL = np.logical_and.reduce  # ndarray.all() without its Python wrapper (every step)
+
+
 def _is_finite(a: Any) -> bool:
     """No NaN or infinity in ``a``. Host arrays (numpy, CPU tensors) are checked by numpy,
     which reads nothing back from a device; a tensor on another device is checked there
@@ -49,7 +52,7 @@ def _is_finite(a: Any) -> bool:
             a = a.to(torch.float32)
         a = a.numpy()
     if isinstance(a, np.ndarray) and a.dtype.kind in "fc":
-        return bool(np.isfinite(a).all())
+        return bool(_ALL(np.isfinite(a), axis=None))
     return True
 
 

@@ -311,7 +311,8 @@ class Trainer:
         total = None
         # Low-precision outputs (mixed policies) are compared with the targets in float32.
         if isinstance(y_pred, torch.Tensor):
-            y_pred = _to_float32_if_low_precision(y_pred)
+            if y_pred.dtype in _LOW_PRECISION:
+                y_pred = y_pred.to(torch.float32)
         else:
             y_pred = tree.map_structure(_to_float32_if_low_precision, y_pred)
         if self._compiled_loss is not None:
@@ -993,7 +994,10 @@ class Trainer:
                 1,
             )
         self._loss_tracker.update_state(loss, sample_weight=batch)  # it detaches what needs it
-        compiled = [m for m in (self._compiled_metrics, self._compiled_weighted_metrics) if m.spec]
+        compiled = []  # the containers with metrics (no comprehension: every step)
+        for container in (self._compiled_metrics, self._compiled_weighted_metrics):
+            if container.spec:
+                compiled.append(container)
         if not compiled or y is None:
             return
         flat_true, flat_pred = self._match_targets(y, y_pred)
@@ -1009,10 +1013,12 @@ class Trainer:
                 mask = getattr(orig, "_keras_mask", None)
                 if mask is not None:
                     p._keras_mask = mask
-        if not all(m.built for m in compiled):
-            taken = {m.name for m in self.metrics}
-            for m in compiled:
-                m.build(self._output_names(y_pred), flat_true, flat_pred, taken)
+        for m in compiled:
+            if not m.built:  # the first batch with targets builds them all
+                taken = {m.name for m in self.metrics}
+                for c in compiled:
+                    c.build(self._output_names(y_pred), flat_true, flat_pred, taken)
+                break
         for m in compiled:
             m.update_state(flat_true, flat_pred, sample_weight)
 
@@ -1055,8 +1061,11 @@ class _TrainingModes:
                     module.training = mode
 
 
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
 def _to_float32_if_low_precision(x: Any) -> Any:
-    if isinstance(x, torch.Tensor) and x.dtype in (torch.float16, torch.bfloat16):
+    if isinstance(x, torch.Tensor) and x.dtype in _LOW_PRECISION:
         return x.float()
     return x
 

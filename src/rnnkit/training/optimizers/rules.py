@@ -173,11 +173,14 @@ class KerasRule(torch.optim.Optimizer):
         return loss
 
     def _step_without_grad(self, skip_if: torch.Tensor | None) -> None:
-        chosen = [
-            (group, [p for p in group["params"] if p.grad is not None])
-            for group in self.param_groups
-        ]
-        all_grads = self._clip([p.grad for _, params in chosen for p in params])
+        chosen = []  # (group, its weights with a gradient); loops, not nested comprehensions
+        all_grads: list[torch.Tensor] = []
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            chosen.append((group, params))
+            all_grads += [p.grad for p in params]
+        if self.clipnorm or self.global_clipnorm or self.clipvalue:
+            all_grads = self._clip(all_grads)
         position = 0
         for group, params in chosen:
             grads = all_grads[position : position + len(params)]
