@@ -586,7 +586,7 @@ class RNN(Layer):
         ):
             return None
         if not traced_checked and (
-            in_symbolic_call() or torch.compiler.is_compiling() or torch.jit.is_tracing()
+            in_symbolic_call() or torch.compiler.is_compiling() or torch._C._is_tracing()
         ):
             return None
         key, plan = cached

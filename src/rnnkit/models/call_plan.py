@@ -66,7 +66,13 @@ class CallPlan:
         replaced on an instance. For each module, the test ``nn.Module.__call__`` makes
         itself, plus a compiled call or an instance's own ``forward``; one loop with no helper
         per module (asked at every call)."""
-        if _global_hooks():
+        hooks = nn.modules.module
+        if (
+            hooks._global_forward_hooks
+            or hooks._global_forward_pre_hooks
+            or hooks._global_backward_hooks
+            or hooks._global_backward_pre_hooks
+        ):
             return False
         for module in (model, *self.skipped_calls):
             if (
@@ -103,16 +109,6 @@ class CallPlan:
         return value
 
 
-def _global_hooks() -> bool:
-    module = nn.modules.module
-    return bool(
-        module._global_forward_hooks
-        or module._global_forward_pre_hooks
-        or module._global_backward_hooks
-        or module._global_backward_pre_hooks
-    )
-
-
 def _key(model: Any, x: torch.Tensor) -> tuple[Any, ...]:
     return (
         structure_version(),
@@ -133,7 +129,7 @@ def _plain_call(x: Any, kwargs: dict[str, Any]) -> bool:
         and getattr(x, "_keras_mask", None) is None
         and not in_symbolic_call()
         and not torch.compiler.is_compiling()
-        and not torch.jit.is_tracing()
+        and not torch._C._is_tracing()  # torch.jit.is_tracing() less its is_scripting()
     )
 
 

@@ -320,7 +320,9 @@ class Trainer:
             if not self._compiled_loss.built:
                 self._compiled_loss.build(self._output_names(y_pred))
             total = self._compiled_loss(flat_true, flat_pred, sample_weight)
-        extra = [loss for loss in self.losses if isinstance(loss, torch.Tensor)]
+        extra = self.losses
+        if extra:  # filtered only when there are some (every step)
+            extra = [loss for loss in extra if isinstance(loss, torch.Tensor)]
         if extra:
             reg = torch.stack([loss.reshape(()).to(extra[0].dtype) for loss in extra]).sum()
             total = reg if total is None else total + reg.to(total.device)
@@ -402,7 +404,7 @@ class Trainer:
         optimizer = self.optimizer
         return (
             isinstance(optimizer, optimizers_module.Optimizer)
-            and optimizer.built
+            and optimizer.torch_optimizer is not None  # built
             and not self._constrained_layers()
             and optimizer.torch_optimizer.can_skip_on_device()
         )
@@ -495,8 +497,8 @@ class Trainer:
         """The optimizer step, then the weight constraints; ``skip_if``: see
         :meth:`_optimizer_skips_on_device`."""
         optimizer = self.optimizer
-        if isinstance(optimizer, optimizers_module.Optimizer) and not optimizer.built:
-            if not self._trainable_parameters():
+        if isinstance(optimizer, optimizers_module.Optimizer) and optimizer.torch_optimizer is None:
+            if not self._trainable_parameters():  # not built yet
                 # Keras trains such a model without updates, with this warning.
                 warnings.warn(
                     f"fit: the model '{self.name}' does not have any trainable weights; "
@@ -845,7 +847,8 @@ class Trainer:
         return_dict: bool = False,
     ) -> Any:
         """One training step on one batch (metrics reset first); returns the logs."""
-        self._assert_compiled("train_on_batch")
+        if not self.compiled:
+            self._assert_compiled("train_on_batch")
         if class_weight is not None:
             sample_weight = _class_weight_to_sample_weight(y, sample_weight, class_weight)
         data_module.num_samples(x, y, sample_weight)
@@ -854,9 +857,8 @@ class Trainer:
         self.__dict__["_batch_label"] = "train_on_batch"  # past Module.__setattr__
         with self._mode(training=True):
             if self._inputs_finite((x, y, sample_weight)):
-                logs = self._step("train_step")(
-                    data_module.to_device((x, y, sample_weight), self._device())
-                )
+                step = self._step("train_step") if self.jit_compile else self.train_step
+                logs = step(data_module.to_device((x, y, sample_weight), self._device()))
             else:  # nan_policy="warn": the batch is not trained on
                 logs = self.get_metrics_result()
         logs = logs.to_dict() if isinstance(logs, StepLogs) else dict(logs)  # one read-back
