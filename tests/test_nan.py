@@ -8,6 +8,7 @@ import torch
 
 import rnnkit
 from rnnkit import layers
+from rnnkit.training import nan_policy
 
 
 def _model(nan_policy: str = "raise", lr: float = 0.05) -> rnnkit.Model:
@@ -134,3 +135,28 @@ def test_ignore_policy_trains_on_as_keras_does():
 def test_nan_policy_is_validated():
     with pytest.raises(ValueError, match=r'nan_policy must be "raise", "warn" or "ignore"'):
         _model("skip")
+
+
+@pytest.mark.parametrize(
+    ("values", "finite"),
+    [
+        (np.ones((4, 3), np.float32), True),
+        (np.full((4, 3), 1e30, np.float32), True),  # the squares overflow; the values do not
+        (np.array([1.0, np.nan], np.float32), False),
+        (np.array([1.0, np.inf], np.float64), False),
+        (np.array([np.inf, -np.inf], np.float32), False),
+        (np.array([-np.inf, 1e30], np.float32), False),
+        (np.ones((3, 4), np.float32).T, True),  # not contiguous
+        (np.zeros((0, 3), np.float32), True),
+        (np.array([1 + 1j, complex(np.inf, 0)]), False),
+        (np.array([1, 2], np.int64), True),
+        (torch.tensor([1.0, float("nan")], dtype=torch.float16), False),
+        (torch.tensor([60000.0, 1.0], dtype=torch.float16), True),  # float16 squares overflow
+        (torch.ones(2, 3, requires_grad=True), True),
+        (torch.tensor([0.0, float("-inf")], dtype=torch.float64), False),
+    ],
+)
+def test_the_finiteness_check_is_exact(values, finite):
+    """The input check's sum-of-squares shortcut never calls a non-finite array finite, and
+    an overflowing sum of finite values is checked value by value."""
+    assert nan_policy._is_finite(values) is finite
