@@ -45,19 +45,18 @@ import rnnkit as keras  # noqa: E402
 # (module, attribute path, label): the pieces timed, in the order the step runs them
 PIECES = [
     ("rnnkit.training.trainer", "Trainer.train_on_batch", "train_on_batch"),
-    ("rnnkit.training.trainer", "Trainer._inputs_finite", "  input nan check"),
-    ("rnnkit.training.trainer", "Trainer.train_step", "  train_step"),
+    ("rnnkit.training.nan_policy", "_is_finite", "  input nan check (x, y)"),
+    ("rnnkit.training.step_plan", "StepPlan._step", "  the step (its plan)"),
     ("rnnkit.models.model", "Model.__call__", "    model call"),
     ("rnnkit.kernels.fused", "_call_vf", "      torch LSTM op"),
     ("rnnkit.layers.normalization", "BatchNormalization.call", "      BatchNormalization"),
     ("rnnkit.layers.core", "Dense.call", "      Dense"),
     ("rnnkit.training.trainer", "Trainer.compute_loss", "    compute_loss"),
     ("torch", "Tensor.backward", "    backward"),
-    ("rnnkit.training.trainer", "Trainer._guarded_update", "    guarded update"),
-    ("rnnkit.training.step_guard", "StepGuard.check", "      guard flag"),
+    ("rnnkit.training.step_guard", "StepGuard.check", "    guard flag"),
+    ("rnnkit.training.step_plan", "StepPlan._update", "    update"),
     ("rnnkit.training.optimizers.keras_named", "Optimizer.step", "      optimizer step"),
-    ("rnnkit.training.trainer", "Trainer._update_metrics", "      metrics"),
-    ("rnnkit.training.trainer", "Trainer._step_logs", "    logs"),
+    ("rnnkit.training.compiled", "CompiledMetrics.update_state", "      metrics"),
     ("rnnkit.training.trainer", "Trainer._read_back", "  read-back"),
 ]
 

@@ -49,6 +49,7 @@ from rnnkit.training import losses as losses_module
 from rnnkit.training import metrics as metrics_module
 from rnnkit.training import nan_policy as nan_policy_module
 from rnnkit.training import optimizers as optimizers_module
+from rnnkit.training import step_plan as step_plan_module
 from rnnkit.training.compiled import CompiledLoss, CompiledMetrics, dedupe_names
 from rnnkit.training.logs import StepLogs
 from rnnkit.training.progress import ProgressBar, resolve_verbose
@@ -332,6 +333,7 @@ class Trainer:
             )
         return total
 
+    @step_plan_module.runs  # train_on_batch's common call runs it as a StepPlan
     def train_step(self, data: tuple[Any, Any, Any]) -> Mapping[str, float]:
         """One optimizer step on a batch ``(x, y, sample_weight)``; returns the running logs
         (a mapping whose values stay on the device until read).
@@ -849,6 +851,11 @@ class Trainer:
         """One training step on one batch (metrics reset first); returns the logs."""
         if not self.compiled:
             self._assert_compiled("train_on_batch")
+        plan = step_plan_module.lookup(self, x, y, sample_weight, class_weight)
+        if plan is not None:  # the common call, its decisions made once (see step_plan)
+            planned = plan.run(self, x, y)
+            if planned is not None:
+                return planned if return_dict else _flatten_logs(planned)
         if class_weight is not None:
             sample_weight = _class_weight_to_sample_weight(y, sample_weight, class_weight)
         data_module.num_samples(x, y, sample_weight)
