@@ -60,7 +60,7 @@ def _is_finite(a: Any) -> bool:
             # warning about it silenced) is checked value by value below.
             flat = a.reshape(-1)
             with np.errstate(over="ignore", invalid="ignore"):
-                squares = np.dot(flat, flat)
+                squares = flat @ flat  # np.dot, less its Python dispatcher
             if math.isfinite(squares):
                 return True
         return bool(_ALL(np.isfinite(a), axis=None))
