@@ -103,7 +103,7 @@ class StepPlan:
         loss = model.compute_loss(x, y, y_pred, None, training=True)
         for p in self.parameters:
             p.grad = None
-        if loss.requires_grad:  # (a compute_loss of no weight: nothing to differentiate)
+        if loss.requires_grad:  # (not when no weight contributes to the loss)
             loss.backward()
         value = loss.detach()
         update = functools.partial(self._update, model, x, y, y_pred, value)

@@ -1024,7 +1024,7 @@ class Trainer:
                     p._keras_mask = mask
         for m in compiled:
             if not m.built:  # the first batch with targets builds them all
-                taken = {m.name for m in self.metrics}
+                taken = {metric.name for metric in self.metrics}
                 for c in compiled:
                     c.build(self._output_names(y_pred), flat_true, flat_pred, taken)
                 break
