@@ -512,3 +512,32 @@ def test_layer_get_initial_state():
         [(5, 2)],
         [(5, 4), (5, 4)],
     ]
+
+
+class _PlainObjectCell:
+    """A cell that is neither a Layer nor a torch Module: ``call`` and ``state_size`` only."""
+
+    state_size = 3
+
+    def __init__(self) -> None:
+        self.weight = torch.nn.Parameter(torch.full((5, 3), 0.1))
+
+    def call(self, inputs, states):
+        h = torch.tanh(inputs @ self.weight + states[0])
+        return h, [h]
+
+
+def test_a_cell_that_is_not_a_module_runs_call_after_call():
+    """The layer finds its cell in the instance dict when it is not a submodule (the
+    kernel request, asked at every call, reads it past Module.__getattr__)."""
+    cell = _PlainObjectCell()
+    layer = layers.RNN(cell, return_sequences=True)
+    x = torch.randn(2, 4, 5)
+    first, second = layer(x), layer(x)
+    torch.testing.assert_close(first, second)
+    expected, h = [], torch.zeros(2, 3)
+    for t in range(4):
+        h = torch.tanh(x[:, t] @ cell.weight + h)
+        expected.append(h)
+    torch.testing.assert_close(first, torch.stack(expected, 1))
+    assert layer.cell is cell

@@ -532,6 +532,13 @@ class RNN(Layer):
             return (output, *final_states)
         return output
 
+    def _cell(self) -> Any:
+        """``self.cell`` past ``Module.__getattr__`` (asked at every call): a module cell is
+        in torch's registry of submodules, any other object (a cell need only have ``call``
+        and ``state_size``) in the instance dict."""
+        modules = self._modules
+        return modules["cell"] if "cell" in modules else self.__dict__["cell"]
+
     def _run_planned(self, plan: KernelPlan, cell: Any, run: Any, *args: Any) -> Any:
         """Record ``plan`` as the last kernel and return ``run(*args)``, run between two
         resets of the cached dropout masks of ``cell`` (the masks are drawn once per call)."""
@@ -601,9 +608,9 @@ class RNN(Layer):
             False,
         ):
             return None
-        # Submodules and weights are found by Module.__getattr__, a Python call per read:
-        # the cell and its weights are read from torch's registries instead
-        cell = self._modules["cell"]
+        # Weights are found by Module.__getattr__, a Python call per read: the cell's are
+        # read from torch's registry instead
+        cell = self._cell()
         if key[:2] != (_cell_spec(cell), self.kernel_request()):
             return None
         batch = sequences.shape[0]
@@ -716,8 +723,7 @@ class RNN(Layer):
     def _kernel_request(self, use_cudnn: bool | str | None) -> KernelRequest:
         """The request, kept while the attributes it is made of are the same (asked at every
         call; a compiled loop's request also names the cells with dropout, so is made anew)."""
-        cell = self._modules["cell"]  # past Module.__getattr__ (asked at every call)
-        key = (use_cudnn, self.name, type(cell), self.unroll, self.go_backwards)
+        key = (use_cudnn, self.name, type(self._cell()), self.unroll, self.go_backwards)
         cached = self.__dict__.get("_request_cache")
         if cached is not None and cached[0] == key and self.compile_options is None:
             return cached[1]
