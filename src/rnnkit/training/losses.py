@@ -11,8 +11,7 @@ A mask on ``y_pred`` (``y_pred._keras_mask``, set by masking layers) weights val
 by ``total / valid`` so that masked positions do not count and the result is the mean over the
 valid ones.
 
->>> import numpy as np
-import torch
+>>> import torch
 >>> MeanSquaredError()(torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 1.0]])).item()
 0.5
 """
