@@ -5,6 +5,8 @@ torch rules on their own, bad arguments, save/resume of the new state."""
 
 from __future__ import annotations
 
+import copy
+import io
 import warnings
 
 import numpy as np
@@ -319,3 +321,35 @@ def test_save_and_resume_keeps_the_keras_state(tmp_path):
     loaded.fit(x[8:16], y[8:16], batch_size=4, shuffle=False, verbose=0)
     for a, b in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: rnnkit.optimizers.SGD(0.1),
+        lambda: rnnkit.optimizers.SGD(0.1, momentum=0.9, use_ema=True),
+        lambda: rnnkit.optimizers.Adam(0.01, amsgrad=True, clipnorm=1.0),
+        lambda: rnnkit.optimizers.RMSprop(0.01, global_clipnorm=0.5),
+    ],
+)
+def test_a_copied_or_pickled_model_trains_on_as_the_original(make):
+    """copy.deepcopy and torch.save keep the rule's own settings (clipping, EMA, slots),
+    which torch.optim.Optimizer's pickle state leaves out: the copy trains on exactly as the
+    original does."""
+    torch.manual_seed(0)
+    model = rnnkit.Sequential([layers.Input((3,)), layers.Dense(2)])
+    model.compile(optimizer=make(), loss="mse")
+    x, y = torch.randn(8, 3), torch.randn(8, 2)
+    for _ in range(2):
+        model.train_on_batch(x, y)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    copies = [copy.deepcopy(model), torch.load(buffer, weights_only=False)]
+    for m in [model, *copies]:
+        for _ in range(3):
+            m.train_on_batch(x, y)
+    for m in copies:
+        for a, b in zip(model.state_dict().values(), m.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+        assert m.optimizer.iterations == model.optimizer.iterations == 5

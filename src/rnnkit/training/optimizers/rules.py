@@ -79,6 +79,25 @@ class KerasRule(torch.optim.Optimizer):
         self.ema_momentum = float(ema_momentum)
         self.ema_overwrite_frequency = ema_overwrite_frequency
 
+    # The rule's own settings, which torch.optim.Optimizer.__getstate__ (its pickle and
+    # copy.deepcopy state: defaults, state, param_groups) leaves out.
+    _SETTINGS = (
+        "clipnorm",
+        "clipvalue",
+        "global_clipnorm",
+        "use_ema",
+        "ema_momentum",
+        "ema_overwrite_frequency",
+        "slots",
+    )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for name in self._SETTINGS:
+            if name in self.__dict__:
+                state[name] = self.__dict__[name]
+        return state
+
     # ------------------------------------------------------------------- the state
     def expected_state(self) -> set[str]:
         """The per-weight state names this rule reads (its slots, plus ``average`` with EMA)."""
