@@ -314,3 +314,39 @@ def test_the_decision_is_kept_for_configurations_the_plan_does_not_cover(monkeyp
     own.train_step = lambda data: calls.append(1) or general_step(data)
     own.train_on_batch(x, y)
     assert calls == [1]
+
+
+class _TwoOutputs(rnnkit.Model):
+    """A subclassed model with two outputs and its own compute_loss on the first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = layers.Dense(3)
+        self.b = layers.Dense(2)
+
+    def call(self, x):
+        return self.a(x), self.b(x)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return ((y_pred[0] - y) ** 2).mean()
+
+
+def test_several_outputs_with_an_own_compute_loss(monkeypatch):
+    """Outputs that are not one tensor are matched by the Trainer's own metrics update."""
+    runs = _Runs(monkeypatch)
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = _TwoOutputs()
+        model(torch.zeros(1, 5))  # built (weights drawn) right after the seed
+        model.compile(optimizer="sgd")
+        models.append(model)
+    runs.general.append(models[1])
+    logs = [[], []]
+    for x, y in _batches("dense", 4):
+        for i, model in enumerate(models):
+            logs[i].append(model.train_on_batch(x, y, return_dict=True))
+    assert runs.count == 3
+    assert logs[0] == logs[1]
+    for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
