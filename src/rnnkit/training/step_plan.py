@@ -5,7 +5,7 @@ guard stays on the device, whether the optimizer's update skips itself there, wh
 metric tells its state, whether the weights have constraints; ``train_on_batch`` around it
 checks and converts its arguments, switches the modules' modes and wraps the logs. For the
 common call those answers do not change from one step to the next, and asking them costs
-Python calls: 37 of the 172 of a ``train_on_batch`` of the guide's model, about 2% of its
+Python calls: 29 of the 172 of a ``train_on_batch`` of the guide's model, about 2% of its
 step on a 2-core CPU (``benchmarks/bench_fit.py``; a Python call inside a training step
 costs several times what it costs alone, see ``benchmarks/step_parts.py``).
 
@@ -13,14 +13,14 @@ A :class:`StepPlan` asks them once and then runs the same step:
 
 1. the nan policy's check of ``x`` and ``y`` (a bad batch goes to the general path, which
    raises or warns naming the array);
-2. ``model.reset_metrics()``; every module in training mode (each back in its own mode
-   afterwards);
+2. ``model.reset_metrics()``; every module in training mode (the Trainer's own switch, each
+   module back in its own mode afterwards);
 3. the metrics' states kept for the guard, ``y_pred = model(x, training=True)``,
    ``loss = model.compute_loss(x, y, y_pred, None, training=True)``, the gradients set to
    None, ``loss.backward()``;
 4. the guard's flag and the optimizer's update that skips itself on it (when the gradients
-   allow it at this step; otherwise the general ``_guarded_update``), then the loss tracker
-   and the compiled metrics;
+   allow it at this step; otherwise the general ``_guarded_update``), then the Trainer's
+   metrics update;
 5. one read-back of the logs with the guard's flags (:meth:`Trainer._read_back`).
 
 It applies (:func:`lookup`) to a compiled model whose ``train_step`` is the Trainer's (marked
@@ -56,13 +56,10 @@ class StepPlan:
     def __init__(self, model: Any) -> None:
         self.metrics = model.metrics
         self.names = [m.name for m in self.metrics]
-        self.compiled = [
-            c
-            for c in (model._compiled_metrics, model._compiled_weighted_metrics)
-            if c is not None and c.spec
-        ]
         self.parameters = model._parameters_list()
-        self.modules, self.plain_train = model._cached("modules", model._modules_and_plain_train)
+        # the Trainer's own mode switch, made once and entered at every step (the modules
+        # it walks change only with the structure, which is in the plan's key)
+        self.training_mode = model._mode(training=True)
         self.device = model._device()
 
     def run(self, model: Any, x: torch.Tensor, y: torch.Tensor) -> dict[str, float] | None:
@@ -72,22 +69,8 @@ class StepPlan:
             return None
         model.reset_metrics()
         model.__dict__["_batch_label"] = _LABEL  # past Module.__setattr__
-        if not self.plain_train:  # a module with its own train(): the general switch
-            with model._mode(training=True):
-                self._step(model, x, y)
-        else:  # the flags written directly, as trainer._TrainingModes does
-            modules = self.modules
-            previous = [m.training for m in modules]
-            switch = False in previous
-            if switch:
-                for module in modules:
-                    module.__dict__["training"] = True
-            try:
-                self._step(model, x, y)
-            finally:
-                if switch:
-                    for module, mode in zip(modules, previous):
-                        module.__dict__["training"] = mode
+        with self.training_mode:
+            self._step(model, x, y)
         values, divisors = [], []
         for m in self.metrics:
             value, count = m.result_parts()
@@ -122,23 +105,14 @@ class StepPlan:
         skip_if: torch.Tensor | None = None,
     ) -> None:
         """The optimizer's update (skipped on the device where ``skip_if`` holds 1), then
-        the metrics, as ``Trainer._apply_gradients`` and ``Trainer._update_metrics`` do for
-        this configuration (no constraint to apply; one output, else the Trainer's own)."""
+        the Trainer's metrics update, as ``Trainer.train_step`` does for this configuration
+        (a built optimizer and no constraint to apply: ``Trainer._apply_gradients`` would
+        only step)."""
         if skip_if is None:
             model.optimizer.step()
         else:
             model.optimizer.step(skip_if=skip_if)
-        if not isinstance(y_pred, torch.Tensor):  # several outputs: matched by the Trainer
-            model._update_metrics(x, y, y_pred, loss, None)
-            return
-        model._loss_tracker.update_state(loss, sample_weight=int(x.shape[0]))
-        if self.compiled:
-            pred = y_pred.detach()
-            mask = getattr(y_pred, "_keras_mask", None)
-            if mask is not None:
-                pred._keras_mask = mask
-            for container in self.compiled:
-                container.update_state([y], [pred], None)
+        model._update_metrics(x, y, y_pred, loss, None)
 
 
 def runs(train_step: Callable[..., Any]) -> Callable[..., Any]:
