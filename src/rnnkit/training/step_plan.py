@@ -21,7 +21,7 @@ A :class:`StepPlan` asks them once and then runs the same step:
 4. the guard's flag and the optimizer's update that skips itself on it (when the gradients
    allow it at this step; otherwise the general ``_guarded_update``), then the Trainer's
    metrics update;
-5. one read-back of the logs with the guard's flags (:meth:`Trainer._read_back`).
+5. the Trainer's logs, read back at once with the guard's flags (:meth:`Trainer._read_back`).
 
 It applies (:func:`lookup`) to a compiled model whose ``train_step`` is the Trainer's (marked
 with :func:`runs`), not
@@ -55,7 +55,6 @@ class StepPlan:
 
     def __init__(self, model: Any) -> None:
         self.metrics = model.metrics
-        self.names = [m.name for m in self.metrics]
         self.parameters = model._parameters_list()
         # the Trainer's own mode switch, made once and entered at every step (the modules
         # it walks change only with the structure, which is in the plan's key)
@@ -71,13 +70,9 @@ class StepPlan:
         model.__dict__["_batch_label"] = _LABEL  # past Module.__setattr__
         with self.training_mode:
             self._step(model, x, y)
-        values, divisors = [], []
-        for m in self.metrics:
-            value, count = m.result_parts()
-            values.append(value)
-            divisors.append(count)
+        names, values, divisors = model._log_parts()
         floats = model._read_back(values, as_of=model._guard.steps, divisors=divisors)
-        return dict(zip(self.names, floats))
+        return dict(zip(names, floats))  # read back at once, as train_on_batch's logs are
 
     def _step(self, model: Any, x: torch.Tensor, y: torch.Tensor) -> None:
         guard = model._guard

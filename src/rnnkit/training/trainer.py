@@ -257,14 +257,23 @@ class Trainer:
         """The running logs, left on the device until something reads them. A mean whose
         count is a host number is read back as its total and divided on the host (no
         division op per metric and step)."""
-        names, values, divisors = [], [], []
+        names, values, divisors = self._log_parts()
+        read_back = functools.partial(self._read_back, as_of=self._guard.steps, divisors=divisors)
+        return StepLogs(names, values, read_back)
+
+    def _log_parts(self) -> tuple[list[str], list[Any], list[float | None]]:
+        """The metrics' names, and their values as :meth:`_read_back` takes them: a total and
+        its host count where a mean has one (:meth:`rnnkit.training.metrics.Mean.result_parts`),
+        else the result and None."""
+        names: list[str] = []
+        values: list[Any] = []
+        divisors: list[float | None] = []
         for m in self.metrics:  # one loop (not three comprehensions): every step
             value, count = m.result_parts()
             names.append(m.name)
             values.append(value)
             divisors.append(count)
-        read_back = functools.partial(self._read_back, as_of=self._guard.steps, divisors=divisors)
-        return StepLogs(names, values, read_back)
+        return names, values, divisors
 
     @eager  # jit_compile compiles the model's computation, not this
     def _read_back(
